@@ -1,0 +1,20 @@
+# loom_add_plugin(NAME SOURCES src... [LIBRARIES lib...])
+# Builds a Loom plugin: a shared library with hidden visibility that links the Loom SDK and
+# exports exactly one entry point (declared with LOOM_PLUGIN in one of its sources).
+function(loom_add_plugin name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBRARIES" ${ARGN})
+  add_library(${name} MODULE ${ARG_SOURCES})
+  if(TARGET loom_core)
+    target_link_libraries(${name} PRIVATE loom_core ${ARG_LIBRARIES})
+  else()
+    target_link_libraries(${name} PRIVATE Loom::loom_core ${ARG_LIBRARIES})
+  endif()
+  set_target_properties(${name} PROPERTIES PREFIX "lib" CXX_VISIBILITY_PRESET hidden
+                                           VISIBILITY_INLINES_HIDDEN ON CXX_STANDARD 20)
+  if(DEFINED LOOM_PLUGIN_OUTPUT_DIR)
+    set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${LOOM_PLUGIN_OUTPUT_DIR})
+  endif()
+  if(DEFINED LOOM_PLUGIN_INSTALL_DIR AND NOT ARG_NO_INSTALL)
+    install(TARGETS ${name} LIBRARY DESTINATION ${LOOM_PLUGIN_INSTALL_DIR})
+  endif()
+endfunction()

@@ -1,0 +1,81 @@
+// Model graphs: a directed acyclic graph of layers with named inputs and outputs. Models are
+// declared in a pipeline's `models:` section; a model used inside another is inlined and shares
+// its layers (and so its weights) with the original.
+//
+// One training step, as a recipe drives it:
+//   model.forward(ctx, {&x});               // fills every node's value
+//   loss.compute(model.output(), &y, &model.seed_grad(model.output_node()), 1.f);
+//   model.backward(ctx);                   // adds into every trainable Param::grad
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/error.hpp"
+#include "loom/export.hpp"
+#include "loom/layer.hpp"
+
+namespace loom {
+
+struct LOOM_API ModelNode {
+  std::string name;   // qualified: "encoder.hidden"; inputs: "encoder.input"
+  std::string type;   // registered layer type, or "input"
+  std::shared_ptr<Layer> layer;  // null for inputs
+  std::vector<int> inputs;       // indices of earlier nodes
+  std::vector<ParamPtr> params;  // parameters of this node's layer
+  Shape shape;                   // without the batch dimension
+  Location where;                // YAML location of the layer entry
+  std::string path;              // YAML path of the layer entry
+};
+
+class LOOM_API Model {
+ public:
+  Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> inputs,
+        std::vector<int> outputs);
+  ~Model();
+
+  const std::string& name() const { return name_; }
+  const std::vector<ModelNode>& nodes() const { return nodes_; }
+  size_t num_inputs() const { return inputs_.size(); }
+  size_t num_outputs() const { return outputs_.size(); }
+  int input_node(size_t i = 0) const { return inputs_[i]; }
+  int output_node(size_t i = 0) const { return outputs_[i]; }
+  const Shape& input_shape(size_t i = 0) const { return nodes_[inputs_[i]].shape; }
+  const Shape& output_shape(size_t i = 0) const { return nodes_[outputs_[i]].shape; }
+  // Node index by qualified name, or by a name unique among the local names; -1 if none.
+  int find(const std::string& name) const;
+
+  // Unique parameters (shared ones once), in first-use order.
+  const std::vector<ParamPtr>& params() const { return params_; }
+  int64_t param_count(bool trainable_only = false) const;
+
+  // Runs the graph. Inputs are batch-first tensors matching input_shape(i).
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs);
+  const Tensor& output(size_t i = 0) const { return values_[outputs_[i]]; }
+  const Tensor& value(int node) const { return values_[node]; }
+  // Sum of the layers' regularisation penalties of the last forward.
+  double penalty() const;
+
+  // The gradient buffer of a node for the coming backward(), zeroed on first use after a
+  // forward(); callers add (or write) the loss gradient into it.
+  Tensor& seed_grad(int node);
+  // Back-propagates the seeded gradients; parameter gradients are ADDED to Param::grad.
+  // With input_grads, input_grad(i) holds d(loss)/d(input i) afterwards.
+  void backward(const RunContext& ctx, bool input_grads = false);
+  const Tensor& input_grad(size_t i = 0) const { return grads_[inputs_[i]]; }
+  void zero_grads();  // all parameter gradients
+
+  // Keras-like summary table.
+  std::string summary() const;
+
+ private:
+  std::string name_;
+  std::vector<ModelNode> nodes_;
+  std::vector<int> inputs_, outputs_;
+  std::vector<ParamPtr> params_;
+  std::vector<Tensor> values_, grads_, scratch_;
+  std::vector<char> has_grad_, trainable_below_;
+  std::vector<std::vector<int>> consumers_;
+};
+
+}  // namespace loom

@@ -1,0 +1,28 @@
+// Loading plugin libraries into a registry (used by the runtime and by tests).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "loom/export.hpp"
+#include "loom/registry.hpp"
+
+namespace loom {
+
+struct LOOM_API LoadedPlugin {
+  std::string path, name, version, description;
+};
+
+// Loads one library (immediate binding), checks its ABI version and calls its register
+// function. Throws Error naming the file and the reason. A library already loaded is skipped.
+LOOM_API void load_plugin(Registry& registry, const std::string& path);
+// Loads every *.so in a folder (not recursive), in name order.
+LOOM_API void load_plugin_dir(Registry& registry, const std::string& dir);
+// The default search: each of `extra` (folders or .so files, from a pipeline's `plugins:`),
+// then LOOM_PLUGIN_PATH (':'-separated), then the plugin folder beside the running binary.
+LOOM_API void load_default_plugins(Registry& registry, const std::vector<std::string>& extra = {});
+// Libraries loaded so far (kept resident for the life of the process).
+LOOM_API std::vector<LoadedPlugin> loaded_plugins();
+// <folder of the running executable>/../lib/loom/plugins
+LOOM_API std::string builtin_plugin_dir();
+
+}  // namespace loom

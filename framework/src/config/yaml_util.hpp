@@ -1,0 +1,55 @@
+// Internal: yaml-cpp helpers that keep locations, and the Params implementation.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "loom/error.hpp"
+#include "loom/params.hpp"
+
+namespace loom {
+
+// Collects located problems so that validation reports all of them, not the first one.
+class Problems {
+ public:
+  void add(const std::string& message) { list_.push_back(message); }
+  void add(const Location& where, const std::string& path, const std::string& message) {
+    list_.push_back(located(where, path, message));
+  }
+  bool empty() const { return list_.empty(); }
+  size_t size() const { return list_.size(); }
+  const std::vector<std::string>& list() const { return list_; }
+  // Throws one Error holding every problem, one per line.
+  void raise_if_any() const;
+
+ private:
+  std::vector<std::string> list_;
+};
+
+Location location_of(const YAML::Node& node, const std::string& file);
+std::string join_path(const std::string& path, const std::string& key);
+std::string index_path(const std::string& path, size_t i);
+std::string describe_node(const YAML::Node& n);  // "a mapping", "'abc'", ...
+
+struct Params::Impl {
+  YAML::Node node;
+  Spec spec;
+  std::string file;
+  std::string path;
+};
+
+Params make_params(const YAML::Node& node, const Spec& spec, const std::string& file,
+                   const std::string& path);
+
+// Validates the keys of `node` (a mapping) against `spec`, ignoring `reserved` keys. Problems
+// are collected, each located.
+void check_params(const YAML::Node& node, const Spec& spec, const std::string& file,
+                  const std::string& path, const std::set<std::string>& reserved,
+                  Problems& problems);
+
+// Checks one value against one parameter declaration; returns "" or the reason.
+std::string check_value(const YAML::Node& value, const ParamSpec& p);
+
+}  // namespace loom

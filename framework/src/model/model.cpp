@@ -1,0 +1,185 @@
+#include "loom/model.hpp"
+
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+namespace loom {
+
+Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> inputs,
+             std::vector<int> outputs)
+    : name_(std::move(name)), nodes_(std::move(nodes)), inputs_(inputs), outputs_(outputs) {
+  size_t n = nodes_.size();
+  values_.resize(n);
+  grads_.resize(n);
+  scratch_.resize(n);
+  has_grad_.assign(n, 0);
+  trainable_below_.assign(n, 0);
+  consumers_.resize(n);
+  std::set<Param*> seen;
+  for (size_t i = 0; i < n; ++i) {
+    for (auto& p : nodes_[i].params)
+      if (seen.insert(p.get()).second) params_.push_back(p);
+    for (int j : nodes_[i].inputs) consumers_[j].push_back(int(i));
+  }
+}
+
+Model::~Model() = default;
+
+int Model::find(const std::string& name) const {
+  for (size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].name == name) return int(i);
+  int found = -1;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const std::string& q = nodes_[i].name;
+    auto dot = q.rfind('.');
+    std::string local = dot == std::string::npos ? q : q.substr(dot + 1);
+    bool suffix = q.size() > name.size() && q.compare(q.size() - name.size(), name.size(), name) == 0 &&
+                  q[q.size() - name.size() - 1] == '.';
+    if (local == name || suffix) {
+      if (found >= 0) return -1;  // ambiguous
+      found = int(i);
+    }
+  }
+  return found;
+}
+
+int64_t Model::param_count(bool trainable_only) const {
+  int64_t n = 0;
+  for (auto& p : params_)
+    if (!trainable_only || p->trainable) n += p->value.size();
+  return n;
+}
+
+void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs) {
+  if (inputs.size() != inputs_.size())
+    throw Error("model '" + name_ + "' takes " + std::to_string(inputs_.size()) +
+                " input(s), got " + std::to_string(inputs.size()));
+  int64_t batch = inputs.empty() ? 1 : inputs[0]->dim(0);
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    const Tensor& x = *inputs[i];
+    Shape want = nodes_[inputs_[i]].shape;
+    want.insert(want.begin(), x.dim(0));
+    if (x.shape() != want)
+      throw Error("model '" + name_ + "' input '" + nodes_[inputs_[i]].name + "' expects " +
+                  to_string(want) + " (batch first), got " + to_string(x.shape()));
+    values_[inputs_[i]] = x;
+  }
+  std::vector<const Tensor*> in;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    has_grad_[i] = 0;
+    ModelNode& node = nodes_[i];
+    if (!node.layer) continue;
+    in.clear();
+    for (int j : node.inputs) in.push_back(&values_[j]);
+    Shape s = node.shape;
+    s.insert(s.begin(), batch);
+    values_[i].resize(s);
+    node.layer->forward(ctx, in, values_[i]);
+  }
+}
+
+double Model::penalty() const {
+  double p = 0;
+  for (auto& n : nodes_)
+    if (n.layer) p += n.layer->penalty();
+  return p;
+}
+
+Tensor& Model::seed_grad(int node) {
+  if (!has_grad_[node]) {
+    grads_[node].resize(values_[node].shape());
+    grads_[node].zero();
+    has_grad_[node] = 1;
+  }
+  return grads_[node];
+}
+
+void Model::zero_grads() {
+  for (auto& p : params_)
+    if (p->grad.size() != p->value.size()) p->grad.resize(p->value.shape());
+  for (auto& p : params_) p->grad.zero();
+}
+
+void Model::backward(const RunContext& ctx, bool input_grads) {
+  size_t n = nodes_.size();
+  // Which nodes need an input gradient: those with trainable parameters at or below them.
+  for (size_t i = 0; i < n; ++i) {
+    char t = 0;
+    if (!nodes_[i].layer) {
+      t = input_grads;
+    } else {
+      for (auto& p : nodes_[i].params) t |= p->trainable;
+      for (int j : nodes_[i].inputs) t |= trainable_below_[j];
+    }
+    trainable_below_[i] = t;
+  }
+  std::vector<const Tensor*> in;
+  std::vector<Tensor*> din;
+  std::vector<int> pending;
+  for (size_t k = n; k-- > 0;) {
+    ModelNode& node = nodes_[k];
+    if (!node.layer || !has_grad_[k] || !trainable_below_[k]) continue;
+    in.clear();
+    din.clear();
+    pending.clear();
+    for (size_t a = 0; a < node.inputs.size(); ++a) {
+      int j = node.inputs[a];
+      in.push_back(&values_[j]);
+      if (!trainable_below_[j]) {
+        din.push_back(nullptr);
+        continue;
+      }
+      bool repeated = false;
+      for (size_t b = 0; b < a; ++b) repeated |= node.inputs[b] == j;
+      if (!has_grad_[j] && !repeated) {
+        grads_[j].resize(values_[j].shape());
+        din.push_back(&grads_[j]);
+        has_grad_[j] = 1;
+      } else {
+        if (!has_grad_[j]) seed_grad(j);
+        // accumulate through a scratch buffer
+        Tensor& s = scratch_[j];
+        s.resize(values_[j].shape());
+        din.push_back(&s);
+        pending.push_back(int(a));
+      }
+    }
+    node.layer->backward(ctx, in, values_[k], grads_[k], din);
+    for (int a : pending) {
+      Tensor& g = grads_[node.inputs[a]];
+      const Tensor& s = *din[a];
+      float* gd = g.data();
+      const float* sd = s.data();
+      for (int64_t e = 0; e < g.size(); ++e) gd[e] += sd[e];
+    }
+  }
+}
+
+std::string Model::summary() const {
+  std::ostringstream o;
+  char line[256];
+  o << "Model: " << name_ << "\n";
+  std::string rule(78, '=');
+  std::string thin(78, '-');
+  std::snprintf(line, sizeof line, "%-44s %-20s %12s\n", "Layer (type)", "Output Shape", "Param #");
+  o << line << rule << "\n";
+  std::set<Param*> counted;
+  for (auto& n : nodes_) {
+    int64_t count = 0;
+    for (auto& p : n.params)
+      if (counted.insert(p.get()).second) count += p->value.size();
+    std::string label = n.name + " (" + n.type + ")";
+    std::snprintf(line, sizeof line, "%-44s %-20s %12lld\n", label.c_str(),
+                  to_string(n.shape).c_str(), (long long)count);
+    o << line;
+  }
+  o << rule << "\n";
+  int64_t total = param_count(false), trainable = param_count(true);
+  o << "Total params: " << total << "\nTrainable params: " << trainable
+    << "\nNon-trainable params: " << total - trainable << "\n";
+  (void)thin;
+  return o.str();
+}
+
+}  // namespace loom

@@ -1,0 +1,133 @@
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "loom/error.hpp"
+#include "loom/plugin.hpp"
+#include "loom/plugins.hpp"
+
+namespace fs = std::filesystem;
+
+namespace loom {
+namespace {
+
+struct Resident {
+  std::mutex mutex;
+  // Libraries stay loaded for the life of the process: objects made by a plugin must never
+  // outlive its code, and the registry's factories point into it.
+  std::vector<boost::dll::shared_library> libraries;
+  std::vector<LoadedPlugin> info;
+  std::set<std::pair<const Registry*, std::string>> loaded;  // (registry, canonical path)
+};
+
+Resident& resident() {
+  static Resident* r = new Resident;  // never destroyed: unloading at exit would race objects
+  return *r;
+}
+
+std::string clean_dl_message(const std::string& what) {
+  // Boost.DLL wraps dlerror() text in its own prefix; keep the dlerror part.
+  auto p = what.find("dlerror system message: ");
+  std::string s = p == std::string::npos ? what : what.substr(p + 24);
+  while (!s.empty() && (s.back() == ']' || s.back() == ')' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+void load_plugin(Registry& registry, const std::string& path) {
+  std::error_code ec;
+  fs::path canonical = fs::weakly_canonical(fs::path(path), ec);
+  if (!fs::exists(path)) throw Error(path + ": plugin library not found");
+  Resident& r = resident();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  if (r.loaded.count({&registry, canonical.string()})) return;
+
+  boost::dll::shared_library lib;
+  try {
+    lib.load(boost::dll::fs::path(path), boost::dll::load_mode::rtld_now);
+  } catch (const std::exception& e) {
+    throw Error(path + ": cannot load plugin library: " + clean_dl_message(e.what()));
+  }
+  if (!lib.has("loom_plugin_manifest"))
+    throw Error(path + ": not a Loom plugin (it exports no loom_plugin_manifest entry point)");
+  const PluginManifest* m = nullptr;
+  try {
+    auto& fn = lib.get_alias<ManifestFunction>("loom_plugin_manifest");
+    m = fn();
+  } catch (const std::exception& e) {
+    throw Error(path + ": cannot read the plugin manifest: " + clean_dl_message(e.what()));
+  }
+  if (!m) throw Error(path + ": the plugin manifest function returned nothing");
+  if (m->abi_version != kAbiVersion)
+    throw Error(path + ": plugin ABI version mismatch: this Loom expects version " +
+                std::to_string(kAbiVersion) + ", the library was built for version " +
+                std::to_string(m->abi_version) + "; rebuild the plugin against this Loom");
+  registry.set_current_library(canonical.string());
+  try {
+    m->register_types(registry);
+  } catch (const Error& e) {
+    registry.set_current_library("");
+    throw Error(path + ": " + e.what());
+  } catch (const std::exception& e) {
+    registry.set_current_library("");
+    throw Error(path + ": registering its types failed: " + e.what());
+  }
+  registry.set_current_library("");
+  r.loaded.insert({&registry, canonical.string()});
+  r.info.push_back(LoadedPlugin{canonical.string(), m->name ? m->name : "",
+                                m->version ? m->version : "",
+                                m->description ? m->description : ""});
+  r.libraries.push_back(std::move(lib));
+}
+
+void load_plugin_dir(Registry& registry, const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": plugin folder not found");
+  std::vector<std::string> files;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".so") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (auto& f : files) load_plugin(registry, f);
+}
+
+static void load_entry(Registry& registry, const std::string& entry) {
+  if (fs::is_directory(entry))
+    load_plugin_dir(registry, entry);
+  else
+    load_plugin(registry, entry);
+}
+
+std::string builtin_plugin_dir() {
+  fs::path exe = boost::dll::program_location().string();
+  return (exe.parent_path() / ".." / "lib" / "loom" / "plugins").lexically_normal().string();
+}
+
+void load_default_plugins(Registry& registry, const std::vector<std::string>& extra) {
+  for (auto& e : extra) load_entry(registry, e);
+  if (const char* env = std::getenv("LOOM_PLUGIN_PATH")) {
+    std::string s = env;
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t end = s.find(':', start);
+      if (end == std::string::npos) end = s.size();
+      std::string part = s.substr(start, end - start);
+      if (!part.empty()) {
+        if (!fs::exists(part))
+          throw Error("LOOM_PLUGIN_PATH: " + part + ": no such file or folder");
+        load_entry(registry, part);
+      }
+      start = end + 1;
+    }
+  }
+  std::string builtin = builtin_plugin_dir();
+  if (fs::is_directory(builtin)) load_plugin_dir(registry, builtin);
+}
+
+std::vector<LoadedPlugin> loaded_plugins() {
+  std::lock_guard<std::mutex> lock(resident().mutex);
+  return resident().info;
+}
+
+}  // namespace loom

@@ -1,0 +1,123 @@
+// dropout, gaussian_noise, activity_regularization: layers that act only while training (the
+// first two) or add a penalty to the loss (the third). Random values come from counter-based
+// streams keyed by (seed, layer, step, sample), so backward regenerates the dropout mask instead
+// of storing it, and results do not depend on threads.
+#include <cmath>
+#include <cstring>
+
+#include "loom/error.hpp"
+#include "loom/layer.hpp"
+#include "loom/rng.hpp"
+
+namespace loom::core {
+namespace {
+
+class DropoutLayer : public Layer {
+ public:
+  explicit DropoutLayer(const Params& p) : rate_(float(p.f("rate"))) {}
+  Shape infer(const std::vector<Shape>& in) override { return in[0]; }
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
+    apply(ctx, *in[0], out);
+  }
+  void backward(const RunContext& ctx, const std::vector<const Tensor*>&, const Tensor&,
+                const Tensor& dout, const std::vector<Tensor*>& din) override {
+    if (din[0]) apply(ctx, dout, *din[0]);
+  }
+
+ private:
+  // out = in * mask / (1 - rate) while training; identity otherwise.
+  void apply(const RunContext& ctx, const Tensor& in, Tensor& out) const {
+    if (!ctx.training || rate_ == 0.f) {
+      out.copy_from(in);
+      return;
+    }
+    int64_t batch = in.dim(0), per = in.size() / batch;
+    float keep = 1.f / (1.f - rate_);
+    uint64_t key = hash_string(name());
+    for (int64_t b = 0; b < batch; ++b) {
+      Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
+      const float* x = in.data() + b * per;
+      float* y = out.data() + b * per;
+      for (int64_t i = 0; i < per; ++i) y[i] = rng.uniform() < rate_ ? 0.f : x[i] * keep;
+    }
+  }
+  float rate_;
+};
+
+class GaussianNoiseLayer : public Layer {
+ public:
+  explicit GaussianNoiseLayer(const Params& p) : stddev_(float(p.f("stddev"))) {}
+  Shape infer(const std::vector<Shape>& in) override { return in[0]; }
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
+    out.copy_from(*in[0]);
+    if (!ctx.training || stddev_ == 0.f) return;
+    int64_t batch = out.dim(0), per = out.size() / batch;
+    uint64_t key = hash_string(name());
+    for (int64_t b = 0; b < batch; ++b) {
+      Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
+      float* y = out.data() + b * per;
+      for (int64_t i = 0; i < per; ++i) y[i] += stddev_ * rng.normal();
+    }
+  }
+  void backward(const RunContext&, const std::vector<const Tensor*>&, const Tensor&,
+                const Tensor& dout, const std::vector<Tensor*>& din) override {
+    if (din[0]) din[0]->copy_from(dout);
+  }
+
+ private:
+  float stddev_;
+};
+
+// Identity that adds l1·Σ|x| + l2·Σx² (averaged over the batch, as Keras does) to the loss.
+class ActivityRegularizationLayer : public Layer {
+ public:
+  explicit ActivityRegularizationLayer(const Params& p)
+      : l1_(float(p.f("l1"))), l2_(float(p.f("l2"))) {}
+  Shape infer(const std::vector<Shape>& in) override { return in[0]; }
+  void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
+    out.copy_from(*in[0]);
+    double s1 = 0, s2 = 0;
+    const float* x = in[0]->data();
+    for (int64_t i = 0; i < in[0]->size(); ++i) {
+      s1 += std::fabs(x[i]);
+      s2 += double(x[i]) * x[i];
+    }
+    penalty_ = (l1_ * s1 + l2_ * s2) / double(in[0]->dim(0));
+  }
+  void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor&,
+                const Tensor& dout, const std::vector<Tensor*>& din) override {
+    if (!din[0]) return;
+    float inv = 1.f / float(in[0]->dim(0));
+    const float* x = in[0]->data();
+    const float* g = dout.data();
+    float* d = din[0]->data();
+    for (int64_t i = 0; i < dout.size(); ++i) {
+      float sign = x[i] > 0.f ? 1.f : (x[i] < 0.f ? -1.f : 0.f);
+      d[i] = g[i] + inv * (l1_ * sign + 2.f * l2_ * x[i]);
+    }
+  }
+  double penalty() const override { return penalty_; }
+
+ private:
+  float l1_, l2_;
+  double penalty_ = 0;
+};
+
+}  // namespace
+
+void register_regularization(Registry& r) {
+  Spec d("Dropout: while training, zeroes each value with probability `rate` and scales the rest "
+         "by 1/(1-rate); identity at inference.");
+  d.add("rate", Type::Float).required().range(0, 0.999).doc("probability of dropping a value");
+  r.add<Layer>("dropout", d, [](const Params& p) { return std::make_unique<DropoutLayer>(p); });
+  Spec g("Adds zero-mean Gaussian noise while training; identity at inference.");
+  g.add("stddev", Type::Float).required().min(0).doc("standard deviation of the noise");
+  r.add<Layer>("gaussian_noise", g, [](const Params& p) { return std::make_unique<GaussianNoiseLayer>(p); });
+  Spec a("Identity that adds an activity penalty l1·Σ|x| + l2·Σx² (mean over the batch) to the loss.");
+  a.add("l1", Type::Float).def(0.0).min(0).doc("L1 factor");
+  a.add("l2", Type::Float).def(0.0).min(0).doc("L2 factor");
+  r.add<Layer>("activity_regularization", a,
+               [](const Params& p) { return std::make_unique<ActivityRegularizationLayer>(p); });
+}
+
+}  // namespace loom::core
