@@ -12,7 +12,7 @@
 namespace loom {
 
 // Collects located problems so that validation reports all of them, not the first one.
-class Problems {
+class LOOM_API Problems {
  public:
   void add(const std::string& message) { list_.push_back(message); }
   void add(const Location& where, const std::string& path, const std::string& message) {
@@ -28,7 +28,7 @@ class Problems {
   std::vector<std::string> list_;
 };
 
-Location location_of(const YAML::Node& node, const std::string& file);
+LOOM_API Location location_of(const YAML::Node& node, const std::string& file);
 std::string join_path(const std::string& path, const std::string& key);
 std::string index_path(const std::string& path, size_t i);
 std::string describe_node(const YAML::Node& n);  // "a mapping", "'abc'", ...
@@ -40,12 +40,12 @@ struct Params::Impl {
   std::string path;
 };
 
-Params make_params(const YAML::Node& node, const Spec& spec, const std::string& file,
+LOOM_API Params make_params(const YAML::Node& node, const Spec& spec, const std::string& file,
                    const std::string& path);
 
 // Validates the keys of `node` (a mapping) against `spec`, ignoring `reserved` keys. Problems
 // are collected, each located.
-void check_params(const YAML::Node& node, const Spec& spec, const std::string& file,
+LOOM_API void check_params(const YAML::Node& node, const Spec& spec, const std::string& file,
                   const std::string& path, const std::set<std::string>& reserved,
                   Problems& problems);
 

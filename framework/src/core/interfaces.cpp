@@ -15,3 +15,9 @@ Optimizer::~Optimizer() = default;
 Initializer::~Initializer() = default;
 Source::~Source() = default;
 }  // namespace loom
+
+#include "loom/augmenter.hpp"
+namespace loom {
+Augmenter::~Augmenter() = default;
+void Augmenter::apply_batch(Tensor&, Tensor&, Rng&) const {}
+}  // namespace loom

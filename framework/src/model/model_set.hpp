@@ -14,7 +14,7 @@
 
 namespace loom {
 
-class ModelSet {
+class LOOM_API ModelSet {
  public:
   ModelSet(const Registry& registry, uint64_t seed, std::string file);
   // Records the declarations (a mapping name -> model entry).

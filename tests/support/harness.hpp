@@ -1,0 +1,37 @@
+// Test harness: build models from inline YAML with every built-in plugin loaded, and check
+// gradients against central finite differences (after Caffe's GradientChecker).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "loom/model.hpp"
+#include "loom/registry.hpp"
+
+namespace loom::test {
+
+// The process registry with the built-in plugins loaded (once).
+Registry& registry();
+
+// Builds model `name` from a YAML `models:` section, e.g.
+//   model_from_yaml("m: {input: [4], layers: [{type: dense, units: 3}]}", "m")
+std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std::string& name,
+                                       uint64_t seed = 1);
+
+struct GradCheck {
+  double step = 1e-3;     // finite-difference step (small: kinks of relu-like functions)
+  double rtol = 2e-2;     // relative tolerance
+  double atol = 2e-3;     // absolute tolerance
+  int max_checks = 60;    // elements checked per tensor (randomly chosen)
+  bool training = true;   // run layers in training mode
+  float input_lo = -1.f, input_hi = 1.f;  // uniform input range
+};
+
+// Checks d(Σ out·g)/d(input) and d/d(every parameter) for `batch` samples. Reports failures
+// through gtest (EXPECT_*), naming the tensor and element.
+void check_gradients(Model& model, int64_t batch, const GradCheck& opts = {});
+
+// Convenience: a one-layer model `{input: SHAPE, layers: [LAYER]}` checked as above.
+void check_layer_gradients(const std::string& input_shape, const std::string& layer_yaml,
+                           int64_t batch, const GradCheck& opts = {});
+
+}  // namespace loom::test
