@@ -31,6 +31,12 @@ std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std
   return std::shared_ptr<Model>(m.get(), [set, m](Model*) {});
 }
 
+Params entry_from_yaml(const std::string& yaml) {
+  Spec open;
+  open.open = true;
+  return make_params(YAML::Load(yaml), open, "<test>", "entry");
+}
+
 static double objective(Model& model, const Tensor& x, const Tensor& g, const RunContext& ctx) {
   model.forward(ctx, {&x});
   const Tensor& y = model.output();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "loom/model.hpp"
+#include "loom/params.hpp"
 #include "loom/registry.hpp"
 
 namespace loom::test {
@@ -16,6 +17,9 @@ Registry& registry();
 //   model_from_yaml("m: {input: [4], layers: [{type: dense, units: 3}]}", "m")
 std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std::string& name,
                                        uint64_t seed = 1);
+
+// Params over an inline YAML entry (e.g. "{type: rotate, degrees: 15}"), for create_from<>().
+Params entry_from_yaml(const std::string& yaml);
 
 struct GradCheck {
   double step = 1e-3;     // finite-difference step (small: kinks of relu-like functions)
