@@ -101,6 +101,12 @@ class LOOM_API Params {
   // A nested mapping or scalar (Type::Map / Type::Any parameters), e.g. an optimizer spec.
   Params child(const std::string& key) const;
 
+  // For an entry given as a name or as {type: NAME, ...}: NAME.
+  std::string entry_type(const std::string& key) const;
+  // Number of elements of a list parameter, and element i as its own Params.
+  size_t list_size(const std::string& key) const;
+  Params element(const std::string& key, size_t i) const;
+
   // The dotted path of this node ("models.encoder.layers[1]") and of one of its keys.
   std::string path(const std::string& key = "") const;
   Location where(const std::string& key = "") const;

@@ -302,6 +302,30 @@ Params Params::child(const std::string& key) const {
   return Params(impl);
 }
 
+std::string Params::entry_type(const std::string& key) const {
+  YAML::Node n = lookup(*impl_, key, *this);
+  if (n.IsScalar()) return n.Scalar();
+  if (n.IsMap() && n["type"]) return n["type"].Scalar();
+  fail(key, "expected a name or a mapping with a 'type'");
+}
+
+size_t Params::list_size(const std::string& key) const {
+  YAML::Node n = lookup(*impl_, key, *this);
+  if (!n.IsSequence()) fail(key, "expected a list");
+  return n.size();
+}
+
+Params Params::element(const std::string& key, size_t i) const {
+  YAML::Node n = lookup(*impl_, key, *this);
+  if (!n.IsSequence() || i >= n.size()) fail(key, "expected a list with an element " + std::to_string(i));
+  auto impl = std::make_shared<Impl>();
+  impl->node = n[i];
+  impl->file = impl_->file;
+  impl->path = index_path(join_path(impl_->path, key), i);
+  impl->spec.open = true;
+  return Params(impl);
+}
+
 std::string Params::path(const std::string& key) const { return join_path(impl_->path, key); }
 
 Location Params::where(const std::string& key) const {

@@ -21,3 +21,20 @@ namespace loom {
 Augmenter::~Augmenter() = default;
 void Augmenter::apply_batch(Tensor&, Tensor&, Rng&) const {}
 }  // namespace loom
+
+#include "loom/recipe.hpp"
+namespace loom {
+Recipe::~Recipe() = default;
+
+Tensor as_model_input(const Tensor& batch, const Model& model, size_t input) {
+  Shape want = model.input_shape(input);
+  int64_t n = batch.dim(0);
+  if (numel(want) * n != batch.size()) {
+    Shape got(batch.shape().begin() + 1, batch.shape().end());
+    throw Error("model '" + model.name() + "' takes inputs of shape " + to_string(want) +
+                " but the data has samples of shape " + to_string(got));
+  }
+  want.insert(want.begin(), n);
+  return batch.reshaped(want);
+}
+}  // namespace loom

@@ -1,0 +1,38 @@
+// Dataset and image files: IDX (plain or .gz), NPY, PNG grids. Readers throw an Error naming
+// the file and what is wrong with it; writers write a temporary file and rename it into place,
+// so an interrupted write never leaves a half-written file under the final name.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "loom/export.hpp"
+#include "loom/source.hpp"
+#include "loom/tensor.hpp"
+
+namespace loom {
+
+// Reads IDX images (ubyte, any rank) and optional labels. Values stay in [0, 255].
+LOOM_API Dataset read_idx(const std::string& images, const std::string& labels = "");
+// Shape of the samples of an IDX image file, from its header alone.
+LOOM_API Shape idx_sample_shape(const std::string& images);
+// Writes images (values mapped from [lo, hi] to 0..255) and labels as IDX ubyte files.
+LOOM_API void write_idx(const std::string& images, const std::string& labels, const Dataset& d);
+
+// NPY: float32 / float64 / uint8 / int32 / int64 arrays read as float; written as float32.
+LOOM_API Tensor read_npy(const std::string& path);
+LOOM_API void write_npy(const std::string& path, const Tensor& t);
+LOOM_API void write_npy_labels(const std::string& path, const std::vector<int32_t>& labels);
+
+// A grid of grayscale or RGB images (rows x cols, each (C, H, W) with values in [lo, hi]).
+LOOM_API void write_png_grid(const std::string& path, const std::vector<const float*>& images,
+                             const Shape& image_shape, int64_t cols, float lo, float hi);
+// Reads a PNG as (C, H, W) floats in [0, 255].
+LOOM_API Tensor read_png(const std::string& path);
+
+// Writes through `write(tmp_path)` then renames over `path` (same folder).
+LOOM_API void write_atomically(const std::string& path,
+                               const std::function<void(const std::string& tmp)>& write);
+
+}  // namespace loom

@@ -1,0 +1,150 @@
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "loom/error.hpp"
+#include "loom/io.hpp"
+
+namespace loom {
+namespace {
+
+struct GzFile {
+  gzFile f = nullptr;
+  std::string path;
+  explicit GzFile(const std::string& p) : path(p) {
+    f = gzopen(p.c_str(), "rb");
+    if (!f) throw Error(p + ": cannot open (" + std::strerror(errno) + ")");
+    gzbuffer(f, 1 << 20);
+  }
+  ~GzFile() {
+    if (f) gzclose(f);
+  }
+  // Reads up to n bytes; returns the count read.
+  int64_t read(void* dst, int64_t n) {
+    int64_t done = 0;
+    while (done < n) {
+      int chunk = int(std::min<int64_t>(n - done, 1 << 30));
+      int got = gzread(f, static_cast<char*>(dst) + done, unsigned(chunk));
+      if (got < 0) {
+        int err = 0;
+        const char* msg = gzerror(f, &err);
+        throw Error(path + ": corrupt compressed data (" + (msg ? msg : "zlib error") + ")");
+      }
+      if (got == 0) break;
+      done += got;
+    }
+    return done;
+  }
+};
+
+uint32_t be32(const unsigned char* b) { return (uint32_t(b[0]) << 24) | (b[1] << 16) | (b[2] << 8) | b[3]; }
+
+struct Header {
+  int type = 0;
+  Shape dims;
+};
+
+Header read_header(GzFile& f) {
+  unsigned char magic[4];
+  if (f.read(magic, 4) != 4) throw Error(f.path + ": not an IDX file (too short for a header)");
+  if (magic[0] != 0 || magic[1] != 0)
+    throw Error(f.path + ": not an IDX file (bad magic number)");
+  Header h;
+  h.type = magic[2];
+  int rank = magic[3];
+  if (h.type != 0x08) throw Error(f.path + ": unsupported IDX element type 0x" + std::to_string(h.type) + " (only unsigned bytes)");
+  if (rank < 1 || rank > 4) throw Error(f.path + ": unsupported IDX rank " + std::to_string(rank));
+  for (int i = 0; i < rank; ++i) {
+    unsigned char b[4];
+    if (f.read(b, 4) != 4) throw Error(f.path + ": truncated IDX header");
+    h.dims.push_back(int64_t(be32(b)));
+  }
+  return h;
+}
+
+}  // namespace
+
+Shape idx_sample_shape(const std::string& images) {
+  GzFile f(images);
+  Header h = read_header(f);
+  Shape s(h.dims.begin() + 1, h.dims.end());
+  if (s.size() == 2) s.insert(s.begin(), 1);  // (H, W) -> (1, H, W)
+  return s;
+}
+
+Dataset read_idx(const std::string& images, const std::string& labels) {
+  Dataset d;
+  {
+    GzFile f(images);
+    Header h = read_header(f);
+    if (h.dims.size() < 2) throw Error(images + ": an IDX image file needs at least 2 dimensions");
+    d.count = h.dims[0];
+    d.sample_shape.assign(h.dims.begin() + 1, h.dims.end());
+    if (d.sample_shape.size() == 2) d.sample_shape.insert(d.sample_shape.begin(), 1);
+    int64_t n = d.count * numel(d.sample_shape);
+    std::vector<unsigned char> raw(static_cast<size_t>(n));
+    int64_t got = f.read(raw.data(), n);
+    if (got != n)
+      throw Error(images + ": truncated IDX file: the header promises " + std::to_string(d.count) +
+                  " images (" + std::to_string(n) + " bytes) but the file holds " +
+                  std::to_string(got) + " bytes");
+    d.x.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) d.x[i] = float(raw[i]);
+  }
+  d.lo = 0.f;
+  d.hi = 255.f;
+  d.origin = images;
+  if (!labels.empty()) {
+    GzFile f(labels);
+    Header h = read_header(f);
+    if (h.dims.size() != 1) throw Error(labels + ": an IDX label file has one dimension");
+    if (h.dims[0] != d.count)
+      throw Error(labels + ": holds " + std::to_string(h.dims[0]) + " labels for " +
+                  std::to_string(d.count) + " images in " + images);
+    std::vector<unsigned char> raw(static_cast<size_t>(d.count));
+    if (f.read(raw.data(), d.count) != d.count) throw Error(labels + ": truncated IDX label file");
+    d.labels.assign(raw.begin(), raw.end());
+    int mx = 0;
+    for (auto l : d.labels) mx = std::max(mx, int(l));
+    d.num_classes = mx + 1;
+  }
+  return d;
+}
+
+void write_idx(const std::string& images, const std::string& labels, const Dataset& d) {
+  auto be = [](std::ofstream& o, uint32_t v) {
+    unsigned char b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
+    o.write(reinterpret_cast<char*>(b), 4);
+  };
+  write_atomically(images, [&](const std::string& tmp) {
+    std::ofstream o(tmp, std::ios::binary);
+    Shape s = d.sample_shape;
+    if (s.size() == 3 && s[0] == 1) s.erase(s.begin());
+    unsigned char magic[4] = {0, 0, 8, uint8_t(s.size() + 1)};
+    o.write(reinterpret_cast<char*>(magic), 4);
+    be(o, uint32_t(d.count));
+    for (auto v : s) be(o, uint32_t(v));
+    std::vector<unsigned char> buf(d.x.size());
+    float scale = 255.f / (d.hi - d.lo);
+    for (size_t i = 0; i < d.x.size(); ++i) {
+      float v = (d.x[i] - d.lo) * scale;
+      buf[i] = uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
+    }
+    o.write(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size()));
+    if (!o) throw Error(images + ": write failed");
+  });
+  if (!labels.empty() && d.has_labels()) {
+    write_atomically(labels, [&](const std::string& tmp) {
+      std::ofstream o(tmp, std::ios::binary);
+      unsigned char magic[4] = {0, 0, 8, 1};
+      o.write(reinterpret_cast<char*>(magic), 4);
+      be(o, uint32_t(d.count));
+      for (auto l : d.labels) o.put(char(uint8_t(l)));
+      if (!o) throw Error(labels + ": write failed");
+    });
+  }
+}
+
+}  // namespace loom

@@ -1,0 +1,178 @@
+#include "data/loader.hpp"
+
+#include <tbb/concurrent_queue.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <numeric>
+
+#include "loom/error.hpp"
+#include "loom/rng.hpp"
+
+namespace loom {
+
+namespace {
+std::mutex transforms_mutex;
+std::map<const Dataset*, std::shared_ptr<const Transform>>& transforms() {
+  static std::map<const Dataset*, std::shared_ptr<const Transform>> m;
+  return m;
+}
+}  // namespace
+
+std::shared_ptr<const Transform> transform_of(const DataSplit& split) {
+  std::lock_guard<std::mutex> lock(transforms_mutex);
+  auto it = transforms().find(split.data.get());
+  return it == transforms().end() ? nullptr : it->second;
+}
+
+void set_transform(const Dataset* data, std::shared_ptr<const Transform> t) {
+  std::lock_guard<std::mutex> lock(transforms_mutex);
+  transforms()[data] = std::move(t);
+}
+
+struct BatchLoader::Shared {
+  tbb::concurrent_bounded_queue<std::shared_ptr<Batch>> queue;
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+};
+
+void assemble_batch(Batch& b, const DataSplit& split, const DataSplit& paired,
+                    const std::vector<int64_t>& order, int64_t first, int64_t n,
+                    bool with_labels, const Transform* transform, uint64_t seed, int64_t epoch) {
+  const Shape& ss = split.data->sample_shape;
+  int64_t per = numel(ss);
+  Shape bs = ss;
+  bs.insert(bs.begin(), n);
+  b.x.resize(bs);
+  b.size = n;
+  b.first = first;
+  auto gather = [&](int64_t i) {
+    int64_t idx = order.empty() ? first + i : order[size_t(first + i)];
+    std::memcpy(b.x.data() + i * per, split.sample(idx), size_t(per) * sizeof(float));
+    if (paired.data)
+      std::memcpy(b.paired.data() + i * per, paired.sample(idx), size_t(per) * sizeof(float));
+  };
+  if (paired.data) b.paired.resize(bs);
+  bool augment = transform && !transform->empty();
+  bool labels = with_labels && split.data->has_labels();
+  if (augment) {
+    b.x_clean.resize(bs);
+  } else {
+    b.x_clean = Tensor();
+  }
+  if (labels) {
+    b.labels.resize({n});
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t idx = order.empty() ? first + i : order[size_t(first + i)];
+      b.labels[i] = float(split.label(idx));
+    }
+  } else {
+    b.labels = Tensor();
+  }
+  if (!augment) {
+    for (int64_t i = 0; i < n; ++i) gather(i);
+    b.x_clean = b.x;  // shares the buffer: targets are the inputs
+    return;
+  }
+  // Per-sample augmentation in parallel; each sample has its own random stream.
+  int64_t c = ss.size() == 3 ? ss[0] : 1;
+  int64_t h = ss.size() >= 2 ? ss[ss.size() - 2] : 1, w = ss.back();
+  tbb::parallel_for(int64_t(0), n, [&](int64_t i) {
+    gather(i);
+    std::memcpy(b.x_clean.data() + i * per, b.x.data() + i * per, size_t(per) * sizeof(float));
+    int64_t idx = order.empty() ? first + i : order[size_t(first + i)];
+    Rng rng(seed, "augment", uint64_t(epoch), uint64_t(split.begin + idx));
+    Image img{b.x.data() + i * per, c, h, w, split.data->lo, split.data->hi};
+    for (auto& a : transform->chain)
+      if (!a->batch_level()) a->apply(img, rng);
+  });
+  bool batch_level = false;
+  for (auto& a : transform->chain) batch_level |= a->batch_level();
+  if (batch_level) {
+    int k = std::max(transform->num_classes, split.data->num_classes);
+    Tensor onehot({n, int64_t(k)});
+    if (labels)
+      for (int64_t i = 0; i < n; ++i) onehot[i * k + int64_t(b.labels[i])] = 1.f;
+    Rng rng(seed, "augment-batch", uint64_t(epoch), uint64_t(first));
+    for (auto& a : transform->chain)
+      if (a->batch_level()) a->apply_batch(b.x, onehot, rng);
+    b.labels = onehot;
+  }
+}
+
+BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions options,
+                         std::shared_ptr<const Transform> transform)
+    : split_(std::move(split)), paired_(std::move(paired)), opt_(options),
+      transform_(std::move(transform)), shared_(std::make_shared<Shared>()) {
+  count_ = split_.count;
+  if (opt_.limit >= 0) count_ = std::min(count_, opt_.limit);
+  if (paired_.data && paired_.count != split_.count)
+    throw Error("paired data '" + paired_.name + "' has " + std::to_string(paired_.count) +
+                " samples, '" + split_.name + "' has " + std::to_string(split_.count));
+  order_.resize(size_t(split_.count));
+  std::iota(order_.begin(), order_.end(), 0);
+  if (opt_.shuffle) {
+    Rng rng(opt_.seed, "shuffle", uint64_t(opt_.epoch), 0);
+    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng.below(i)]);
+  }
+  shared_->queue.set_capacity(std::max<int64_t>(1, opt_.prefetch));
+  thread_ = std::thread([this] { produce(); });
+}
+
+BatchLoader::~BatchLoader() {
+  shared_->stop = true;
+  shared_->queue.abort();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BatchLoader::produce() {
+  auto shared = shared_;
+  int64_t nb = batches(), next = 0;
+  try {
+    tbb::parallel_pipeline(
+        size_t(std::max<int64_t>(1, opt_.prefetch)),
+        tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
+                                        [&](tbb::flow_control& fc) -> int64_t {
+                                          if (next >= nb || shared->stop) {
+                                            fc.stop();
+                                            return 0;
+                                          }
+                                          return next++;
+                                        }) &
+            tbb::make_filter<int64_t, std::shared_ptr<Batch>>(
+                tbb::filter_mode::parallel,
+                [&](int64_t k) {
+                  auto b = std::make_shared<Batch>();
+                  int64_t first = k * opt_.batch_size;
+                  int64_t n = std::min(opt_.batch_size, count_ - first);
+                  assemble_batch(*b, split_, paired_, order_, first, n, opt_.with_labels,
+                                 transform_.get(), opt_.seed, opt_.epoch);
+                  return b;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, void>(
+                tbb::filter_mode::serial_in_order,
+                [&](std::shared_ptr<Batch> b) {
+                  if (!shared->stop) shared->queue.push(std::move(b));
+                }));
+    shared->queue.push(nullptr);  // end of epoch
+  } catch (const tbb::user_abort&) {
+  } catch (...) {
+    shared->error = std::current_exception();
+    try {
+      shared->queue.push(nullptr);
+    } catch (...) {
+    }
+  }
+}
+
+std::shared_ptr<Batch> BatchLoader::next() {
+  std::shared_ptr<Batch> b;
+  shared_->queue.pop(b);
+  if (!b && shared_->error) std::rethrow_exception(shared_->error);
+  return b;
+}
+
+}  // namespace loom

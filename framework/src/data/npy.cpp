@@ -1,0 +1,87 @@
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include "loom/error.hpp"
+#include "loom/io.hpp"
+
+namespace loom {
+
+Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw Error(path + ": not an NPY file (bad magic)");
+  uint32_t hlen = 0;
+  if (magic[6] == 1) {
+    unsigned char b[2];
+    in.read(reinterpret_cast<char*>(b), 2);
+    hlen = b[0] | (b[1] << 8);
+  } else {
+    unsigned char b[4];
+    in.read(reinterpret_cast<char*>(b), 4);
+    hlen = b[0] | (b[1] << 8) | (b[2] << 16) | (uint32_t(b[3]) << 24);
+  }
+  std::string header(hlen, ' ');
+  if (!in.read(header.data(), hlen)) throw Error(path + ": truncated NPY header");
+  std::smatch m;
+  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([^']+)'")))
+    throw Error(path + ": NPY header has no dtype");
+  std::string descr = m[1];
+  if (std::regex_search(header, m, std::regex("'fortran_order':\\s*True")))
+    throw Error(path + ": Fortran-ordered NPY arrays are not supported");
+  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
+    throw Error(path + ": NPY header has no shape");
+  Shape shape;
+  std::string dims = m[1];
+  std::regex num("\\d+");
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
+    shape.push_back(std::stoll(it->str()));
+  if (shape.empty()) shape.push_back(1);
+  int64_t n = numel(shape);
+  Tensor t(shape);
+  auto read_as = [&](auto type_tag) {
+    using T = decltype(type_tag);
+    std::vector<T> buf(static_cast<size_t>(n));
+    if (!in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(n * sizeof(T))))
+      throw Error(path + ": truncated NPY data (expected " + std::to_string(n) + " values)");
+    for (int64_t i = 0; i < n; ++i) t[i] = float(buf[i]);
+  };
+  if (descr == "<f4") read_as(float{});
+  else if (descr == "<f8") read_as(double{});
+  else if (descr == "|u1" || descr == "<u1") read_as(uint8_t{});
+  else if (descr == "<i4") read_as(int32_t{});
+  else if (descr == "<i8") read_as(int64_t{});
+  else throw Error(path + ": unsupported NPY dtype '" + descr + "' (float32/64, uint8, int32/64)");
+  return t;
+}
+
+static void write_npy_raw(const std::string& path, const std::string& descr, const Shape& shape,
+                          const void* data, size_t bytes) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream o(tmp, std::ios::binary);
+    std::string dims;
+    for (size_t i = 0; i < shape.size(); ++i) dims += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
+    std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    o.write("\x93NUMPY\x01\x00", 8);
+    uint16_t len = uint16_t(h.size());
+    o.put(char(len & 0xff));
+    o.put(char(len >> 8));
+    o.write(h.data(), std::streamsize(h.size()));
+    o.write(static_cast<const char*>(data), std::streamsize(bytes));
+    if (!o) throw Error(path + ": write failed");
+  });
+}
+
+void write_npy(const std::string& path, const Tensor& t) {
+  write_npy_raw(path, "<f4", t.shape(), t.data(), size_t(t.size()) * sizeof(float));
+}
+
+void write_npy_labels(const std::string& path, const std::vector<int32_t>& labels) {
+  write_npy_raw(path, "<i4", {int64_t(labels.size())}, labels.data(), labels.size() * sizeof(int32_t));
+}
+
+}  // namespace loom

@@ -1,0 +1,116 @@
+#include <png.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "loom/error.hpp"
+#include "loom/io.hpp"
+
+namespace loom {
+
+void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    write(tmp);
+    // Flush file contents to disk before the rename makes them visible.
+    if (FILE* f = std::fopen(tmp.c_str(), "rb")) {
+      ::fsync(fileno(f));
+      std::fclose(f);
+    }
+    fs::rename(tmp, path);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error(path + ": cannot write (" + e.code().message() + ")");
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+void write_png_grid(const std::string& path, const std::vector<const float*>& images,
+                    const Shape& shape, int64_t cols, float lo, float hi) {
+  if (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
+    throw Error(path + ": a PNG grid needs (1, H, W) or (3, H, W) images, got " + to_string(shape));
+  int64_t c = shape[0], h = shape[1], w = shape[2];
+  int64_t n = int64_t(images.size());
+  cols = std::max<int64_t>(1, std::min(cols, n));
+  int64_t rows = (n + cols - 1) / cols, pad = 2;
+  int64_t W = cols * (w + pad) + pad, H = rows * (h + pad) + pad;
+  std::vector<unsigned char> pix(static_cast<size_t>(W * H * c), 255);
+  float scale = 255.f / (hi - lo);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t oy = pad + (k / cols) * (h + pad), ox = pad + (k % cols) * (w + pad);
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          float v = (images[k][(ch * h + y) * w + x] - lo) * scale;
+          pix[size_t(((oy + y) * W + ox + x) * c + ch)] = uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
+        }
+  }
+  write_atomically(path, [&](const std::string& tmp) {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png))) {
+      png_destroy_write_struct(&png, &info);
+      std::fclose(f);
+      throw Error(path + ": PNG encoding failed");
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int64_t y = 0; y < H; ++y) png_write_row(png, pix.data() + y * W * c);
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    std::fclose(f);
+  });
+}
+
+Tensor read_png(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  unsigned char sig[8];
+  if (std::fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8)) {
+    std::fclose(f);
+    throw Error(path + ": not a PNG file");
+  }
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::fclose(f);
+    throw Error(path + ": corrupt PNG data");
+  }
+  png_init_io(png, f);
+  png_set_sig_bytes(png, 8);
+  png_read_info(png, info);
+  png_set_strip_16(png);
+  png_set_strip_alpha(png);
+  png_set_expand(png);
+  png_set_packing(png);
+  png_read_update_info(png, info);
+  int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  int64_t c = png_get_channels(png, info);
+  std::vector<unsigned char> rows(static_cast<size_t>(w * h * c));
+  std::vector<png_bytep> ptrs(static_cast<size_t>(h));
+  for (int64_t y = 0; y < h; ++y) ptrs[y] = rows.data() + y * w * c;
+  png_read_image(png, ptrs.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+  std::fclose(f);
+  Tensor t({c, h, w});
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x) t[(ch * h + y) * w + x] = rows[size_t((y * w + x) * c + ch)];
+  return t;
+}
+
+}  // namespace loom

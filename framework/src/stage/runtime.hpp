@@ -1,0 +1,83 @@
+// Internal: the runtime of one pipeline — plugins, validated datasets, models and stages — and
+// the oneTBB flow graph that runs the stages (independent ones concurrently).
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/pipeline.hpp"
+#include "config/yaml_util.hpp"
+#include "data/loader.hpp"
+#include "loom/recipe.hpp"
+#include "loom/source.hpp"
+#include "loom/training.hpp"
+#include "model/model_set.hpp"
+
+namespace loom {
+
+struct LOOM_API RunOptions {
+  std::string out_dir;  // default runs/<pipeline name>
+  std::vector<std::string> overrides;
+  int64_t epochs = 0, max_steps = 0;
+  int threads = 0;
+  bool resume = false, quiet = false;
+  // Benchmark mode: only the training stage `bench_stage` (default: the first one) runs.
+  StageContext::BenchSettings bench;
+  bool benchmark = false;
+  std::string bench_stage;
+};
+
+struct BenchReport {
+  std::string stage;
+  int64_t batch = 0;
+  std::vector<double> rates;
+};
+
+class LOOM_API Runtime {
+ public:
+  // Parses, loads plugins, validates everything (every problem reported, located).
+  Runtime(const std::string& pipeline, RunOptions options);
+  ~Runtime();
+  const PipelineFile& pipeline() const { return file_; }
+  ModelSet& models() { return *models_; }
+  const Registry& registry() const;
+  std::string summary();
+  std::string dot();
+  // Loads every dataset that a stage uses (data errors surface here, before any output).
+  void load_data();
+  // Runs every stage; writes under the output folder.
+  void run();
+  const std::string& out_dir() const { return out_dir_; }
+  const std::vector<BenchReport>& bench_reports() const { return bench_reports_; }
+
+  // For stage contexts.
+  DataSplit data(const std::string& ref, const std::string& fallback);
+  void metric(const std::string& stage, const std::string& json);
+  void log(const std::string& line);
+  std::string out_path(const std::string& rel);
+  const RunOptions& options() const { return opt_; }
+  void add_bench_report(BenchReport r);
+  void save_weights();
+
+ private:
+  struct DatasetDecl;
+  struct StageDecl;
+  void validate_datasets(Problems& problems);
+  void validate_stages(Problems& problems);
+  std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
+  void run_stage(StageDecl& s);
+
+  RunOptions opt_;
+  PipelineFile file_;
+  std::unique_ptr<ModelSet> models_;
+  std::map<std::string, std::unique_ptr<DatasetDecl>> datasets_;
+  std::vector<std::unique_ptr<StageDecl>> stages_;
+  std::string out_dir_;
+  std::mutex mutex_;
+  std::vector<BenchReport> bench_reports_;
+  bool metrics_open_ = false;
+};
+
+}  // namespace loom
