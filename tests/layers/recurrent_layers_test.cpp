@@ -289,3 +289,16 @@ TEST(ProbabilisticLayerGradients, Softmax) {
   check_layer_gradients("[2, 4]", "{type: softmax}", 2);
   check_layer_gradients("[5]", "{type: log_softmax}", 3);
 }
+
+TEST(RecurrentLayerGradients, SharedLstmAppliedTwice) {
+  // One lstm layer object at two places of a graph: backward of the first application must not
+  // use the workspace of the second.
+  auto set = model_from_yaml(
+      "enc: {input: [3, 2], layers: [{type: lstm, units: 2, return_sequences: true}]}\n"
+      "m: {input: [3, 2], layers: [{model: enc, name: a}, {model: enc, name: b}]}",
+      "m");
+  EXPECT_EQ(set->params().size(), 3u);
+  GradCheck o;
+  o.max_checks = 30;
+  check_gradients(*set, 2, o);
+}
