@@ -26,16 +26,23 @@ using dt = dnnl::memory::data_type;
 using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
 
-// Memory in layout `want` holding the plain buffer `data` (layout `plain`): the buffer itself
-// when the layouts agree, otherwise a reordered copy kept in `copy`.
-dnnl::memory to_layout(const md& want, const md& plain, const float* data, dnnl::memory& copy) {
-  auto& eng = dnn::engine();
-  dnnl::memory user(plain, eng, const_cast<float*>(data));
-  if (want == plain) return user;
-  if (!copy) copy = dnnl::memory(want, eng);
-  dnnl::reorder(user, copy).execute(dnn::stream(), user, copy);
-  return copy;
-}
+// A plain buffer staged in the layout a primitive wants: the buffer itself when the layouts
+// agree, otherwise a reordered copy (the reorder primitive and the copy are kept).
+struct Staged {
+  dnnl::memory copy;
+  dnnl::reorder reorder;
+  dnnl::memory get(const md& want, const md& plain, const float* data) {
+    auto& eng = dnn::engine();
+    dnnl::memory user(plain, eng, const_cast<float*>(data));
+    if (want == plain) return user;
+    if (!copy) {
+      copy = dnnl::memory(want, eng);
+      reorder = dnnl::reorder(dnnl::reorder::primitive_desc(eng, plain, eng, want));
+    }
+    reorder.execute(dnn::stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, copy}});
+    return copy;
+  }
+};
 
 // Adds the gradient held in `m` (any layout) into the plain buffer `grad`.
 void add_plain(dnnl::memory m, const md& plain, float* grad, std::vector<float>& tmp) {
@@ -119,11 +126,9 @@ class LstmLayer : public Layer {
     }
     float* dsrc = din[0] ? din[0]->data() : k.dsrc.data();
 
-    dnnl::memory wl =
-        to_layout(k.bwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data(), k.bwd_wl);
-    dnnl::memory wi =
-        to_layout(k.bwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data(), k.bwd_wi);
-    dnnl::memory bias = to_layout(k.bwd_pd.bias_desc(), bias_md(), bias_->value.data(), k.bwd_b);
+    dnnl::memory wl = k.bwd_wl.get(k.bwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data());
+    dnnl::memory wi = k.bwd_wi.get(k.bwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data());
+    dnnl::memory bias = k.bwd_b.get(k.bwd_pd.bias_desc(), bias_md(), bias_->value.data());
     zero(k.dwl);
     zero(k.dwi);
     zero(k.db);
@@ -155,9 +160,9 @@ class LstmLayer : public Layer {
     dnnl::lstm_forward fwd;
     dnnl::lstm_backward bwd;
     dnnl::memory src, dst_mem, ddst_mem, dsrc_mem, ws;
-    dnnl::memory fwd_wl, fwd_wi, fwd_b, bwd_wl, bwd_wi, bwd_b;  // reordered weights
-    dnnl::memory dwl, dwi, db;                                  // weight gradients
-    Tensor dst, ddst, dsrc;  // (N, T, units), (N, T, units), (N, T, F)
+    Staged fwd_wl, fwd_wi, fwd_b, bwd_wl, bwd_wi, bwd_b;  // weights in the primitives' layouts
+    dnnl::memory dwl, dwi, db;                            // weight gradients
+    Tensor dst, ddst, dsrc;                               // (N, T, units), (N, T, units), (N, T, F)
     const float* last_in = nullptr;
     const float* last_out = nullptr;
   };
@@ -202,11 +207,9 @@ class LstmLayer : public Layer {
 
   // Runs the training forward pass into k.dst, filling the workspace.
   void run_forward(Prims& k, const Tensor& x) {
-    dnnl::memory wl =
-        to_layout(k.fwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data(), k.fwd_wl);
-    dnnl::memory wi =
-        to_layout(k.fwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data(), k.fwd_wi);
-    dnnl::memory bias = to_layout(k.fwd_pd.bias_desc(), bias_md(), bias_->value.data(), k.fwd_b);
+    dnnl::memory wl = k.fwd_wl.get(k.fwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data());
+    dnnl::memory wi = k.fwd_wi.get(k.fwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data());
+    dnnl::memory bias = k.fwd_b.get(k.fwd_pd.bias_desc(), bias_md(), bias_->value.data());
     k.src.set_data_handle(const_cast<float*>(x.data()));
     k.dst_mem.set_data_handle(k.dst.data());
     k.fwd.execute(dnn::stream(), {{DNNL_ARG_SRC_LAYER, k.src},
