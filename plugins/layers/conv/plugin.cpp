@@ -1,0 +1,12 @@
+// The convolutional layer library: convolutions, pooling, batch normalisation, resizing.
+#include "loom/plugin.hpp"
+
+namespace loom::conv {
+void register_conv(Registry& r);
+
+static void register_types(Registry& r) { register_conv(r); }
+}  // namespace loom::conv
+
+LOOM_PLUGIN("loom_layers_conv", "0.1.0",
+            "Convolution, pooling, batch normalisation and resizing layers (channels first)",
+            loom::conv::register_types)
