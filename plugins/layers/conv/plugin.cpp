@@ -3,8 +3,16 @@
 
 namespace loom::conv {
 void register_conv(Registry& r);
+void register_pooling(Registry& r);
+void register_batch_norm(Registry& r);
+void register_resize(Registry& r);
 
-static void register_types(Registry& r) { register_conv(r); }
+static void register_types(Registry& r) {
+  register_conv(r);
+  register_pooling(r);
+  register_batch_norm(r);
+  register_resize(r);
+}
 }  // namespace loom::conv
 
 LOOM_PLUGIN("loom_layers_conv", "0.1.0",
