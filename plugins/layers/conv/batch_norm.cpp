@@ -1,0 +1,213 @@
+// batch_norm: y = gamma * (x - mean) / sqrt(var + epsilon) + beta per channel, on oneDNN
+// batch normalisation primitives. The channel axis is the first axis of a sample: C of
+// (C, H, W), the features of (F,) vectors (any further axes count as spatial).
+//
+// Parameters, all of shape (C): gamma, beta (trainable; only with scale / center), and
+// moving_mean, moving_variance (non-trainable). Training mode (RunContext::training) normalises
+// with the batch statistics and updates moving = momentum * moving + (1 - momentum) * batch;
+// inference normalises with the moving statistics. The batch variance is the biased one (divided
+// by the number of values per channel), for the normalisation and for the moving variance alike
+// (as Keras 3 does; the fused TensorFlow kernel of Keras 2 applied Bessel's correction to the
+// moving variance only). Backward in training mode recomputes the batch statistics when called
+// for an input buffer other than the last one forwarded (a layer used twice in a graph).
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "common.hpp"
+#include "loom/layer.hpp"
+
+namespace loom::conv {
+namespace {
+
+using nf = dnnl::normalization_flags;
+
+class BatchNormLayer : public Layer {
+ public:
+  explicit BatchNormLayer(const Params& p)
+      : momentum_(float(p.f("momentum"))),
+        eps_(float(p.f("epsilon"))),
+        center_(p.b("center")),
+        scale_(p.b("scale")),
+        gamma_init_(p.s("gamma_initializer")),
+        beta_init_(p.s("beta_initializer")),
+        mean_init_(p.s("moving_mean_initializer")),
+        var_init_(p.s("moving_variance_initializer")) {}
+
+  Shape infer(const std::vector<Shape>& in) override {
+    if (in[0].empty()) throw Error("batch_norm needs an input with a channel axis");
+    c_ = in[0][0];
+    spatial_ = numel(in[0]) / c_;
+    return in[0];
+  }
+
+  void build(LayerBuilder& b) override {
+    if (scale_) gamma_ = b.param("gamma", {c_}, gamma_init_, c_, c_);
+    if (center_) beta_ = b.param("beta", {c_}, beta_init_, c_, c_);
+    mean_ = b.param("moving_mean", {c_}, mean_init_, c_, c_, false);
+    var_ = b.param("moving_variance", {c_}, var_init_, c_, c_, false);
+  }
+
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
+    Prims& k = prims(in[0]->dim(0), ctx.training);
+    run_forward(k, in[0]->data(), out.data());
+    if (ctx.training) {
+      const float* bm = static_cast<const float*>(k.mean.get_data_handle());
+      const float* bv = static_cast<const float*>(k.var.get_data_handle());
+      float* mm = mean_->value.data();
+      float* mv = var_->value.data();
+      for (int64_t c = 0; c < c_; ++c) {
+        mm[c] = momentum_ * mm[c] + (1.f - momentum_) * bm[c];
+        mv[c] = momentum_ * mv[c] + (1.f - momentum_) * bv[c];
+      }
+    }
+  }
+
+  void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor&,
+                const Tensor& dout, const std::vector<Tensor*>& din) override {
+    Prims& k = prims(in[0]->dim(0), ctx.training);
+    if (ctx.training && k.last_in != in[0]->data()) {
+      k.scratch.resize(dout.shape());
+      run_forward(k, in[0]->data(), k.scratch.data());
+    }
+    float* dx = din[0] ? din[0]->data() : nullptr;
+    if (!dx) {
+      k.scratch.resize(dout.shape());
+      dx = k.scratch.data();
+    }
+    if (!k.training) {
+      k.mean.set_data_handle(mean_->value.data());
+      k.var.set_data_handle(var_->value.data());
+    }
+    k.src.set_data_handle(const_cast<float*>(in[0]->data()));
+    k.dst.set_data_handle(const_cast<float*>(dout.data()));
+    k.dsrc.set_data_handle(dx);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, k.src},
+                                               {DNNL_ARG_MEAN, k.mean},
+                                               {DNNL_ARG_VARIANCE, k.var},
+                                               {DNNL_ARG_DIFF_DST, k.dst},
+                                               {DNNL_ARG_DIFF_SRC, k.dsrc}};
+    if (scale_) {
+      k.gamma.set_data_handle(gamma_->value.data());
+      args[DNNL_ARG_SCALE] = k.gamma;
+      args[DNNL_ARG_DIFF_SCALE] = k.dgamma;
+    }
+    if (center_) {
+      k.beta.set_data_handle(beta_->value.data());
+      args[DNNL_ARG_SHIFT] = k.beta;
+      args[DNNL_ARG_DIFF_SHIFT] = k.dbeta;
+    }
+    k.bwd.execute(dnn::stream(), args);
+    auto add = [&](const ParamPtr& p, const dnnl::memory& m) {
+      if (!p || !p->trainable) return;
+      const float* g = static_cast<const float*>(m.get_data_handle());
+      for (int64_t c = 0; c < c_; ++c) p->grad[c] += g[c];
+    };
+    add(gamma_, k.dgamma);
+    add(beta_, k.dbeta);
+  }
+
+ private:
+  struct Prims {
+    dnnl::batch_normalization_forward fwd;
+    dnnl::batch_normalization_backward bwd;
+    dnnl::memory src, dst, dsrc, mean, var, gamma, beta, dgamma, dbeta;
+    bool training = false;
+    const float* last_in = nullptr;
+    Tensor scratch;
+  };
+
+  void run_forward(Prims& k, const float* x, float* y) {
+    k.src.set_data_handle(const_cast<float*>(x));
+    k.dst.set_data_handle(y);
+    if (!k.training) {
+      k.mean.set_data_handle(mean_->value.data());
+      k.var.set_data_handle(var_->value.data());
+    }
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, k.src},
+                                               {DNNL_ARG_DST, k.dst},
+                                               {DNNL_ARG_MEAN, k.mean},
+                                               {DNNL_ARG_VARIANCE, k.var}};
+    if (scale_) {
+      k.gamma.set_data_handle(gamma_->value.data());
+      args[DNNL_ARG_SCALE] = k.gamma;
+    }
+    if (center_) {
+      k.beta.set_data_handle(beta_->value.data());
+      args[DNNL_ARG_SHIFT] = k.beta;
+    }
+    k.fwd.execute(dnn::stream(), args);
+    k.last_in = x;
+  }
+
+  Prims& prims(int64_t n, bool training) {
+    auto& p = cache_[{n, training}];
+    if (p) return *p;
+    p = std::make_unique<Prims>();
+    auto& eng = dnn::engine();
+    md data = plain4(n, c_, spatial_, 1);
+    md stat({c_}, dt::f32, tag::x);
+    nf flags = nf::none;
+    if (scale_) flags |= nf::use_scale;
+    if (center_) flags |= nf::use_shift;
+    if (!training) flags |= nf::use_global_stats;
+    dnnl::batch_normalization_forward::primitive_desc fpd(
+        dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, data, eps_,
+                                                flags),
+        eng);
+    dnnl::batch_normalization_backward::primitive_desc bpd(
+        dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, data, data, eps_,
+                                                 flags),
+        eng, fpd);
+    p->fwd = dnnl::batch_normalization_forward(fpd);
+    p->bwd = dnnl::batch_normalization_backward(bpd);
+    p->training = training;
+    p->src = dnnl::memory(data, eng, nullptr);
+    p->dst = dnnl::memory(data, eng, nullptr);
+    p->dsrc = dnnl::memory(data, eng, nullptr);
+    if (training) {  // batch statistics, owned by the primitive set
+      p->mean = dnnl::memory(stat, eng);
+      p->var = dnnl::memory(stat, eng);
+    } else {  // the moving statistics
+      p->mean = dnnl::memory(stat, eng, nullptr);
+      p->var = dnnl::memory(stat, eng, nullptr);
+    }
+    p->gamma = dnnl::memory(stat, eng, nullptr);
+    p->beta = dnnl::memory(stat, eng, nullptr);
+    p->dgamma = dnnl::memory(stat, eng);
+    p->dbeta = dnnl::memory(stat, eng);
+    return *p;
+  }
+
+  float momentum_, eps_;
+  bool center_, scale_;
+  std::string gamma_init_, beta_init_, mean_init_, var_init_;
+  int64_t c_ = 0, spatial_ = 1;
+  ParamPtr gamma_, beta_, mean_, var_;
+  std::map<std::pair<int64_t, bool>, std::unique_ptr<Prims>> cache_;
+};
+
+}  // namespace
+
+void register_batch_norm(Registry& r) {
+  Spec s(
+      "Batch normalisation over the channel axis (the first axis of a sample): batch "
+      "statistics when training, moving statistics otherwise.");
+  s.add("momentum", Type::Float)
+      .def(0.99)
+      .range(0, 1)
+      .doc("moving = momentum * moving + (1 - momentum) * batch statistic");
+  s.add("epsilon", Type::Float).def(1e-3).min(0).doc("added to the variance");
+  s.add("center", Type::Bool).def("true").doc("learn the offset beta");
+  s.add("scale", Type::Bool).def("true").doc("learn the scale gamma");
+  s.add("gamma_initializer", Type::String).def("ones").doc("initializer of gamma");
+  s.add("beta_initializer", Type::String).def("zeros").doc("initializer of beta");
+  s.add("moving_mean_initializer", Type::String).def("zeros").doc("initializer of moving_mean");
+  s.add("moving_variance_initializer", Type::String)
+      .def("ones")
+      .doc("initializer of moving_variance");
+  r.add<Layer>("batch_norm", s,
+               [](const Params& p) { return std::make_unique<BatchNormLayer>(p); });
+}
+
+}  // namespace loom::conv

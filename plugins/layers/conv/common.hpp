@@ -1,0 +1,263 @@
+// Shared helpers of the convolutional layer library (oneDNN 2.6 API): activation parsing and
+// an elementwise activation (copied from the core layers so this library stands alone), "ports"
+// that move data between Loom's plain NCHW tensors and the layouts oneDNN picks, and parsing of
+// the Keras-style size parameters.
+#pragma once
+#include <dnnl.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "loom/dnn.hpp"
+#include "loom/error.hpp"
+#include "loom/params.hpp"
+
+namespace loom::conv {
+
+using dt = dnnl::memory::data_type;
+using md = dnnl::memory::desc;
+using tag = dnnl::memory::format_tag;
+using dims = dnnl::memory::dims;
+
+inline md plain4(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return md({n, c, h, w}, dt::f32, tag::nchw);
+}
+inline md any4(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return md({n, c, h, w}, dt::f32, tag::any);
+}
+
+// ---- activations (same names and semantics as the core layers) ----
+
+enum class Act { Linear, Relu, LeakyRelu, Sigmoid, Tanh, Elu, Softplus, Swish, Gelu };
+
+inline const std::vector<std::string>& act_names() {
+  static const std::vector<std::string> n{"linear", "relu",     "leaky_relu", "sigmoid", "tanh",
+                                          "elu",    "softplus", "swish",      "gelu"};
+  return n;
+}
+
+inline Act parse_act(const std::string& s) {
+  static const std::map<std::string, Act> m{
+      {"linear", Act::Linear},     {"relu", Act::Relu},   {"leaky_relu", Act::LeakyRelu},
+      {"sigmoid", Act::Sigmoid},   {"tanh", Act::Tanh},   {"elu", Act::Elu},
+      {"softplus", Act::Softplus}, {"swish", Act::Swish}, {"gelu", Act::Gelu}};
+  auto it = m.find(s);
+  if (it == m.end()) throw Error("unknown activation '" + s + "'" + suggestion(s, act_names()));
+  return it->second;
+}
+
+// Algorithm used both for the forward (standalone or post-op) and the backward.
+inline dnnl::algorithm act_alg(Act a, bool* uses_dst) {
+  using alg = dnnl::algorithm;
+  *uses_dst =
+      a == Act::Relu || a == Act::LeakyRelu || a == Act::Sigmoid || a == Act::Tanh || a == Act::Elu;
+  switch (a) {
+    case Act::Relu:
+    case Act::LeakyRelu:
+      return alg::eltwise_relu_use_dst_for_bwd;
+    case Act::Sigmoid:
+      return alg::eltwise_logistic_use_dst_for_bwd;
+    case Act::Tanh:
+      return alg::eltwise_tanh_use_dst_for_bwd;
+    case Act::Elu:
+      return alg::eltwise_elu_use_dst_for_bwd;
+    case Act::Softplus:
+      return alg::eltwise_soft_relu;
+    case Act::Swish:
+      return alg::eltwise_swish;
+    case Act::Gelu:
+      return alg::eltwise_gelu_erf;
+    case Act::Linear:
+      return alg::eltwise_linear;
+  }
+  return alg::eltwise_linear;
+}
+
+// The post-op form (the *_use_dst_for_bwd variants are not accepted as post-ops).
+inline dnnl::algorithm act_post_op(Act a) {
+  using alg = dnnl::algorithm;
+  switch (a) {
+    case Act::Relu:
+    case Act::LeakyRelu:
+      return alg::eltwise_relu;
+    case Act::Sigmoid:
+      return alg::eltwise_logistic;
+    case Act::Tanh:
+      return alg::eltwise_tanh;
+    case Act::Elu:
+      return alg::eltwise_elu;
+    default: {
+      bool d;
+      return act_alg(a, &d);
+    }
+  }
+}
+
+// alpha as oneDNN wants it: the leaky slope, the elu scale, the swish factor; else 0.
+inline float act_alpha(Act a, float alpha) {
+  return (a == Act::LeakyRelu || a == Act::Elu || a == Act::Swish) ? alpha : 0.f;
+}
+
+inline dnnl::post_ops act_post_ops(Act a, float alpha) {
+  dnnl::post_ops ops;
+  if (a != Act::Linear) ops.append_eltwise(1.f, act_post_op(a), act_alpha(a, alpha), 0.f);
+  return ops;
+}
+
+// Elementwise backward of an activation on a flat buffer of n values (the forward is fused).
+class ActBackward {
+ public:
+  void init(Act act, float alpha, int64_t n) {
+    auto& eng = dnn::engine();
+    md m({n}, dt::f32, tag::a);
+    dnnl::algorithm a = act_alg(act, &uses_dst_);
+    float al = act_alpha(act, alpha);
+    dnnl::eltwise_forward::primitive_desc f(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, a, m, al, 0.f), eng);
+    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(a, m, m, al, 0.f), eng,
+                                              f);
+    fwd_ = dnnl::eltwise_forward(f);
+    bwd_ = dnnl::eltwise_backward(bp);
+    x_ = dnnl::memory(m, eng, nullptr);
+    dy_ = dnnl::memory(m, eng, nullptr);
+    dx_ = dnnl::memory(m, eng, nullptr);
+  }
+  bool ready() const { return bool(bwd_); }
+  // Needs the pre-activation input only for activations without a dst form; `pre` may then be
+  // recomputed by the caller. `y` is the activated output.
+  bool uses_dst() const { return uses_dst_; }
+  void forward(const float* x, float* y) {
+    x_.set_data_handle(const_cast<float*>(x));
+    dx_.set_data_handle(y);
+    fwd_.execute(dnn::stream(), {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, dx_}});
+  }
+  void backward(const float* x_or_y, const float* dy, float* dx) {
+    x_.set_data_handle(const_cast<float*>(x_or_y));
+    dy_.set_data_handle(const_cast<float*>(dy));
+    dx_.set_data_handle(dx);
+    bwd_.execute(dnn::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, x_},
+                                 {DNNL_ARG_DIFF_DST, dy_},
+                                 {DNNL_ARG_DIFF_SRC, dx_}});
+  }
+
+ private:
+  dnnl::eltwise_forward fwd_;
+  dnnl::eltwise_backward bwd_;
+  dnnl::memory x_, dy_, dx_;
+  bool uses_dst_ = false;
+};
+
+// ---- ports: a plain user buffer on one side, the layout a primitive wants on the other ----
+
+// Input port: the user's plain buffer is reordered (when the layouts differ) into an internal
+// buffer owned by the port. The reorder primitive and the buffer are created once.
+class InPort {
+ public:
+  void init(const md& user, const md& want) {
+    auto& eng = dnn::engine();
+    user_ = dnnl::memory(user, eng, nullptr);
+    needs_ = user != want;
+    if (needs_) {
+      prim_ = dnnl::memory(want, eng);
+      reorder_ = dnnl::reorder(user_, prim_);
+    } else {
+      prim_ = user_;
+    }
+  }
+  const dnnl::memory& operator()(const float* p) {
+    user_.set_data_handle(const_cast<float*>(p));
+    if (needs_) reorder_.execute(dnn::stream(), user_, prim_);
+    return prim_;
+  }
+
+ private:
+  dnnl::memory user_, prim_;
+  dnnl::reorder reorder_;
+  bool needs_ = false;
+};
+
+// Output port: the primitive writes into mem() (the user's buffer itself when the layouts
+// agree), then finish() reorders into the user's plain buffer. With accumulate, the primitive
+// always writes an internal buffer and finish() ADDS it to the user's buffer (reorder with a
+// sum post-op): used for parameter gradients.
+class OutPort {
+ public:
+  void init(const md& user, const md& have, bool accumulate = false) {
+    auto& eng = dnn::engine();
+    user_ = dnnl::memory(user, eng, nullptr);
+    needs_ = accumulate || user != have;
+    if (needs_) {
+      prim_ = dnnl::memory(have, eng);
+      dnnl::primitive_attr attr;
+      if (accumulate) {
+        dnnl::post_ops ops;
+        ops.append_sum(1.f);
+        attr.set_post_ops(ops);
+      }
+      reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(prim_, user_, attr));
+    } else {
+      prim_ = user_;
+    }
+  }
+  const dnnl::memory& mem(float* p) {
+    user_.set_data_handle(p);
+    return prim_;
+  }
+  void finish() {
+    if (needs_) reorder_.execute(dnn::stream(), prim_, user_);
+  }
+
+ private:
+  dnnl::memory user_, prim_;
+  dnnl::reorder reorder_;
+  bool needs_ = false;
+};
+
+// ---- Keras-style size parameters ----
+
+// An Ints parameter of one value (used for both axes) or two ([h, w]).
+inline std::pair<int64_t, int64_t> pair_param(const Params& p, const std::string& key,
+                                              int64_t lo = 1) {
+  std::vector<int64_t> v = p.ints(key);
+  if (v.size() == 1) v.push_back(v[0]);
+  if (v.size() != 2) p.fail(key, "expected [n] or [h, w]");
+  for (int64_t x : v)
+    if (x < lo) p.fail(key, "values must be >= " + std::to_string(lo));
+  return {v[0], v[1]};
+}
+
+// An Ints parameter of one value (all four sides), two ([h, w]: top = bottom = h, left = right
+// = w) or four ([top, bottom, left, right]).
+inline std::vector<int64_t> sides_param(const Params& p, const std::string& key) {
+  std::vector<int64_t> v = p.ints(key);
+  if (v.size() == 1)
+    v = {v[0], v[0], v[0], v[0]};
+  else if (v.size() == 2)
+    v = {v[0], v[0], v[1], v[1]};
+  if (v.size() != 4) p.fail(key, "expected [n], [h, w] or [top, bottom, left, right]");
+  for (int64_t x : v)
+    if (x < 0) p.fail(key, "values must be >= 0");
+  return v;
+}
+
+// TensorFlow 'same' padding of one axis: pad_total = max((ceil(in/s)-1)*s + k_eff - in, 0),
+// half (rounded down) before, the rest after. Returns {out, before, after}.
+struct Axis {
+  int64_t out, before, after;
+};
+inline Axis conv_axis(int64_t in, int64_t k_eff, int64_t s, bool same) {
+  if (same) {
+    int64_t out = (in + s - 1) / s;
+    int64_t total = std::max<int64_t>((out - 1) * s + k_eff - in, 0);
+    return {out, total / 2, total - total / 2};
+  }
+  return {in >= k_eff ? (in - k_eff) / s + 1 : 0, 0, 0};
+}
+
+// Expects a (C, H, W) sample shape.
+inline void expect_chw(const std::vector<loom::Shape>& in) {
+  if (in[0].size() != 3)
+    throw Error("expected an input of shape (channels, height, width), got " + to_string(in[0]));
+}
+
+}  // namespace loom::conv
