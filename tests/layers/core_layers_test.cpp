@@ -57,3 +57,7 @@ TEST(CoreLayerGradients, RegularizationLayers) {
   o.step = 1e-3;
   check_layer_gradients("[8]", "{type: activity_regularization, l1: 0.01, l2: 0.02}", 3, o);
 }
+TEST(CoreLayerGradients, DenseUnfusedActivations) {
+  for (const char* a : {"swish", "gelu", "softplus"})
+    check_layer_gradients("[6]", std::string("{type: dense, units: 4, activation: ") + a + "}", 3);
+}

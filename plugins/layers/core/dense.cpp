@@ -35,7 +35,15 @@ class DenseBase : public Layer {
         bias_init_(p.s("bias_initializer")) {}
 
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
-    Prims& k = prims(rows(*in[0]));
+    int64_t m = rows(*in[0]);
+    Prims& k = prims(m);
+    if (!fused()) {
+      // The activation's backward needs its input: keep the pre-activation values.
+      pre_.resize({m * units_});
+      k.fwd.run(in[0]->data(), kernel_->value.data(), pre_.data(), use_bias_ ? bias_->value.data() : nullptr);
+      k.act.forward(pre_.data(), out.data());
+      return;
+    }
     k.fwd.run(in[0]->data(), kernel_->value.data(), out.data(),
               use_bias_ ? bias_->value.data() : nullptr);
   }
@@ -47,7 +55,7 @@ class DenseBase : public Layer {
     const float* dz = dout.data();
     if (act_ != Act::Linear) {
       dz_.resize({m * units_});
-      k.act.backward(out.data(), out.data(), dout.data(), dz_.data());
+      k.act.backward(fused() ? out.data() : pre_.data(), out.data(), dout.data(), dz_.data());
       dz = dz_.data();
     }
     if (kernel_->trainable) k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz), kernel_->grad.data());
@@ -82,9 +90,14 @@ class DenseBase : public Layer {
     }
     return k;
   }
+  // Activations whose backward works from the output are fused into the matmul as a post-op.
+  bool fused() const {
+    return act_ == Act::Linear || act_ == Act::Relu || act_ == Act::LeakyRelu || act_ == Act::Sigmoid ||
+           act_ == Act::Tanh || act_ == Act::Elu;
+  }
   dnnl::post_ops forward_ops() const {
     dnnl::post_ops ops;
-    if (act_ != Act::Linear)
+    if (act_ != Act::Linear && fused())
       ops.append_eltwise(1.f, post_op_alg(act_), act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
     return ops;
   }
@@ -100,7 +113,7 @@ class DenseBase : public Layer {
   std::string bias_init_;
   int64_t in_ = 0, units_ = 0;
   ParamPtr kernel_, bias_;
-  Tensor dz_, ones_;
+  Tensor dz_, ones_, pre_;
   std::map<int64_t, Prims> cache_;
 };
 
