@@ -84,8 +84,8 @@ void register_autoencoder(Registry& r) {
   s.add("valid_data", Type::String).doc("validation data (default: the dataset's 'valid' split)");
   s.add("input_data", Type::String).doc("paired dataset whose samples are the inputs (same order and count)");
   s.add("denoise", Type::Bool).def("false").doc("targets are the samples before augmentation");
-  s.add("loss", Type::Any).def("mse").doc("reconstruction loss: a name or {type: NAME, ...}");
-  s.add("terms", Type::Any).doc("extra penalty terms: [{type: kl_sparsity, on: LAYER, weight: W, ...}]");
+  s.add("loss", Type::Any).def("mse").entry(Kind::Loss).doc("reconstruction loss: a name or {type: NAME, ...}");
+  s.add("terms", Type::Any).entry_list(Kind::Loss, {"on", "weight"}).doc("extra penalty terms: [{type: kl_sparsity, on: LAYER, weight: W, ...}]");
   s.add("reconstructions", Type::Int).def(8).min(0).doc("validation images in the per-epoch grid (0: none)");
   add_training_params(s);
   r.add<Recipe>("autoencoder", s, [](const Params& p) { return std::make_unique<AutoencoderRecipe>(p); });

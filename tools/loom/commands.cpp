@@ -52,12 +52,13 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"out", "set", "epochs", "max-steps", "threads"}, {"resume", "quiet"});
+  Args a = parse(argc, argv, 2, {"out", "set", "epochs", "max-steps", "threads", "subset"}, {"resume", "quiet"});
   RunOptions o;
   o.out_dir = a.get("out");
   o.overrides = a.sets;
   o.epochs = a.integer("epochs", 0);
   o.max_steps = a.integer("max-steps", 0);
+  o.subset = a.integer("subset", 0);
   o.resume = a.flag("resume");
   o.quiet = a.flag("quiet");
   std::string budget = set_threads(a.integer("threads", 0));

@@ -18,6 +18,7 @@
 
 #include "loom/error.hpp"
 #include "loom/export.hpp"
+#include "loom/kind.hpp"
 
 namespace loom {
 
@@ -33,7 +34,23 @@ struct LOOM_API ParamSpec {
   double hi = std::numeric_limits<double>::infinity();
   std::vector<std::string> allowed;  // for strings: the accepted values
   std::string help;
+  // The value is a registered type given as a name or {type: NAME, ...} (or a list of them),
+  // validated against that type's own Spec when the pipeline is validated.
+  bool is_entry = false, is_entry_list = false;
+  Kind entry_kind = Kind::Layer;
+  std::vector<std::string> entry_reserved;  // extra keys the caller reads (e.g. on, weight)
 
+  ParamSpec& entry(Kind k) {
+    is_entry = true;
+    entry_kind = k;
+    return *this;
+  }
+  ParamSpec& entry_list(Kind k, std::vector<std::string> reserved = {}) {
+    is_entry_list = true;
+    entry_kind = k;
+    entry_reserved = std::move(reserved);
+    return *this;
+  }
   ParamSpec& required() {
     is_required = true;
     return *this;

@@ -8,13 +8,11 @@
 #include <vector>
 
 #include "loom/export.hpp"
+#include "loom/kind.hpp"
 #include "loom/params.hpp"
 
 namespace loom {
 
-enum class Kind { Layer, Loss, Optimizer, Initializer, Source, Recipe, Augmenter, Sampler };
-LOOM_API const char* kind_name(Kind k);
-LOOM_API const std::vector<Kind>& all_kinds();
 
 struct LOOM_API TypeInfo {
   Kind kind;

@@ -200,6 +200,23 @@ void Runtime::validate_stages(Problems& problems) {
         s->after = after;
       }
       s->params = make_params(node, t->spec, file_.path, path);
+      // Nested registry entries (optimizer, loss, terms, ...) are validated now, not at run time.
+      for (auto& ps : t->spec.params) {
+        if (!(ps.is_entry || ps.is_entry_list) || !s->params.has(ps.name)) continue;
+        try {
+          Params scratch;
+          if (ps.is_entry) {
+            resolve_entry(registry(), ps.entry_kind, s->params.child(ps.name), {}, &scratch);
+          } else if (s->params.given(ps.name)) {
+            size_t n = s->params.list_size(ps.name);
+            std::set<std::string> reserved(ps.entry_reserved.begin(), ps.entry_reserved.end());
+            for (size_t i = 0; i < n; ++i)
+              resolve_entry(registry(), ps.entry_kind, s->params.element(ps.name, i), reserved, &scratch);
+          }
+        } catch (const Error& e) {
+          local.add(e.what());
+        }
+      }
       // Cross-references: model names and dataset references.
       for (auto& ps : t->spec.params) {
         if (!node[ps.name] || ps.type != Type::String) continue;
@@ -301,6 +318,7 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
   } else if (fallback.empty() || fallback == "train" || d.splits.empty()) {
     out.count = (fallback.empty() || fallback == "train") ? out.data->count : 0;
   }
+  if (opt_.subset > 0) out.count = std::min(out.count, opt_.subset);
   return out;
 }
 

@@ -21,6 +21,7 @@ struct LOOM_API RunOptions {
   std::string out_dir;  // default runs/<pipeline name>
   std::vector<std::string> overrides;
   int64_t epochs = 0, max_steps = 0;
+  int64_t subset = 0;  // cap every split at this many samples (CI, quick checks)
   int threads = 0;
   bool resume = false, quiet = false;
   // Benchmark mode: only the training stage `bench_stage` (default: the first one) runs.

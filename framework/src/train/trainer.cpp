@@ -25,7 +25,7 @@ void add_training_params(Spec& s) {
   s.add("batch_size", Type::Int).def(32).min(1).doc("samples per step");
   s.add("epochs", Type::Int).def(10).min(1).doc("passes over the training data");
   s.add("shuffle", Type::Bool).def("true").doc("reshuffle the training data every epoch (seeded)");
-  s.add("optimizer", Type::Any).def("nadam").doc("optimizer: a name or {type: NAME, lr: ...}");
+  s.add("optimizer", Type::Any).def("nadam").entry(Kind::Optimizer).doc("optimizer: a name or {type: NAME, lr: ...}");
   s.add("lr_schedule", Type::Map).doc("learning-rate schedule: {type: constant|step|exponential|cosine, "
                                       "warmup_steps, step_size, gamma, decay_steps, decay_rate, min_lr}");
   s.add("clip_norm", Type::Float).def(0.0).min(0).doc("clip gradients to this global L2 norm (0: off)");

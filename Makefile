@@ -1,0 +1,41 @@
+# Front door: `make demo` and `make test` work on a fresh Debian 12 machine (as root).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
+
+.PHONY: all deps build demo test sanitize bench clean format
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# A short demo: the stacked autoencoder for 2 epochs on Fashion-MNIST; writes
+# runs/demo/reconstructions.png (originals over reconstructions) and metrics.jsonl.
+demo: build
+	$(BUILD)/bin/loom run pipelines/stacked_ae.yaml --epochs 2 --out runs/demo
+	@echo "reconstruction grid: runs/demo/reconstructions.png"
+
+# The whole suite: unit and gradient tests, plugin loading, error messages, and every
+# pipeline in a shortened form.
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build in its own folder.
+sanitize: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOOM_SANITIZE=ON > /dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) --timeout 3600
+
+bench: build
+	$(BUILD)/bin/loom bench pipelines/stacked_ae.yaml
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,116 @@
+// Golden tests of error messages: each broken pipeline in tests/errors/cases/ names its
+// expected messages in `# expect:` lines. `loom run` must print each (located at file:line:col),
+// exit non-zero, never crash or print C++ internals, and write nothing.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/cli.hpp"
+
+namespace fs = std::filesystem;
+using namespace loom::test;
+
+namespace {
+
+std::vector<std::string> cases() {
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(source_path("tests/errors/cases")))
+    if (e.path().extension() == ".yaml") names.push_back(e.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void expect_clean_failure(const CliResult& r, const std::string& out_dir) {
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(r.exit_code, 128) << "crashed: " << r.err;
+  for (const char* bad : {"terminate called", "std::", "what():", "Aborted", "Segmentation", "YAML::"})
+    EXPECT_EQ(r.err.find(bad), std::string::npos) << "internal detail '" << bad << "' in: " << r.err;
+  EXPECT_FALSE(fs::exists(out_dir)) << "the failed run wrote " << out_dir;
+}
+
+class BrokenPipeline : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BrokenPipeline, ReportsLocatedErrorAndWritesNothing) {
+  // Run from the cases folder so the printed path is the bare file name.
+  std::string file = GetParam() + ".yaml";
+  std::string text = read_text(source_path("tests/errors/cases/" + file));
+  std::vector<std::string> expected;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("# expect: ", 0) == 0) expected.push_back(line.substr(10));
+  ASSERT_FALSE(expected.empty()) << file << " has no '# expect:' line";
+  std::string out = temp_dir("err") + "/run";
+  std::string cd = "cd " + source_path("tests/errors/cases") + " &&";
+  for (const char* cmd : {"run", "validate"}) {
+    std::vector<std::string> args{cmd, file};
+    if (std::string(cmd) == "run") args.insert(args.end(), {"--out", out});
+    CliResult r = run_loom(args, cd);
+    for (auto& e : expected) EXPECT_NE(r.err.find(e), std::string::npos) << cmd << ": expected\n  " << e << "\nin\n" << r.err;
+    expect_clean_failure(r, out);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, BrokenPipeline, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param; });
+
+std::string write_pipeline(const std::string& dir, const std::string& images) {
+  std::string p = dir + "/p.yaml";
+  std::ofstream(p) << "name: t\ndatasets:\n  d: {source: idx, images: " << images
+                   << ", labels: ''}\nmodels:\n  m: {input: [28, 28], layers: [{type: flatten}, {type: dense, units: 784}, "
+                      "{type: reshape, shape: [28, 28]}]}\nstages:\n  train: {recipe: autoencoder, model: m, data: d}\n";
+  return p;
+}
+
+TEST(DataErrors, TruncatedIdxNamesFileAndReason) {
+  std::string dir = temp_dir("trunc");
+  // A gzipped IDX header promising 100 images of 28x28, followed by only 10 of them.
+  std::string images = dir + "/images-idx3-ubyte.gz";
+  gzFile f = gzopen(images.c_str(), "wb");
+  unsigned char header[16] = {0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 28, 0, 0, 0, 28};
+  gzwrite(f, header, 16);
+  std::vector<unsigned char> pixels(10 * 784, 7);
+  gzwrite(f, pixels.data(), unsigned(pixels.size()));
+  gzclose(f);
+  std::string out = dir + "/run";
+  CliResult r = run_loom({"run", write_pipeline(dir, images), "--out", out});
+  EXPECT_NE(r.err.find(images + ": truncated IDX file: the header promises 100 images (78400 bytes) but the file holds 7840 bytes"),
+            std::string::npos)
+      << r.err;
+  expect_clean_failure(r, out);
+}
+
+TEST(DataErrors, NotAnIdxFile) {
+  std::string dir = temp_dir("notidx");
+  std::string images = dir + "/images.idx";
+  std::ofstream(images) << "hello, this is text";
+  std::string out = dir + "/run";
+  CliResult r = run_loom({"run", write_pipeline(dir, images), "--out", out});
+  EXPECT_NE(r.err.find(images + ": not an IDX file"), std::string::npos) << r.err;
+  expect_clean_failure(r, out);
+}
+
+TEST(CliErrors, UnknownOptionAndCommand) {
+  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--epoch", "2"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown option --epoch (did you mean 'epochs'?)"), std::string::npos) << r.err;
+  r = run_loom({"trian"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown command 'trian' (did you mean 'train'?)") == std::string::npos &&
+                    r.err.find("unknown command 'trian'") == std::string::npos,
+            true)
+      << r.err;
+  r = run_loom({"run", "no/such/pipeline.yaml"});
+  EXPECT_NE(r.err.find("no/such/pipeline.yaml: pipeline file not found"), std::string::npos) << r.err;
+}
+
+TEST(CliErrors, BadOverride) {
+  std::string out = temp_dir("set") + "/run";
+  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--set",
+                          "stages.train.batch_size=many"});
+  EXPECT_NE(r.err.find("stages.train.batch_size: expected an integer, got 'many'"), std::string::npos) << r.err;
+  expect_clean_failure(r, out);
+}
+
+}  // namespace
