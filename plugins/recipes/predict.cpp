@@ -44,6 +44,23 @@ class PredictRecipe : public Recipe {
     Tensor out = predict_split(*model, split, node, p.i("batch_size"), ctx.seed());
     if (p.b("round"))
       for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
+    if (p.given("publish")) {
+      auto d = std::make_shared<Dataset>();
+      d->count = out.dim(0);
+      d->sample_shape.assign(out.shape().begin() + 1, out.shape().end());
+      d->x.assign(out.data(), out.data() + out.size());
+      if (split.data->has_labels())
+        for (int64_t i = 0; i < split.count; ++i) d->labels.push_back(split.label(i));
+      d->num_classes = split.data->num_classes;
+      auto [lo, hi] = std::minmax_element(d->x.begin(), d->x.end());
+      d->lo = d->x.empty() ? 0.f : *lo;
+      d->hi = d->x.empty() ? 1.f : *hi;
+      d->origin = "stage " + ctx.name();
+      ctx.publish(p.s("publish"), d, p.s("data"));
+      ctx.log(ctx.name() + ": published " + std::to_string(d->count) + " x " + to_string(d->sample_shape) +
+              " as dataset '" + p.s("publish") + "'");
+    }
+    if (!p.given("write")) return;
     std::string path = ctx.out_path(p.s("write"));
     int64_t n = out.dim(0), per = out.size() / std::max<int64_t>(n, 1);
     if (path.ends_with(".csv")) {
@@ -85,7 +102,8 @@ void register_predict(Registry& r) {
   s.add("model", Type::String).required().doc("the model to run");
   s.add("data", Type::String).required().doc("dataset or dataset.split");
   s.add("output", Type::String).doc("layer whose values are written (default: the model output)");
-  s.add("write", Type::String).required().doc("output file (.npy or .csv), inside the run folder if relative");
+  s.add("write", Type::String).doc("output file (.npy or .csv), inside the run folder if relative");
+  s.add("publish", Type::String).doc("name under which later stages can use the outputs as a dataset");
   s.add("round", Type::Bool).def("false").doc("round values to integers (e.g. hash bits)");
   s.add("pack_bits", Type::Bool).def("false").doc("csv: also write the values as bits of one integer hash");
   s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");

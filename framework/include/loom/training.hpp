@@ -60,6 +60,10 @@ class LOOM_API StageContext {
   virtual int64_t epochs_override() const = 0;
   virtual bool resume() const = 0;
   virtual bool quiet() const = 0;
+  // Makes `data` available to later stages as dataset `name` (declared by the stage's `publish`
+  // key); with `splits_like` naming a whole dataset, it takes that dataset's splits.
+  virtual void publish(const std::string& name, std::shared_ptr<const Dataset> data,
+                       const std::string& splits_like) = 0;
   // Benchmark mode (`loom bench`): fit() runs `warmup` steps, then `windows` timed windows of
   // `steps` steps each, reports them through bench_result() and returns.
   struct BenchSettings {

@@ -60,6 +60,9 @@ class Context : public StageContext {
   const BenchSettings* bench() const override {
     return rt_.options().benchmark ? &rt_.options().bench : nullptr;
   }
+  void publish(const std::string& n, std::shared_ptr<const Dataset> d, const std::string& like) override {
+    rt_.publish(n, std::move(d), like);
+  }
   void bench_result(const std::vector<double>& rates, int64_t batch) override {
     rt_.add_bench_report({name_, batch, rates});
   }
@@ -165,6 +168,23 @@ void Runtime::validate_stages(Problems& problems) {
   }
   std::set<std::string> names;
   for (auto it = st.begin(); it != st.end(); ++it) names.insert(it->first.Scalar());
+  // Datasets that stages produce (`publish: NAME`) can be used by later stages.
+  std::map<std::string, std::string> producer;
+  for (auto it = st.begin(); it != st.end(); ++it) {
+    YAML::Node pub = it->second.IsMap() ? it->second["publish"] : YAML::Node();
+    if (!pub) continue;
+    std::string dn = pub.Scalar();
+    if (datasets_.count(dn) || producer.count(dn)) {
+      problems.add(location_of(pub, file_.path), "stages." + it->first.Scalar() + ".publish",
+                   "dataset '" + dn + "' already exists");
+      continue;
+    }
+    auto d = std::make_unique<DatasetDecl>();
+    d->name = dn;
+    d->node = pub;
+    datasets_[dn] = std::move(d);
+    producer[dn] = it->first.Scalar();
+  }
   for (auto it = st.begin(); it != st.end(); ++it) {
     std::string name = it->first.Scalar(), path = "stages." + name;
     YAML::Node node = it->second;
@@ -234,6 +254,10 @@ void Runtime::validate_stages(Problems& problems) {
             if (file_.root["datasets"] && file_.root["datasets"][ds]) continue;  // already reported
             local.add(location_of(node[ps.name], file_.path), path + "." + ps.name,
                       "unknown dataset '" + ds + "'" + suggestion(ds, known));
+          } else if (producer.count(ds)) {
+            // A stage reading a produced dataset waits for its producer.
+            if (producer[ds] != name && std::find(s->after.begin(), s->after.end(), producer[ds]) == s->after.end())
+              s->after.push_back(producer[ds]);
           } else if (v.find('.') != std::string::npos) {
             std::string sp = v.substr(v.find('.') + 1);
             auto& splits = datasets_[ds]->splits;
@@ -275,6 +299,7 @@ void Runtime::validate_stages(Problems& problems) {
 std::shared_ptr<const Dataset> Runtime::load_dataset(DatasetDecl& d) {
   std::lock_guard<std::mutex> lock(d.mutex);
   if (d.loaded) return d.loaded;
+  if (!d.src) throw Error("dataset '" + d.name + "' is produced by a stage that has not run yet");
   auto data = std::make_shared<Dataset>(d.src->load());
   if (!d.scale.empty()) {
     float a = float(d.scale[0]), b = float(d.scale[1]);
@@ -315,8 +340,10 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
     out.name = ds + "." + use;
   } else if (!split.empty()) {
     throw Error("dataset '" + ds + "' has no split '" + split + "'");
-  } else if (fallback.empty() || fallback == "train" || d.splits.empty()) {
-    out.count = (fallback.empty() || fallback == "train") ? out.data->count : 0;
+  } else if (fallback == "valid") {
+    out.count = 0;  // no validation split: no validation
+  } else {
+    out.count = out.data->count;
   }
   if (opt_.subset > 0) out.count = std::min(out.count, opt_.subset);
   return out;
@@ -330,7 +357,7 @@ void Runtime::load_data() {
         if ((ps.name == "data" || ps.name.ends_with("_data")) && s->params.given(ps.name) &&
             s->params.s(ps.name).substr(0, s->params.s(ps.name).find('.')) == name)
           used = true;
-    if (used) load_dataset(*d);
+    if (used && d->src) load_dataset(*d);
   }
 }
 
@@ -353,6 +380,15 @@ void Runtime::metric(const std::string& stage, const std::string& json) {
   metrics_open_ = true;
   // {"task": stage, ...rest}
   o << "{\"task\":\"" << stage << "\"," << json.substr(1) << "\n";
+}
+
+void Runtime::publish(const std::string& name, std::shared_ptr<const Dataset> data, const std::string& splits_like) {
+  auto it = datasets_.find(name);
+  if (it == datasets_.end()) throw Error("dataset '" + name + "' was not declared as published");
+  std::lock_guard<std::mutex> lock(it->second->mutex);
+  auto src = datasets_.find(splits_like.substr(0, splits_like.find('.')));
+  if (src != datasets_.end() && splits_like.find('.') == std::string::npos) it->second->splits = src->second->splits;
+  it->second->loaded = std::move(data);
 }
 
 void Runtime::add_bench_report(BenchReport r) {
