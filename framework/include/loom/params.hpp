@@ -100,6 +100,11 @@ class LOOM_API Params {
   std::vector<std::string> strings(const std::string& key) const;
   // A nested mapping or scalar (Type::Map / Type::Any parameters), e.g. an optimizer spec.
   Params child(const std::string& key) const;
+  // True when the value of `key` is a list (e.g. a parameter that takes a number or [min, max]).
+  bool is_list(const std::string& key) const;
+  // The elements of a list value, each as a node of its own ("transforms[2]"), e.g. a list of
+  // entries for create_from(). Fails (located) when the value is not a list.
+  std::vector<Params> items(const std::string& key) const;
 
   // The dotted path of this node ("models.encoder.layers[1]") and of one of its keys.
   std::string path(const std::string& key = "") const;

@@ -302,6 +302,25 @@ Params Params::child(const std::string& key) const {
   return Params(impl);
 }
 
+bool Params::is_list(const std::string& key) const {
+  return lookup(*impl_, key, *this).IsSequence();
+}
+std::vector<Params> Params::items(const std::string& key) const {
+  YAML::Node n = lookup(*impl_, key, *this);
+  if (!n.IsSequence()) fail(key, "expected a list, got " + describe_node(n));
+  std::vector<Params> out;
+  std::string base = join_path(impl_->path, key);
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto impl = std::make_shared<Impl>();
+    impl->node = n[i];
+    impl->file = impl_->file;
+    impl->path = index_path(base, i);
+    impl->spec.open = true;
+    out.push_back(Params(impl));
+  }
+  return out;
+}
+
 std::string Params::path(const std::string& key) const { return join_path(impl_->path, key); }
 
 Location Params::where(const std::string& key) const {
