@@ -1,0 +1,205 @@
+// Shared helpers of the augmenters, and the plugin entry point.
+#include "common.hpp"
+
+#include <cstring>
+#include <sstream>
+
+#include "loom/plugin.hpp"
+
+namespace loom::augment {
+
+Range read_range(const Params& p, const std::string& key, bool symmetric, double bound_lo,
+                 double bound_hi) {
+  double a, b;
+  if (p.is_list(key)) {
+    std::vector<double> v = p.floats(key);
+    if (v.size() != 2)
+      p.fail(key, "expected a number or a [min, max] list of two numbers, got " +
+                      std::to_string(v.size()) + " numbers");
+    a = v[0];
+    b = v[1];
+    if (a > b) {
+      std::ostringstream o;
+      o << "min must not exceed max, got [" << a << ", " << b << "]";
+      p.fail(key, o.str());
+    }
+  } else {
+    double x = p.f(key);
+    if (symmetric) {
+      if (x < 0) {
+        std::ostringstream o;
+        o << "a single number x means [-x, x] and must be >= 0, got " << x;
+        p.fail(key, o.str());
+      }
+      a = -x;
+      b = x;
+    } else {
+      a = b = x;
+    }
+  }
+  if (a < bound_lo || b > bound_hi) {
+    std::ostringstream o;
+    o << "values must lie between " << bound_lo << " and " << bound_hi << ", got [" << a << ", "
+      << b << "]";
+    p.fail(key, o.str());
+  }
+  return Range{float(a), float(b)};
+}
+
+void add_fill(Spec& s) {
+  s.add("fill", Type::Float)
+      .doc(
+          "value of pixels uncovered by the transform (default: the lower "
+          "end of the image's value range)");
+}
+
+void add_interpolation(Spec& s) {
+  s.add("interpolation", Type::String)
+      .def("bilinear")
+      .choices({"bilinear", "nearest"})
+      .doc("resampling of source pixels");
+}
+
+Interp read_interp(const Params& p) {
+  return p.s("interpolation") == "nearest" ? Interp::Nearest : Interp::Bilinear;
+}
+
+float* scratch(int slot, size_t n) {
+  thread_local std::vector<float> buffers[4];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return b.data();
+}
+
+namespace {
+// Exact values for multiples of 90 degrees, so that quarter turns move pixels without blur.
+double snap(double v) {
+  for (double t : {-1.0, 0.0, 1.0})
+    if (std::fabs(v - t) < 1e-12) return t;
+  return v;
+}
+}  // namespace
+
+Affine inverse_affine(int64_t h, int64_t w, float degrees, float tx, float ty, float scale,
+                      float shear_x, float shear_y) {
+  const double kDeg = 3.14159265358979323846 / 180.0;
+  double t = double(degrees) * kDeg;
+  double cs = snap(std::cos(t)), sn = snap(std::sin(t));
+  // Forward linear part M = R · Shear · scale with y pointing down: a positive angle turns the
+  // image counter-clockwise on screen.
+  double r00 = cs, r01 = sn, r10 = -sn, r11 = cs;
+  double k01 = snap(std::tan(double(shear_x) * kDeg)), k10 = snap(std::tan(double(shear_y) * kDeg));
+  double m00 = (r00 + r01 * k10) * scale, m01 = (r00 * k01 + r01) * scale;
+  double m10 = (r10 + r11 * k10) * scale, m11 = (r10 * k01 + r11) * scale;
+  double det = m00 * m11 - m01 * m10;
+  if (std::fabs(det) < 1e-12) det = det < 0 ? -1e-12 : 1e-12;
+  double i00 = m11 / det, i01 = -m01 / det, i10 = -m10 / det, i11 = m00 / det;
+  // Source = C + M^-1 (dest - C - T).
+  double cx = 0.5 * double(w - 1), cy = 0.5 * double(h - 1);
+  double ox = cx + double(tx), oy = cy + double(ty);
+  Affine m;
+  m.a = float(i00);
+  m.b = float(i01);
+  m.c = float(cx - (i00 * ox + i01 * oy));
+  m.d = float(i10);
+  m.e = float(i11);
+  m.f = float(cy - (i10 * ox + i11 * oy));
+  return m;
+}
+
+void warp(Image& im, const Affine& m, Interp interp, float fill) {
+  const int64_t C = im.c, H = im.h, W = im.w, HW = H * W;
+  const float* src = im.data;
+  float* out = scratch(0, size_t(C * HW));
+  for (int64_t y = 0; y < H; ++y) {
+    const float rx = m.b * float(y) + m.c, ry = m.e * float(y) + m.f;
+    for (int64_t x = 0; x < W; ++x) {
+      const float sx = m.a * float(x) + rx, sy = m.d * float(x) + ry;
+      sample_point(src, C, H, W, sx, sy, interp, fill, out + y * W + x);
+    }
+  }
+  std::memcpy(im.data, out, sizeof(float) * size_t(C * HW));
+}
+
+int kernel_radius(float sigma, int ksize, float truncate) {
+  if (ksize > 0) return (ksize - 1) / 2;
+  return std::max(1, int(std::ceil(truncate * sigma)));
+}
+
+void gaussian_kernel(float sigma, int r, float* k) {
+  double s = 0;
+  const double inv = sigma > 0 ? 1.0 / (2.0 * double(sigma) * sigma) : 0.0;
+  for (int i = -r; i <= r; ++i) {
+    double v = sigma > 0 ? std::exp(-double(i) * i * inv) : (i == 0 ? 1.0 : 0.0);
+    k[i + r] = float(v);
+    s += v;
+  }
+  for (int i = 0; i <= 2 * r; ++i) k[i] = float(k[i] / s);
+}
+
+namespace {
+// Index of position i in [0, n) after reflection about the borders (no edge repeat).
+inline int64_t reflect_index(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+  return i;
+}
+}  // namespace
+
+void convolve_plane(float* plane, int64_t H, int64_t W, const float* k, int r, bool reflect,
+                    float* tmp) {
+  // Rows: plane -> tmp.
+  for (int64_t y = 0; y < H; ++y) {
+    const float* in = plane + y * W;
+    float* out = tmp + y * W;
+    for (int64_t x = 0; x < W; ++x) {
+      float s = 0;
+      if (x - r >= 0 && x + r < W) {
+        const float* q = in + x - r;
+        for (int j = 0; j <= 2 * r; ++j) s += k[j] * q[j];
+      } else {
+        for (int j = -r; j <= r; ++j) {
+          int64_t xx = x + j;
+          if (xx < 0 || xx >= W) {
+            if (!reflect) continue;
+            xx = reflect_index(xx, W);
+          }
+          s += k[j + r] * in[xx];
+        }
+      }
+      out[x] = s;
+    }
+  }
+  // Columns: tmp -> plane, accumulated row by row (contiguous inner loops).
+  for (int64_t y = 0; y < H; ++y) {
+    float* out = plane + y * W;
+    for (int64_t x = 0; x < W; ++x) out[x] = 0.f;
+    for (int j = -r; j <= r; ++j) {
+      int64_t yy = y + j;
+      if (yy < 0 || yy >= H) {
+        if (!reflect) continue;
+        yy = reflect_index(yy, H);
+      }
+      const float kj = k[j + r];
+      const float* in = tmp + yy * W;
+      for (int64_t x = 0; x < W; ++x) out[x] += kj * in[x];
+    }
+  }
+}
+
+namespace {
+void register_types(Registry& r) {
+  register_geometric(r);
+  register_photometric(r);
+  register_noise(r);
+  register_erasing(r);
+  register_compose(r);
+  register_batch(r);
+}
+}  // namespace
+
+}  // namespace loom::augment
+
+LOOM_PLUGIN("loom_augmenters", "1.0",
+            "Data augmenters: geometric, photometric, noise, erasing, composition, mixup/cutmix",
+            loom::augment::register_types)

@@ -1,0 +1,155 @@
+// Shared pieces of the augmenters: the probability gate, "number or [min, max]" parameters,
+// per-thread scratch buffers and the inverse-mapping affine warp.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/augmenter.hpp"
+#include "loom/error.hpp"
+#include "loom/params.hpp"
+#include "loom/registry.hpp"
+
+namespace loom::augment {
+
+void register_geometric(Registry& r);
+void register_photometric(Registry& r);
+void register_noise(Registry& r);
+void register_erasing(Registry& r);
+void register_compose(Registry& r);
+void register_batch(Registry& r);
+
+// A closed interval [lo, hi] drawn from uniformly.
+struct Range {
+  float lo = 0.f, hi = 0.f;
+  float draw(Rng& rng) const { return lo == hi ? lo : rng.uniform(lo, hi); }
+};
+
+// Declares the probability `p` with its default.
+inline void add_probability(Spec& s, double def) {
+  s.add("p", Type::Float).def(def).range(0, 1).doc("probability of applying this augmenter");
+}
+
+// Declares a parameter that takes a number or a [min, max] list.
+inline ParamSpec& add_range(Spec& s, const std::string& name, const std::string& def) {
+  return s.add(name, Type::Any).def(def);
+}
+
+// Reads a "number or [min, max]" parameter. A single number x means [-x, x] when `symmetric`
+// (angles, shifts, deltas) and the fixed value [x, x] otherwise (factors, sigmas). Both ends must
+// lie in [bound_lo, bound_hi] and min <= max; errors are located at the key.
+Range read_range(const Params& p, const std::string& key, bool symmetric, double bound_lo = -1e30,
+                 double bound_hi = 1e30);
+
+// Declares the `fill` value and `interpolation` shared by the geometric augmenters.
+void add_fill(Spec& s);
+void add_interpolation(Spec& s);
+// The fill value: the given `fill`, or the image's lower bound when none was given.
+struct Fill {
+  bool given = false;
+  float value = 0.f;
+  explicit Fill(const Params& p)
+      : given(p.given("fill")), value(given ? float(p.f("fill")) : 0.f) {}
+  float of(const Image& im) const { return given ? value : im.lo; }
+};
+
+// Per-sample augmenters: the Bernoulli draw comes first, always, so that the streams of samples
+// that skip the transform stay aligned with those that apply it.
+class Gated : public Augmenter {
+ public:
+  explicit Gated(const Params& p) : p_(float(p.f("p"))) {}
+  void apply(Image& image, Rng& rng) const final {
+    if (!rng.bernoulli(p_)) return;
+    run(image, rng);
+  }
+
+ protected:
+  virtual void run(Image& image, Rng& rng) const = 0;
+
+ private:
+  float p_;
+};
+
+// Per-thread scratch memory, grown on demand and never shrunk: no allocation per call once warm.
+// Slot k is an independent buffer (a transform may need several at once).
+float* scratch(int slot, size_t n);
+
+inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+inline void clip(Image& im) {
+  const float lo = im.lo, hi = im.hi;
+  float* d = im.data;
+  const int64_t n = im.size();
+  for (int64_t i = 0; i < n; ++i) d[i] = clampf(d[i], lo, hi);
+}
+
+enum class Interp { Bilinear, Nearest };
+Interp read_interp(const Params& p);
+
+// Inverse map from output pixel (x, y) to source coordinates:
+//   sx = a * x + b * y + c,  sy = d * x + e * y + f.
+struct Affine {
+  float a = 1, b = 0, c = 0, d = 0, e = 1, f = 0;
+};
+
+// The inverse map of the forward transform "rotate by `degrees` (counter-clockwise as seen on
+// screen), scale by `scale`, shear by `shear_x`/`shear_y` degrees, then translate by (tx, ty)
+// pixels", all about the image centre.
+Affine inverse_affine(int64_t h, int64_t w, float degrees, float tx, float ty, float scale,
+                      float shear_x = 0.f, float shear_y = 0.f);
+
+// Writes the value at source point (sx, sy) of every channel to o[ch * HW]. Points outside the
+// image (and, for bilinear, neighbours outside it) read `fill`.
+inline void sample_point(const float* src, int64_t C, int64_t H, int64_t W, float sx, float sy,
+                         Interp interp, float fill, float* o) {
+  const int64_t HW = H * W;
+  if (interp == Interp::Nearest) {
+    const int64_t ix = int64_t(std::floor(sx + 0.5f)), iy = int64_t(std::floor(sy + 0.5f));
+    if (ix >= 0 && ix < W && iy >= 0 && iy < H) {
+      const float* s = src + iy * W + ix;
+      for (int64_t ch = 0; ch < C; ++ch) o[ch * HW] = s[ch * HW];
+    } else {
+      for (int64_t ch = 0; ch < C; ++ch) o[ch * HW] = fill;
+    }
+    return;
+  }
+  const float fx0 = std::floor(sx), fy0 = std::floor(sy);
+  const int64_t x0 = int64_t(fx0), y0 = int64_t(fy0);
+  const float fx = sx - fx0, fy = sy - fy0;
+  const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+  if (x0 >= 0 && x0 + 1 < W && y0 >= 0 && y0 + 1 < H) {
+    const float* s = src + y0 * W + x0;
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const float* q = s + ch * HW;
+      o[ch * HW] = w00 * q[0] + w01 * q[1] + w10 * q[W] + w11 * q[W + 1];
+    }
+  } else if (x0 < -1 || x0 >= W || y0 < -1 || y0 >= H) {
+    for (int64_t ch = 0; ch < C; ++ch) o[ch * HW] = fill;
+  } else {
+    const bool in_x0 = x0 >= 0, in_x1 = x0 + 1 < W, in_y0 = y0 >= 0, in_y1 = y0 + 1 < H;
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const float* q = src + ch * HW;
+      const float v00 = in_y0 && in_x0 ? q[y0 * W + x0] : fill;
+      const float v01 = in_y0 && in_x1 ? q[y0 * W + x0 + 1] : fill;
+      const float v10 = in_y1 && in_x0 ? q[(y0 + 1) * W + x0] : fill;
+      const float v11 = in_y1 && in_x1 ? q[(y0 + 1) * W + x0 + 1] : fill;
+      o[ch * HW] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11;
+    }
+  }
+}
+
+// Normalised Gaussian weights k[0..2r] for `sigma`; the radius r is (ksize - 1) / 2 when ksize > 0,
+// else ceil(truncate * sigma). Returns r. `k` must hold 2r + 1 values (see kernel_radius).
+int kernel_radius(float sigma, int ksize, float truncate);
+void gaussian_kernel(float sigma, int radius, float* k);
+
+// Separable convolution of one H x W plane with the kernel k[0..2r], in place; `tmp` holds H * W
+// values. Borders: reflected (d c b | a b c d | c b a) when `reflect`, else zero.
+void convolve_plane(float* plane, int64_t H, int64_t W, const float* k, int r, bool reflect,
+                    float* tmp);
+
+// Resamples every channel of `im` through `m`; source points outside the image read `fill`.
+void warp(Image& im, const Affine& m, Interp interp, float fill);
+
+}  // namespace loom::augment
