@@ -17,9 +17,9 @@ const TypeInfo& resolve_entry(const Registry& registry, Kind kind, const Params&
   YAML::Node at = node;
   if (node.IsScalar()) {
     name = node.Scalar();
-    node = YAML::Node(YAML::NodeType::Map);
+    node.reset(YAML::Node(YAML::NodeType::Map));
   } else if (node.IsMap() && node["type"]) {
-    at = node["type"];
+    at.reset(node["type"]);  // rebind: `at = ...` would overwrite the entry node itself
     name = node["type"].Scalar();
   } else {
     throw Error(location_of(node, im.file), im.path,
