@@ -49,8 +49,8 @@ Range read_range(const Params& p, const std::string& key, bool symmetric, double
 void add_fill(Spec& s) {
   s.add("fill", Type::Float)
       .doc(
-          "value of pixels uncovered by the transform (default: the lower "
-          "end of the image's value range)");
+          "value of uncovered pixels, clipped to the image's value range "
+          "(default: its lower end)");
 }
 
 void add_interpolation(Spec& s) {
@@ -118,7 +118,7 @@ void warp(Image& im, const Affine& m, Interp interp, float fill) {
       sample_point(src, C, H, W, sx, sy, interp, fill, out + y * W + x);
     }
   }
-  std::memcpy(im.data, out, sizeof(float) * size_t(C * HW));
+  store_clipped(im, out);
 }
 
 int kernel_radius(float sigma, int ksize, float truncate) {

@@ -43,6 +43,7 @@ inline ParamSpec& add_range(Spec& s, const std::string& name, const std::string&
 Range read_range(const Params& p, const std::string& key, bool symmetric, double bound_lo = -1e30,
                  double bound_hi = 1e30);
 
+inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 // Declares the `fill` value and `interpolation` shared by the geometric augmenters.
 void add_fill(Spec& s);
 void add_interpolation(Spec& s);
@@ -52,7 +53,7 @@ struct Fill {
   float value = 0.f;
   explicit Fill(const Params& p)
       : given(p.given("fill")), value(given ? float(p.f("fill")) : 0.f) {}
-  float of(const Image& im) const { return given ? value : im.lo; }
+  float of(const Image& im) const { return given ? clampf(value, im.lo, im.hi) : im.lo; }
 };
 
 // Per-sample augmenters: the Bernoulli draw comes first, always, so that the streams of samples
@@ -76,12 +77,19 @@ class Gated : public Augmenter {
 // Slot k is an independent buffer (a transform may need several at once).
 float* scratch(int slot, size_t n);
 
-inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
 inline void clip(Image& im) {
   const float lo = im.lo, hi = im.hi;
   float* d = im.data;
   const int64_t n = im.size();
   for (int64_t i = 0; i < n; ++i) d[i] = clampf(d[i], lo, hi);
+}
+
+// Copies a resampled image back into `im`, clipped to [lo, hi] (bilinear weights may round a
+// hair beyond the range).
+inline void store_clipped(Image& im, const float* out) {
+  const float lo = im.lo, hi = im.hi;
+  const int64_t n = im.size();
+  for (int64_t i = 0; i < n; ++i) im.data[i] = clampf(out[i], lo, hi);
 }
 
 enum class Interp { Bilinear, Nearest };

@@ -86,7 +86,7 @@ class RandomCrop : public Gated {
         for (int64_t x = 0; x < W; ++x) orow[x] = xs[x] < 0 ? fill : srow[xs[x]];
       }
     }
-    std::memcpy(im.data, out, sizeof(float) * size_t(C * HW));
+    store_clipped(im, out);
   }
 
  private:
@@ -141,7 +141,7 @@ class Elastic : public Gated {
         sample_point(im.data, C, H, W, float(x) + alpha_ * dx[i], float(y) + alpha_ * dy[i],
                      interp_, fill, out + i);
       }
-    std::memcpy(im.data, out, sizeof(float) * size_t(C * HW));
+    store_clipped(im, out);
   }
 
  private:
