@@ -107,17 +107,72 @@ Affine inverse_affine(int64_t h, int64_t w, float degrees, float tx, float ty, f
   return m;
 }
 
+namespace {
+// The output columns x in [0, n) whose source coordinate k * x + b0 lies in [lo, hi), shrunk by
+// one pixel at each end as a margin against rounding: [*first, *last], empty when first > last.
+void span(float k, float b0, float lo, float hi, int64_t n, int64_t* first, int64_t* last) {
+  double f = 0, l = double(n - 1);
+  if (k == 0.f) {
+    if (!(b0 >= lo && b0 < hi)) f = 1, l = 0;
+  } else {
+    double u = (double(lo) - b0) / k, v = (double(hi) - b0) / k;
+    if (k < 0) std::swap(u, v);
+    f = std::max(f, std::ceil(u) + 1);
+    l = std::min(l, std::floor(v) - 1);
+  }
+  *first = int64_t(std::max(f, 0.0));
+  *last = int64_t(std::min(l, double(n - 1)));
+  if (f > l) *first = 1, *last = 0;
+}
+
+// Bilinear samples of columns [x_first, x_last] of one output row, all of whose source
+// neighbourhoods lie inside the image: no border tests. The clamps only guard against rounding.
+template <bool ONE>
+void bilinear_inside(const float* src, int64_t C, int64_t H, int64_t W, const Affine& m, float rx,
+                     float ry, int64_t x_first, int64_t x_last, float* orow) {
+  const int64_t HW = H * W;
+  if (ONE) C = 1;
+  for (int64_t x = x_first; x <= x_last; ++x) {
+    const float sx = m.a * float(x) + rx, sy = m.d * float(x) + ry;
+    const int64_t x0 = std::clamp<int64_t>(int64_t(sx), 0, W - 2);
+    const int64_t y0 = std::clamp<int64_t>(int64_t(sy), 0, H - 2);
+    const float fx = sx - float(x0), fy = sy - float(y0);
+    const float* s = src + y0 * W + x0;
+    for (int64_t ch = 0; ch < C; ++ch) {
+      const float* q = s + ch * HW;
+      const float top = q[0] + fx * (q[1] - q[0]), bottom = q[W] + fx * (q[W + 1] - q[W]);
+      orow[x + ch * HW] = top + fy * (bottom - top);
+    }
+  }
+}
+}  // namespace
+
 void warp(Image& im, const Affine& m, Interp interp, float fill) {
   const int64_t C = im.c, H = im.h, W = im.w, HW = H * W;
   const float* src = im.data;
   float* out = scratch(0, size_t(C * HW));
-  for (int64_t y = 0; y < H; ++y) {
-    const float rx = m.b * float(y) + m.c, ry = m.e * float(y) + m.f;
-    for (int64_t x = 0; x < W; ++x) {
-      const float sx = m.a * float(x) + rx, sy = m.d * float(x) + ry;
-      sample_point(src, C, H, W, sx, sy, interp, fill, out + y * W + x);
+  dispatch_sampler(interp, C, [&]<Interp I, bool ONE>() {
+    for (int64_t y = 0; y < H; ++y) {
+      const float rx = m.b * float(y) + m.c, ry = m.e * float(y) + m.f;
+      float* orow = out + y * W;
+      int64_t first = 1, last = 0;
+      if (I == Interp::Bilinear && W >= 2 && H >= 2) {
+        int64_t f2, l2;
+        span(m.a, rx, 0.f, float(W - 1), W, &first, &last);
+        span(m.d, ry, 0.f, float(H - 1), W, &f2, &l2);
+        first = std::max(first, f2);
+        last = std::min(last, l2);
+      }
+      if (first > last) first = W, last = W - 1;
+      for (int64_t x = 0; x < first; ++x)
+        sample_point<I, ONE>(src, C, H, W, m.a * float(x) + rx, m.d * float(x) + ry, fill,
+                             orow + x);
+      if (I == Interp::Bilinear) bilinear_inside<ONE>(src, C, H, W, m, rx, ry, first, last, orow);
+      for (int64_t x = last + 1; x < W; ++x)
+        sample_point<I, ONE>(src, C, H, W, m.a * float(x) + rx, m.d * float(x) + ry, fill,
+                             orow + x);
     }
-  }
+  });
   store_clipped(im, out);
 }
 

@@ -107,13 +107,23 @@ struct Affine {
 Affine inverse_affine(int64_t h, int64_t w, float degrees, float tx, float ty, float scale,
                       float shear_x = 0.f, float shear_y = 0.f);
 
+// floor() for the clamped coordinates used below (in [-2, 2^20]), without a library call.
+inline int64_t floor_small(float v) { return int64_t(int32_t(v + 4.f)) - 4; }
+
 // Writes the value at source point (sx, sy) of every channel to o[ch * HW]. Points outside the
-// image (and, for bilinear, neighbours outside it) read `fill`.
+// image (and, for bilinear, neighbours outside it) read `fill`. ONE: the image has one channel
+// (C is ignored), which lets the compiler drop the channel loops.
+template <Interp I, bool ONE>
 inline void sample_point(const float* src, int64_t C, int64_t H, int64_t W, float sx, float sy,
-                         Interp interp, float fill, float* o) {
+                         float fill, float* o) {
+  if (ONE) C = 1;
   const int64_t HW = H * W;
-  if (interp == Interp::Nearest) {
-    const int64_t ix = int64_t(std::floor(sx + 0.5f)), iy = int64_t(std::floor(sy + 0.5f));
+  // Anything beyond one pixel outside reads the fill value; clamping keeps that true and
+  // bounds the coordinates for floor_small.
+  sx = clampf(sx, -2.f, float(W) + 1.f);
+  sy = clampf(sy, -2.f, float(H) + 1.f);
+  if (I == Interp::Nearest) {
+    const int64_t ix = floor_small(sx + 0.5f), iy = floor_small(sy + 0.5f);
     if (ix >= 0 && ix < W && iy >= 0 && iy < H) {
       const float* s = src + iy * W + ix;
       for (int64_t ch = 0; ch < C; ++ch) o[ch * HW] = s[ch * HW];
@@ -122,11 +132,10 @@ inline void sample_point(const float* src, int64_t C, int64_t H, int64_t W, floa
     }
     return;
   }
-  const float fx0 = std::floor(sx), fy0 = std::floor(sy);
-  const int64_t x0 = int64_t(fx0), y0 = int64_t(fy0);
-  const float fx = sx - fx0, fy = sy - fy0;
+  const int64_t x0 = floor_small(sx), y0 = floor_small(sy);
+  const float fx = sx - float(x0), fy = sy - float(y0);
   const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-  if (x0 >= 0 && x0 + 1 < W && y0 >= 0 && y0 + 1 < H) {
+  if (uint64_t(x0) < uint64_t(W - 1) && uint64_t(y0) < uint64_t(H - 1)) {
     const float* s = src + y0 * W + x0;
     for (int64_t ch = 0; ch < C; ++ch) {
       const float* q = s + ch * HW;
@@ -144,6 +153,22 @@ inline void sample_point(const float* src, int64_t C, int64_t H, int64_t W, floa
       const float v11 = in_y1 && in_x1 ? q[(y0 + 1) * W + x0 + 1] : fill;
       o[ch * HW] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11;
     }
+  }
+}
+
+// Calls f.template operator()<I, ONE>() with the interpolation and channel case as constants.
+template <class F>
+inline void dispatch_sampler(Interp interp, int64_t channels, F&& f) {
+  if (interp == Interp::Nearest) {
+    if (channels == 1)
+      f.template operator()<Interp::Nearest, true>();
+    else
+      f.template operator()<Interp::Nearest, false>();
+  } else {
+    if (channels == 1)
+      f.template operator()<Interp::Bilinear, true>();
+    else
+      f.template operator()<Interp::Bilinear, false>();
   }
 }
 

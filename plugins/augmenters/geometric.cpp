@@ -135,12 +135,16 @@ class Elastic : public Gated {
     convolve_plane(dy, H, W, kernel_.data(), radius_, false, tmp);
     const float fill = fill_.of(im);
     float* out = scratch(0, size_t(C * HW));
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) {
-        const int64_t i = y * W + x;
-        sample_point(im.data, C, H, W, float(x) + alpha_ * dx[i], float(y) + alpha_ * dy[i],
-                     interp_, fill, out + i);
-      }
+    const float* src = im.data;
+    const float alpha = alpha_;
+    dispatch_sampler(interp_, C, [&]<Interp I, bool ONE>() {
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) {
+          const int64_t i = y * W + x;
+          sample_point<I, ONE>(src, C, H, W, float(x) + alpha * dx[i], float(y) + alpha * dy[i],
+                               fill, out + i);
+        }
+    });
     store_clipped(im, out);
   }
 
