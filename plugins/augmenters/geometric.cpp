@@ -120,7 +120,7 @@ class Elastic : public Gated {
         sigma_(float(p.f("sigma"))),
         fill_(p),
         interp_(read_interp(p)) {
-    radius_ = kernel_radius(sigma_, 0, 4.f);
+    radius_ = kernel_radius(sigma_, 0, 3.f);
     kernel_.resize(size_t(2 * radius_ + 1));
     gaussian_kernel(sigma_, radius_, kernel_.data());
   }

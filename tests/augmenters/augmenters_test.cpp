@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "loom/augmenter.hpp"
@@ -650,6 +651,35 @@ TEST(Augmenters, MalformedParameters) {
   has("{type: sequence, transforms: [mixup]}", "batch-level");
   has("{type: sequence, transforms: []}", "at least one");
   has("{type: cutout, sizes: 3}", "unknown key 'sizes'");
+}
+
+}  // namespace
+
+namespace {
+
+// One augmenter instance shared by threads gives the same results as a serial run (scratch
+// memory is per thread; results depend only on each sample's key).
+TEST(Augmenters, SharedAcrossThreads) {
+  auto aug = make(
+      "{type: sequence, transforms: [horizontal_flip, {type: rotate, degrees: 15}, "
+      "{type: translate, fraction: 0.1}, {type: elastic, alpha: 4, sigma: 2}, "
+      "{type: gaussian_noise, std: 0.05}, cutout]}");
+  const int n = 64;
+  std::vector<Img> serial, threaded;
+  for (int i = 0; i < n; ++i) {
+    serial.emplace_back(1, 28, 28);
+    serial.back().random(uint64_t(i));
+  }
+  threaded = serial;
+  for (auto& t : threaded) t.im.data = t.v.data();
+  for (int i = 0; i < n; ++i) run(*aug, serial[size_t(i)], uint64_t(i));
+  auto work = [&](int begin) {
+    for (int i = begin; i < n; i += 2) run(*aug, threaded[size_t(i)], uint64_t(i));
+  };
+  std::thread a(work, 0), b(work, 1);
+  a.join();
+  b.join();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(serial[size_t(i)].v, threaded[size_t(i)].v) << i;
 }
 
 }  // namespace
