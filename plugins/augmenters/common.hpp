@@ -44,10 +44,11 @@ Range read_range(const Params& p, const std::string& key, bool symmetric, double
                  double bound_hi = 1e30);
 
 inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
 // Declares the `fill` value and `interpolation` shared by the geometric augmenters.
 void add_fill(Spec& s);
 void add_interpolation(Spec& s);
-// The fill value: the given `fill`, or the image's lower bound when none was given.
+// The fill value: the given `fill` (clipped to the range), or the image's lower bound.
 struct Fill {
   bool given = false;
   float value = 0.f;
@@ -76,13 +77,6 @@ class Gated : public Augmenter {
 // Per-thread scratch memory, grown on demand and never shrunk: no allocation per call once warm.
 // Slot k is an independent buffer (a transform may need several at once).
 float* scratch(int slot, size_t n);
-
-inline void clip(Image& im) {
-  const float lo = im.lo, hi = im.hi;
-  float* d = im.data;
-  const int64_t n = im.size();
-  for (int64_t i = 0; i < n; ++i) d[i] = clampf(d[i], lo, hi);
-}
 
 // Copies a resampled image back into `im`, clipped to [lo, hi] (bilinear weights may round a
 // hair beyond the range).
