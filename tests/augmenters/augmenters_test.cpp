@@ -155,6 +155,21 @@ TEST(Augmenters, ZoomTwiceOnRamp) {
     for (int64_t x = 0; x < 4; ++x) EXPECT_NEAR(a.at(0, y, x), 1.5f + (float(x) - 1.5f) / 2, 1e-5);
 }
 
+// Horizontal shear of 45 degrees about the centre row 2: x' = x + (y - 2), so row y moves right
+// by y - 2 pixels.
+TEST(Augmenters, AffineShear45) {
+  Img a(1, 5, 5, 0, 100);
+  for (int64_t i = 0; i < 25; ++i) a.v[size_t(i)] = float(i + 1);
+  Img orig = a;
+  run(*make("{type: affine, shear: [45, 45], interpolation: nearest}"), a);
+  for (int64_t y = 0; y < 5; ++y)
+    for (int64_t x = 0; x < 5; ++x) {
+      const int64_t sx = x - (y - 2);
+      const float want = sx >= 0 && sx < 5 ? orig.at(0, y, sx) : 0.f;
+      EXPECT_FLOAT_EQ(a.at(0, y, x), want) << "y " << y << " x " << x;
+    }
+}
+
 TEST(Augmenters, AffineTranslationMatchesTranslate) {
   Img a(1, 8, 8), b(1, 8, 8);
   a.random(3);
