@@ -117,12 +117,14 @@ class LOOM_API Params {
   std::vector<std::string> strings(const std::string& key) const;
   // A nested mapping or scalar (Type::Map / Type::Any parameters), e.g. an optimizer spec.
   Params child(const std::string& key) const;
+  // True when the value of `key` is a list (e.g. a parameter that takes a number or [min, max]).
+  bool is_list(const std::string& key) const;
+  // The elements of a list value, each as a node of its own ("transforms[2]"), e.g. a list of
+  // entries for create_from(). Fails (located) when the value is not a list.
+  std::vector<Params> items(const std::string& key) const;
 
   // For an entry given as a name or as {type: NAME, ...}: NAME.
   std::string entry_type(const std::string& key) const;
-  // Number of elements of a list parameter, and element i as its own Params.
-  size_t list_size(const std::string& key) const;
-  Params element(const std::string& key, size_t i) const;
 
   // The dotted path of this node ("models.encoder.layers[1]") and of one of its keys.
   std::string path(const std::string& key = "") const;

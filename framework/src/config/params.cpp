@@ -309,21 +309,23 @@ std::string Params::entry_type(const std::string& key) const {
   fail(key, "expected a name or a mapping with a 'type'");
 }
 
-size_t Params::list_size(const std::string& key) const {
-  YAML::Node n = lookup(*impl_, key, *this);
-  if (!n.IsSequence()) fail(key, "expected a list");
-  return n.size();
+bool Params::is_list(const std::string& key) const {
+  return lookup(*impl_, key, *this).IsSequence();
 }
-
-Params Params::element(const std::string& key, size_t i) const {
+std::vector<Params> Params::items(const std::string& key) const {
   YAML::Node n = lookup(*impl_, key, *this);
-  if (!n.IsSequence() || i >= n.size()) fail(key, "expected a list with an element " + std::to_string(i));
-  auto impl = std::make_shared<Impl>();
-  impl->node = n[i];
-  impl->file = impl_->file;
-  impl->path = index_path(join_path(impl_->path, key), i);
-  impl->spec.open = true;
-  return Params(impl);
+  if (!n.IsSequence()) fail(key, "expected a list, got " + describe_node(n));
+  std::vector<Params> out;
+  std::string base = join_path(impl_->path, key);
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto impl = std::make_shared<Impl>();
+    impl->node = n[i];
+    impl->file = impl_->file;
+    impl->path = index_path(base, i);
+    impl->spec.open = true;
+    out.push_back(Params(impl));
+  }
+  return out;
 }
 
 std::string Params::path(const std::string& key) const { return join_path(impl_->path, key); }

@@ -19,7 +19,7 @@ const TypeInfo& resolve_entry(const Registry& registry, Kind kind, const Params&
     name = node.Scalar();
     node.reset(YAML::Node(YAML::NodeType::Map));
   } else if (node.IsMap() && node["type"]) {
-    at.reset(node["type"]);
+    at.reset(node["type"]);  // rebind: `at = ...` would overwrite the entry node itself
     name = node["type"].Scalar();
   } else {
     throw Error(location_of(node, im.file), im.path,

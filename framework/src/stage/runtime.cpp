@@ -228,10 +228,9 @@ void Runtime::validate_stages(Problems& problems) {
           if (ps.is_entry) {
             resolve_entry(registry(), ps.entry_kind, s->params.child(ps.name), {}, &scratch);
           } else if (s->params.given(ps.name)) {
-            size_t n = s->params.list_size(ps.name);
             std::set<std::string> reserved(ps.entry_reserved.begin(), ps.entry_reserved.end());
-            for (size_t i = 0; i < n; ++i)
-              resolve_entry(registry(), ps.entry_kind, s->params.element(ps.name, i), reserved, &scratch);
+            for (const Params& e : s->params.items(ps.name))
+              resolve_entry(registry(), ps.entry_kind, e, reserved, &scratch);
           }
         } catch (const Error& e) {
           local.add(e.what());
