@@ -288,8 +288,13 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     if (!info)
       throw Error(location_of(entry["type"], file_), path,
                   "unknown layer '" + type + "'" + suggestion(type, registry_.names(Kind::Layer)));
-    std::string local = entry["name"] ? entry["name"].Scalar()
-                                      : type + "_" + std::to_string(++type_counter[type]);
+    std::string local;
+    if (entry["name"]) {
+      local = entry["name"].Scalar();
+    } else {
+      do local = type + "_" + std::to_string(++type_counter[type]);
+      while (by_name.count(local));
+    }
     if (by_name.count(local))
       throw Error(location_of(entry["name"] ? entry["name"] : entry, file_), path,
                   "layer name '" + local + "' is used twice in model '" + name + "'");
