@@ -37,6 +37,12 @@ struct BatchLoader::Shared {
   tbb::concurrent_bounded_queue<std::shared_ptr<Batch>> queue;
   std::atomic<bool> stop{false};
   std::exception_ptr error;
+  // Batches handed back by the consumer, reused so a step allocates (and page-faults) nothing.
+  tbb::concurrent_queue<Batch*> free;
+  ~Shared() {
+    Batch* b;
+    while (free.try_pop(b)) delete b;
+  }
 };
 
 void assemble_batch(Batch& b, const DataSplit& split, const DataSplit& paired,
@@ -145,7 +151,15 @@ void BatchLoader::produce() {
             tbb::make_filter<int64_t, std::shared_ptr<Batch>>(
                 tbb::filter_mode::parallel,
                 [&](int64_t k) {
-                  auto b = std::make_shared<Batch>();
+                  Batch* raw = nullptr;
+                  if (!shared->free.try_pop(raw)) raw = new Batch;
+                  std::weak_ptr<Shared> home = shared;
+                  std::shared_ptr<Batch> b(raw, [home](Batch* p) {
+                    if (auto h = home.lock())
+                      h->free.push(p);
+                    else
+                      delete p;
+                  });
                   int64_t first = k * opt_.batch_size;
                   int64_t n = std::min(opt_.batch_size, count_ - first);
                   assemble_batch(*b, split_, paired_, order_, first, n, opt_.with_labels,

@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""Side-by-side training throughput: `loom bench` against the PyTorch anchor
+(../shared/anchors/pytorch_bench.py) on the same model, batch and machine, alternating the two
+several rounds. Prints a markdown table of medians and their ratio, and writes JSON.
+
+usage: scripts/bench_vs_pytorch.py [--rounds 3] [--models stacked_ae,conv_ae,vae,recurrent_ae]
+       [--openblas DIR] [--anchors ../shared/anchors] [--out docs/bench.json]
+"""
+import argparse, json, os, statistics, subprocess, sys, tempfile
+
+PIPELINES = {"stacked_ae": "pipelines/stacked_ae.yaml", "conv_ae": "pipelines/conv_ae.yaml",
+             "vae": "pipelines/vae.yaml", "recurrent_ae": "pipelines/recurrent_ae.yaml"}
+
+
+def loom_bench(pipeline, steps):
+    out = subprocess.run(["build/bin/loom", "bench", pipeline, "--json", "--threads", "2",
+                          "--windows", "5", "--steps", str(steps), "--warmup", "30"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["images_per_s"]
+
+
+def torch_bench(model, anchors, openblas):
+    env = dict(os.environ)
+    if openblas:
+        env["LD_LIBRARY_PATH"] = openblas
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "pt.json")
+        subprocess.run(["/usr/bin/python3", os.path.join(anchors, "pytorch_bench.py"), "--sections",
+                        "throughput", "--models", model, "--out", out], check=True, env=env,
+                       capture_output=True, text=True)
+        with open(out) as f:
+            return json.load(f)["throughput"][model]["img_per_s_median"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", default="stacked_ae,conv_ae,vae,recurrent_ae")
+    ap.add_argument("--openblas", default=os.path.expanduser(
+        "~/.cache/openblas/usr/lib/x86_64-linux-gnu/openblas-openmp"))
+    ap.add_argument("--anchors", default="../shared/anchors")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    steps = {"stacked_ae": 400, "vae": 200, "conv_ae": 60, "recurrent_ae": 20}
+    results = {}
+    for model in a.models.split(","):
+        lo, pt = [], []
+        for r in range(a.rounds):
+            lo.append(loom_bench(PIPELINES[model], steps.get(model, 100)))
+            pt.append(torch_bench(model, a.anchors, a.openblas))
+            print(f"{model} round {r + 1}: loom {lo[-1]:.0f} img/s, pytorch {pt[-1]:.0f} img/s",
+                  file=sys.stderr, flush=True)
+        results[model] = dict(loom=lo, pytorch=pt, loom_median=statistics.median(lo),
+                              pytorch_median=statistics.median(pt),
+                              ratio=statistics.median(lo) / statistics.median(pt))
+    print("| model | Loom img/s (median) | PyTorch img/s (median) | ratio |")
+    print("|---|---|---|---|")
+    for m, r in results.items():
+        print(f"| {m} | {r['loom_median']:,.0f} | {r['pytorch_median']:,.0f} | {r['ratio']:.2f}x |")
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
