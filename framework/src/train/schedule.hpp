@@ -1,11 +1,12 @@
 // Internal: learning-rate schedules (constant, step, exponential, cosine), each with an optional
 // linear warm-up, evaluated at a 0-based step.
 #pragma once
+#include "loom/export.hpp"
 #include "loom/params.hpp"
 
 namespace loom {
 
-class Schedule {
+class LOOM_API Schedule {
  public:
   Schedule(double base_lr, const Params& p);
   double at(int64_t step) const;
