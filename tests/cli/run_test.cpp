@@ -1,6 +1,7 @@
 // Runs of the loom tool: determinism, resume, the NaN guard, atomic checkpoints, predict.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -119,6 +120,71 @@ TEST(Runs, PredictWritesCodings) {
   r = run_loom({"predict", dir, "--input", "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(loom::read_npy(out).shape(), loom::Shape({10000, 28, 28}));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Runs, KilledRunNeverCorruptsTheCheckpoint) {
+  // Kill -9 a run at several moments; whatever is under last.safetensors must load and match
+  // the model. Checkpoints are written every epoch (a few dozen ms each here).
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::string dir = temp_dir("kill") + "/run";
+    std::string cmd = std::string(LOOM_BINARY_DIR) + "/bin/loom run " + source_path("pipelines/stacked_ae.yaml") +
+                      " --out " + dir + " --subset 256 --epochs 1000 --quiet > /dev/null 2>&1 & pid=$!; sleep " +
+                      std::to_string(0.6 + 0.25 * attempt) + "; kill -9 $pid; wait $pid";
+    (void)std::system(cmd.c_str());
+    std::string ckpt = dir + "/checkpoints/train/last.safetensors";
+    if (!fs::exists(ckpt)) continue;  // killed before the first checkpoint
+    loom::TensorFile f = loom::load_safetensors(ckpt);
+    EXPECT_EQ(f.tensors.count("encoder.coding.kernel"), 1u);
+    EXPECT_EQ(f.tensors["encoder.coding.kernel"].shape(), loom::Shape({100, 30}));
+    // And the run resumes from it.
+    CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "256", "--epochs",
+                            std::to_string(std::stoi(f.metadata["epoch"]) + 1), "--resume", "--quiet"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+}
+
+TEST(Runs, BatchNormStatisticsAreCheckpointed) {
+  std::string dir = temp_dir("bn");
+  std::string p = dir + "/bn.yaml";
+  std::ofstream(p) << "name: bn\ndatasets:\n  d: {source: idx, scale: [0, 1], splits: {train: {take: 512}, valid: {skip: 59488}}}\n"
+                      "models:\n  m:\n    input: [1, 28, 28]\n    layers:\n"
+                      "      - {type: conv2d, filters: 4, kernel_size: [3], padding: same}\n"
+                      "      - {type: batch_norm, name: bn}\n      - {type: relu}\n"
+                      "      - {type: conv2d, filters: 1, kernel_size: [3], padding: same}\n"
+                      "stages:\n  train: {recipe: autoencoder, model: m, data: d, epochs: 2}\n";
+  CliResult r = run_loom({"run", p, "--out", dir + "/run", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto w = loom::load_safetensors(dir + "/run/weights.safetensors");
+  ASSERT_EQ(w.tensors.count("m.bn.moving_mean"), 1u);
+  ASSERT_EQ(w.tensors.count("m.bn.moving_variance"), 1u);
+  double moved = 0;
+  for (int64_t i = 0; i < 4; ++i) moved += std::fabs(w.tensors["m.bn.moving_mean"][i]);
+  EXPECT_GT(moved, 0.0) << "the running mean never moved";
+  // Resuming restores them: a resumed run's statistics continue from the saved ones.
+  auto ck = loom::load_safetensors(dir + "/run/checkpoints/train/last.safetensors");
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(ck.tensors["m.bn.moving_mean"][i], w.tensors["m.bn.moving_mean"][i]);
+}
+
+TEST(Runs, StagesHandTrainedModelsAndDatasetsOn) {
+  std::string dir = temp_dir("greedy") + "/run";
+  CliResult r = run_loom({"run", source_path("pipelines/greedy_ae.yaml"), "--out", dir, "--subset", "1000", "--epochs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto lines = read_metrics(dir + "/metrics.jsonl");
+  std::vector<std::string> order;
+  std::map<std::string, double> first_valid;
+  for (auto& m : lines) {
+    if (order.empty() || order.back() != m.task) order.push_back(m.task);
+    if (m.split == "valid" && !first_valid.count(m.task)) first_valid[m.task] = m.loss;
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "second", "fine_tune"}));
+  EXPECT_NE(r.out.find("encode: published 60000 x (100,) as dataset 'hidden'"), std::string::npos) << r.out;
+  // The stacked model starts from the trained layers: its first validation loss is already far
+  // below that of an untrained autoencoder.
+  EXPECT_LT(first_valid["fine_tune"], 0.06);
 }
 
 }  // namespace

@@ -332,10 +332,12 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
   out.data = load_dataset(d);
   out.name = ref;
   std::string use = split.empty() ? fallback : split;
-  if (!use.empty() && d.splits.count(use)) {
+  bool named_split = !use.empty() && d.splits.count(use);
+  if (named_split) {
     auto [skip, take] = d.splits[use];
-    out.begin = skip;
-    out.count = take < 0 ? out.data->count - skip : take;
+    // Clamped: a dataset published by a stage may hold fewer samples than its splits name.
+    out.begin = std::min(skip, out.data->count);
+    out.count = take < 0 ? out.data->count - out.begin : std::min(take, out.data->count - out.begin);
     out.name = ds + "." + use;
   } else if (!split.empty()) {
     throw Error("dataset '" + ds + "' has no split '" + split + "'");
@@ -344,7 +346,9 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
   } else {
     out.count = out.data->count;
   }
-  if (opt_.subset > 0) out.count = std::min(out.count, opt_.subset);
+  // --subset shortens splits (and datasets without splits); a stage that reads a whole split
+  // dataset (e.g. to encode all of it for later stages) still sees every sample.
+  if (opt_.subset > 0 && (named_split || d.splits.empty())) out.count = std::min(out.count, opt_.subset);
   return out;
 }
 
