@@ -118,12 +118,18 @@ void register_predict(Registry& r) {
   s.add("data", Type::String).required().doc("dataset or dataset.split");
   s.add("output", Type::String).doc("layer whose values are written (default: the model output)");
   s.add("write", Type::String).doc("output file (.npy or .csv), inside the run folder if relative");
-XX, Type::Bool).def("false").doc("round values to integers (e.g. hash bits)");
-s.add("pack_bits", Type::Bool)
-    .def("false")
-    .doc("csv: also write the values as bits of one integer hash");
-s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
-r.add<Recipe>("predict", s, [](const Params& p) { return std::make_unique<PredictRecipe>(p); });
+  s.add("publish", Type::String)
+      .doc("name under which later stages can use the outputs as a dataset");
+  s.add("scatter", Type::String)
+      .doc(
+          "also plot the values as a PNG scatter coloured by class (the first two principal "
+          "components unless 2-D)");
+  s.add("round", Type::Bool).def("false").doc("round values to integers (e.g. hash bits)");
+  s.add("pack_bits", Type::Bool)
+      .def("false")
+      .doc("csv: also write the values as bits of one integer hash");
+  s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
+  r.add<Recipe>("predict", s, [](const Params& p) { return std::make_unique<PredictRecipe>(p); });
 }
 
 }  // namespace loom::recipes

@@ -51,7 +51,7 @@ Eigen symmetric_eigen(std::vector<double> a, int64_t d) {
         }
       }
   }
-  std::vector<int64_t> order(size_t(d));
+  std::vector<int64_t> order(static_cast<size_t>(d));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t i, int64_t j) { return at(a, i, i) > at(a, j, j); });
@@ -76,7 +76,7 @@ Pca fit_pca(const float* x, int64_t n, int64_t d) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t k = 0; k < d; ++k) p.mean[size_t(k)] += x[i * d + k];
   for (auto& m : p.mean) m /= double(n);
-  std::vector<double> cov(size_t(d * d), 0.0), row(size_t(d));
+  std::vector<double> cov(static_cast<size_t>(d * d), 0.0), row(static_cast<size_t>(d));
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t k = 0; k < d; ++k) row[size_t(k)] = x[i * d + k] - p.mean[size_t(k)];
     for (int64_t a = 0; a < d; ++a)
