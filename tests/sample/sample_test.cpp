@@ -256,7 +256,7 @@ TEST(SampleCli, BadInputsGiveClearErrors) {
         "--between I,J needs --data PATH");
   fails({"sample", run, "--interpolate", "--out", out + "/x.png"}, "--interpolate needs --axis K");
   fails({"sample", run, "--axis", "10", "--out", out + "/x.png"},
-        "--axis: model 'decoder' takes codings of shape (10)");
+        "--axis: model 'decoder' takes codings of shape (10,)");
   fails({"sample", run, "--between", "0,99999", "--data", kTestImages, "--out", out + "/x.png"},
         "no sample 99999");
   fails({"sample", run, "--out", out + "/x.png"}, "--n N");
