@@ -521,8 +521,8 @@ int cmd_sample(int argc, char** argv) {
     out = decode(*model, codings, bs, seed);
     cols = steps;
     what = std::to_string(steps) + " steps from sample " + std::to_string(i) + " to sample " +
-           std::to_string(j) + " of " + a.get("data") + " (" + enc_name + "." +
-           enc->nodes()[size_t(target)].name + ")";
+           std::to_string(j) + " of " + a.get("data") + " (" + enc->nodes()[size_t(target)].name +
+           ")";
   }
   if (cols < 1) throw Error("--cols: expected at least 1, got " + std::to_string(cols));
   write_samples(a.get("out"), out, lo, hi, cols);
