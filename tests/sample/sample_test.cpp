@@ -267,6 +267,38 @@ TEST(SampleCli, BadInputsGiveClearErrors) {
   EXPECT_FALSE(fs::exists(out + "/x.png"));
 }
 
+TEST(SampleRecipe, PublishesSamplesForLaterStages) {
+  // Train, generate 300 garments as dataset `generated`, encode them in a later stage.
+  std::string dir = temp_dir("sample-publish"), yaml = read_text(source_path("pipelines/vae.yaml"));
+  yaml = yaml.substr(0, yaml.find("stages:")) + R"(stages:
+  train: {recipe: autoencoder, model: vae, data: fashion, loss: mse, batch_size: 128, epochs: 1}
+  generate:
+    recipe: sample
+    after: train
+    model: decoder
+    sampler: {type: gaussian, truncation: 2}
+    n: 300
+    range: [0, 1]
+    publish: generated
+    write: generated.npy
+  encode: {recipe: predict, model: encoder, output: mean, data: generated, write: gen_codings.npy, scatter: gen.png}
+)";
+  std::ofstream(dir + "/p.yaml") << yaml;
+  CliResult r = run_loom({"run", dir + "/p.yaml", "--out", dir + "/run", "--subset", "1000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_EQ(loom::read_npy(dir + "/run/generated.npy").shape(), loom::Shape({300, 28, 28}));
+  EXPECT_EQ(loom::read_npy(dir + "/run/gen_codings.npy").shape(), loom::Shape({300, 10}));
+  EXPECT_TRUE(fs::exists(dir + "/run/gen.png"));
+  // A stage that neither writes nor publishes is an error naming the stage.
+  std::ofstream(dir + "/q.yaml")
+      << yaml.substr(0, yaml.find("  generate:")) +
+             "  generate: {recipe: sample, after: train, model: decoder}\n";
+  r = run_loom({"run", dir + "/q.yaml", "--out", dir + "/run2", "--subset", "500"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("stages.generate"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("neither writes"), std::string::npos) << r.err;
+}
+
 TEST(SampleCli, PredictScatter) {
   const std::string& run = tiny_run();
   std::string out = temp_dir("predict-scatter");
