@@ -241,12 +241,9 @@ TrainedRun load_trained_run(const std::string& given_path) {
 
 std::shared_ptr<Model> TrainedRun::model(const std::string& name) const {
   ModelSet& models = runtime->models();
-  if (!models.has(name)) {
-    std::string known;
-    for (auto& n : models.names()) known += (known.empty() ? "" : ", ") + n;
+  if (!models.has(name))
     throw Error(run_dir + ": the pipeline has no model '" + name + "'" +
-                suggestion(name, models.names()) + " (models: " + known + ")");
-  }
+                suggestion(name, models.names()));
   auto m = models.get(name);
   for (auto& [pname, p] : models.params())
     if (std::find(missing.begin(), missing.end(), pname) != missing.end() &&
@@ -360,9 +357,15 @@ int cmd_predict(int argc, char** argv) {
                          a.integer("batch-size", 256), run.seed());
   if (a.flag("round"))
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
-  write_npy(a.get("out"), out);
-  std::cout << "wrote " << to_string(out.shape()) << " (" << model_name << "."
-            << model->nodes()[size_t(target)].name << ") to " << a.get("out") << "\n";
+  std::string out_path = a.get("out");
+  write_npy(out_path, out);
+  std::cout << "wrote " << to_string(out.shape()) << " (" << model->nodes()[size_t(target)].name
+            << ") to " << out_path << "\n";
+  if (d.has_labels() && out_path.ends_with(".npy")) {
+    std::string lp = out_path.substr(0, out_path.size() - 4) + ".labels.npy";
+    write_npy_labels(lp, d.labels);
+    std::cout << "wrote the " << d.labels.size() << " labels to " << lp << "\n";
+  }
   if (a.has("scatter")) {
     write_scatter_png(a.get("scatter"), out, d.labels);
     std::cout << "wrote a scatter plot" << (d.has_labels() ? " coloured by class" : "") << " to "
