@@ -1,6 +1,6 @@
 // The predict recipe: runs a trained model (or any of its layers) over a dataset in inference
 // mode and writes the outputs (.npy, or .csv with labels), optionally rounded to bits and packed
-// into integer hashes (semantic hashing).
+// into integer hashes (semantic hashing); `scatter` plots them in 2-D (PCA) coloured by class.
 #include <cmath>
 #include <fstream>
 
@@ -10,7 +10,8 @@
 namespace loom::recipes {
 
 // Runs `model` over `split` and returns the values of node `node` (-1: the output), (N, ...).
-Tensor predict_split(Model& model, const DataSplit& split, int node, int64_t batch_size, uint64_t seed) {
+Tensor predict_split(Model& model, const DataSplit& split, int node, int64_t batch_size,
+                     uint64_t seed) {
   int target = node < 0 ? model.output_node() : node;
   Shape out_shape = model.nodes()[size_t(target)].shape;
   Shape all = out_shape;
@@ -20,7 +21,8 @@ Tensor predict_split(Model& model, const DataSplit& split, int node, int64_t bat
   for (int64_t first = 0; first < split.count; first += batch_size) {
     int64_t n = std::min(batch_size, split.count - first);
     Tensor x({n, per_in});
-    for (int64_t i = 0; i < n; ++i) std::copy(split.sample(first + i), split.sample(first + i) + per_in, x.data() + i * per_in);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy(split.sample(first + i), split.sample(first + i) + per_in, x.data() + i * per_in);
     Tensor in = as_model_input(x, model);
     model.forward(RunContext{false, seed, 0}, {&in});
     const Tensor& v = model.value(target);
@@ -39,7 +41,8 @@ class PredictRecipe : public Recipe {
     int node = -1;
     if (p.given("output")) {
       node = model->find(p.s("output"));
-      if (node < 0) p.fail("output", "model '" + model->name() + "' has no layer '" + p.s("output") + "'");
+      if (node < 0)
+        p.fail("output", "model '" + model->name() + "' has no layer '" + p.s("output") + "'");
     }
     Tensor out = predict_split(*model, split, node, p.i("batch_size"), ctx.seed());
     if (p.b("round"))
@@ -57,8 +60,17 @@ class PredictRecipe : public Recipe {
       d->hi = d->x.empty() ? 1.f : *hi;
       d->origin = "stage " + ctx.name();
       ctx.publish(p.s("publish"), d, p.s("data"));
-      ctx.log(ctx.name() + ": published " + std::to_string(d->count) + " x " + to_string(d->sample_shape) +
-              " as dataset '" + p.s("publish") + "'");
+      ctx.log(ctx.name() + ": published " + std::to_string(d->count) + " x " +
+              to_string(d->sample_shape) + " as dataset '" + p.s("publish") + "'");
+    }
+    if (p.given("scatter")) {
+      std::vector<int32_t> labels;
+      if (split.data->has_labels())
+        for (int64_t i = 0; i < split.count; ++i) labels.push_back(split.label(i));
+      std::string sp = ctx.out_path(p.s("scatter"));
+      write_scatter_png(sp, out, labels);
+      ctx.log(ctx.name() + ": wrote a scatter plot of " + std::to_string(out.dim(0)) + " x " +
+              to_string(Shape(out.shape().begin() + 1, out.shape().end())) + " values to " + sp);
     }
     if (!p.given("write")) return;
     std::string path = ctx.out_path(p.s("write"));
@@ -75,7 +87,8 @@ class PredictRecipe : public Recipe {
           if (split.data->has_labels()) o << "," << split.label(i);
           if (p.b("pack_bits")) {
             uint64_t h = 0;
-            for (int64_t k = 0; k < per && k < 64; ++k) h = (h << 1) | (out[i * per + k] > 0.5f ? 1u : 0u);
+            for (int64_t k = 0; k < per && k < 64; ++k)
+              h = (h << 1) | (out[i * per + k] > 0.5f ? 1u : 0u);
             o << "," << h;
           }
           for (int64_t k = 0; k < per; ++k) o << "," << out[i * per + k];
@@ -87,25 +100,34 @@ class PredictRecipe : public Recipe {
       if (split.data->has_labels()) {
         std::vector<int32_t> labels;
         for (int64_t i = 0; i < n; ++i) labels.push_back(split.label(i));
-        std::string lp = path.substr(0, path.size() - (path.ends_with(".npy") ? 4 : 0)) + ".labels.npy";
+        std::string lp =
+            path.substr(0, path.size() - (path.ends_with(".npy") ? 4 : 0)) + ".labels.npy";
         write_npy_labels(lp, labels);
       }
     }
-    ctx.log(ctx.name() + ": wrote " + std::to_string(n) + " x " + to_string(Shape(out.shape().begin() + 1, out.shape().end())) +
-            " to " + path);
+    ctx.log(ctx.name() + ": wrote " + std::to_string(n) + " x " +
+            to_string(Shape(out.shape().begin() + 1, out.shape().end())) + " to " + path);
   }
 };
 
 void register_predict(Registry& r) {
-  Spec s("Applies a trained model (or one of its layers, via `output`) to a dataset in inference "
-         "mode and writes the values: .npy (plus .labels.npy) or .csv (index, label, values).");
+  Spec s(
+      "Applies a trained model (or one of its layers, via `output`) to a dataset in inference "
+      "mode and writes the values: .npy (plus .labels.npy) or .csv (index, label, values).");
   s.add("model", Type::String).required().doc("the model to run");
   s.add("data", Type::String).required().doc("dataset or dataset.split");
   s.add("output", Type::String).doc("layer whose values are written (default: the model output)");
   s.add("write", Type::String).doc("output file (.npy or .csv), inside the run folder if relative");
-  s.add("publish", Type::String).doc("name under which later stages can use the outputs as a dataset");
+  s.add("publish", Type::String)
+      .doc("name under which later stages can use the outputs as a dataset");
+  s.add("scatter", Type::String)
+      .doc(
+          "also plot the values as a PNG scatter coloured by class (the first two principal "
+          "components unless 2-D)");
   s.add("round", Type::Bool).def("false").doc("round values to integers (e.g. hash bits)");
-  s.add("pack_bits", Type::Bool).def("false").doc("csv: also write the values as bits of one integer hash");
+  s.add("pack_bits", Type::Bool)
+      .def("false")
+      .doc("csv: also write the values as bits of one integer hash");
   s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
   r.add<Recipe>("predict", s, [](const Params& p) { return std::make_unique<PredictRecipe>(p); });
 }

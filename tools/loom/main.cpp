@@ -17,12 +17,20 @@ const char* kUsage =
     "  run PIPELINE [--out DIR] [--set KEY=VALUE ...] [--epochs N] [--max-steps N]\n"
     "               [--threads N] [--subset N] [--resume] [--quiet]\n"
     "                                                       train / run every stage\n"
-    "  validate PIPELINE [--set KEY=VALUE ...]              check everything, print model summaries\n"
+    "  validate PIPELINE [--set KEY=VALUE ...]              check everything, print model "
+    "summaries\n"
     "  plugins [NAME]                                       list registered types / show one\n"
     "  bench PIPELINE [--json] [--stage S] [--windows N] [--steps N] [--warmup N] [--threads N]\n"
     "                                                       steady-state training images/second\n"
     "  predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] [--output LAYER]\n"
     "                                                       apply a trained model to a dataset\n"
+    "  predict ... [--scatter FILE.png]                     also plot the outputs in 2-D (PCA), by "
+    "class\n"
+    "  sample RUN_DIR_OR_CHECKPOINT --n N --out PATH [--model NAME] [--sampler S] [--seed S] "
+    "[--cols C]\n"
+    "         [--interpolate (--axis K | --between I,J --data PATH) [--steps S]]\n"
+    "                                                       decode sampled codings: PNG grid or "
+    "dataset\n"
     "  graph PIPELINE                                       DOT of the stages and models\n";
 
 }  // namespace
@@ -36,7 +44,8 @@ int main(int argc, char** argv) {
     setenv("LOOM_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", argv);  // falls through if it fails
   }
-  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") ||
+      !std::strcmp(argv[1], "help")) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
   }
@@ -48,8 +57,11 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return loom::cli::cmd_bench(argc, argv);
     if (cmd == "predict") return loom::cli::cmd_predict(argc, argv);
     if (cmd == "graph") return loom::cli::cmd_graph(argc, argv);
+    if (cmd == "sample") return loom::cli::cmd_sample(argc, argv);
     std::cerr << "loom: unknown command '" << cmd << "'"
-              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph"}) << "\n\n"
+              << loom::suggestion(
+                     cmd, {"run", "validate", "plugins", "bench", "predict", "graph", "sample"})
+              << "\n\n"
               << kUsage;
     return 2;
   } catch (const loom::Error& e) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loom/export.hpp"
@@ -28,6 +29,12 @@ LOOM_API void write_npy_labels(const std::string& path, const std::vector<int32_
 // A grid of grayscale or RGB images (rows x cols, each (C, H, W) with values in [lo, hi]).
 LOOM_API void write_png_grid(const std::string& path, const std::vector<const float*>& images,
                              const Shape& image_shape, int64_t cols, float lo, float hi);
+// A scatter plot of `values` (N, D) coloured by `labels` (empty, or N class indices): the values
+// themselves when D is 2, else their projection on the first two principal components (PCA).
+// An RGB PNG of scatter_png_size() pixels: axes box, points, a legend swatch per class.
+LOOM_API void write_scatter_png(const std::string& path, const Tensor& values,
+                                const std::vector<int32_t>& labels);
+LOOM_API std::pair<int64_t, int64_t> scatter_png_size();  // (width, height)
 // Reads a PNG as (C, H, W) floats in [0, 255].
 LOOM_API Tensor read_png(const std::string& path);
 

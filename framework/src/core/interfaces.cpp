@@ -38,3 +38,8 @@ Tensor as_model_input(const Tensor& batch, const Model& model, size_t input) {
   return batch.reshaped(want);
 }
 }  // namespace loom
+
+#include "loom/sampler.hpp"
+namespace loom {
+Sampler::~Sampler() = default;
+}  // namespace loom

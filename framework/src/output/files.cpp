@@ -7,10 +7,12 @@
 
 #include "loom/error.hpp"
 #include "loom/io.hpp"
+#include "output/scatter.hpp"
 
 namespace loom {
 
-void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write) {
+void write_atomically(const std::string& path,
+                      const std::function<void(const std::string&)>& write) {
   namespace fs = std::filesystem;
   fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
@@ -34,6 +36,44 @@ void write_atomically(const std::string& path, const std::function<void(const st
   }
 }
 
+namespace {
+
+// Writes 8-bit pixels (H rows of W x channels bytes; 1 channel: gray, 3: RGB) as a PNG.
+void write_png_pixels(const std::string& path, const std::vector<unsigned char>& pix, int64_t W,
+                      int64_t H, int64_t c) {
+  write_atomically(path, [&](const std::string& tmp) {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png))) {
+      png_destroy_write_struct(&png, &info);
+      std::fclose(f);
+      throw Error(path + ": PNG encoding failed");
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8,
+                 c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int64_t y = 0; y < H; ++y)
+      png_write_row(png, const_cast<unsigned char*>(pix.data()) + y * W * c);
+    png_write_end(png, nullptr);
+    png_destroy_write_struct(&png, &info);
+    std::fclose(f);
+  });
+}
+
+}  // namespace
+
+void write_png_rgb(const std::string& path, const std::vector<uint8_t>& rgb, int64_t width,
+                   int64_t height) {
+  if (int64_t(rgb.size()) != width * height * 3)
+    throw Error(path + ": RGB raster of " + std::to_string(rgb.size()) + " bytes is not " +
+                std::to_string(width) + " x " + std::to_string(height) + " x 3");
+  write_png_pixels(path, rgb, width, height, 3);
+}
+
 void write_png_grid(const std::string& path, const std::vector<const float*>& images,
                     const Shape& shape, int64_t cols, float lo, float hi) {
   if (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
@@ -51,28 +91,11 @@ void write_png_grid(const std::string& path, const std::vector<const float*>& im
       for (int64_t y = 0; y < h; ++y)
         for (int64_t x = 0; x < w; ++x) {
           float v = (images[k][(ch * h + y) * w + x] - lo) * scale;
-          pix[size_t(((oy + y) * W + ox + x) * c + ch)] = uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
+          pix[size_t(((oy + y) * W + ox + x) * c + ch)] =
+              uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
         }
   }
-  write_atomically(path, [&](const std::string& tmp) {
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png_create_info_struct(png);
-    if (setjmp(png_jmpbuf(png))) {
-      png_destroy_write_struct(&png, &info);
-      std::fclose(f);
-      throw Error(path + ": PNG encoding failed");
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int64_t y = 0; y < H; ++y) png_write_row(png, pix.data() + y * W * c);
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-  });
+  write_png_pixels(path, pix, W, H, c);
 }
 
 Tensor read_png(const std::string& path) {

@@ -1,0 +1,60 @@
+// Samplers: where generated samples start. A sampler fills a batch of model inputs — the codings
+// of a trained decoder or generator — and the framework decodes them (generate()).
+//
+// Each row is drawn from its own random stream, Rng(seed, "sample", index), with `index` the
+// sample's position in the whole run (first_index + row): sample i is the same whatever the
+// number of samples asked for, the batch size or the threads.
+//
+//   class Gaussian : public loom::Sampler {
+//     void sample(Tensor& codings, uint64_t seed, int64_t first_index) const override {
+//       for_each_sample(codings, seed, first_index, [&](float* row, int64_t n, Rng& rng) {
+//         for (int64_t k = 0; k < n; ++k) row[k] = rng.normal();
+//       });
+//     }
+//   };
+//
+// The interface is deliberately small: samplers that drive a trained model themselves (reverse
+// diffusion, conditional generators fed a class) will extend it, with a bump of kAbiVersion.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "loom/export.hpp"
+#include "loom/model.hpp"
+#include "loom/registry.hpp"
+#include "loom/rng.hpp"
+#include "loom/tensor.hpp"
+
+namespace loom {
+
+class LOOM_API Sampler {
+ public:
+  static constexpr Kind kind = Kind::Sampler;
+  virtual ~Sampler();
+  // Fills `codings`, already shaped (N, ...): row i is sample first_index + i.
+  virtual void sample(Tensor& codings, uint64_t seed, int64_t first_index) const = 0;
+};
+
+// Calls fill(row, values per row, rng) for every row of `codings`, each with the row's own stream
+// Rng(seed, "sample", first_index + row).
+LOOM_API void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_index,
+                              const std::function<void(float*, int64_t, Rng&)>& fill);
+
+// Runs `model` (one input) over `codings` (N, ...) in inference mode, `batch_size` rows at a
+// time, and returns its outputs (N, output shape...). Throws an Error naming both shapes when
+// the codings do not fit the model's input.
+LOOM_API Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed);
+
+// Draws `n` codings shaped like the model's input from `sampler` (samples first_index ..
+// first_index + n - 1) and decodes them.
+LOOM_API Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed,
+                         int64_t batch_size, int64_t first_index = 0);
+
+// Writes generated samples (N, ...) with values in [lo, hi] (clipped to it): a PNG grid of
+// `cols` columns when `path` ends in .png (samples of shape (H, W) or (C, H, W), C 1 or 3),
+// otherwise a dataset chosen by the path (DatasetWriter: .npy, IDX, a folder), unlabelled.
+LOOM_API void write_samples(const std::string& path, const Tensor& samples, float lo, float hi,
+                            int64_t cols);
+
+}  // namespace loom

@@ -1,0 +1,92 @@
+// The sample recipe: draws codings from a sampler, decodes them with a trained decoder or
+// generator, and writes them (a PNG grid or a dataset) and/or publishes them as a dataset for
+// later stages (e.g. augment, then write).
+#include <cmath>
+
+#include "loom/create.hpp"
+#include "loom/recipe.hpp"
+#include "loom/sampler.hpp"
+
+namespace loom::recipes {
+
+class SampleRecipe : public Recipe {
+ public:
+  explicit SampleRecipe(const Params&) {}
+  void run(StageContext& ctx) override {
+    const Params& p = ctx.params();
+    if (!p.given("write") && !p.given("publish"))
+      p.fail(
+          "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its "
+          "samples");
+    auto model = ctx.model(p.s("model"));
+    if (model->num_inputs() != 1)
+      p.fail("model", "model '" + model->name() + "' takes " + std::to_string(model->num_inputs()) +
+                          " inputs; sampling needs a decoder or generator with one input");
+    auto sampler = create_from<Sampler>(ctx.registry(), p.child("sampler"));
+    // The value range of the samples: `range`, else that of `data` (after its scale), else [0, 1].
+    float lo = 0.f, hi = 1.f;
+    if (p.given("range")) {
+      auto r = p.floats("range");
+      if (r.size() != 2 || !(r[1] > r[0])) p.fail("range", "expected [low, high] with low < high");
+      lo = float(r[0]);
+      hi = float(r[1]);
+    } else if (p.given("data")) {
+      DataSplit d = ctx.data(p.s("data"), "");
+      lo = d.data->lo;
+      hi = d.data->hi;
+    }
+    int64_t n = p.i("n");
+    uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
+    Tensor out = generate(*model, *sampler, n, seed, p.i("batch_size"));
+    for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);
+    std::string what = std::to_string(n) + " x " + to_string(model->output_shape()) + " from " +
+                       p.entry_type("sampler") + " codings " + to_string(model->input_shape());
+    if (p.given("write")) {
+      std::string path = ctx.out_path(p.s("write"));
+      int64_t cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
+      write_samples(path, out, lo, hi, cols);
+      ctx.log(ctx.name() + ": wrote " + what + " to " + path);
+    }
+    if (p.given("publish")) {
+      auto d = std::make_shared<Dataset>();
+      d->count = n;
+      d->sample_shape = model->output_shape();
+      d->x.assign(out.data(), out.data() + out.size());
+      d->lo = lo;
+      d->hi = hi;
+      d->origin = "stage " + ctx.name();
+      ctx.publish(p.s("publish"), d, "");
+      ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
+    }
+  }
+};
+
+void register_sample(Registry& r) {
+  Spec s(
+      "Generates samples: draws `n` codings from `sampler`, decodes them with `model` (a trained "
+      "decoder or generator), and writes them (.png grid, or a dataset: .npy, IDX) and/or "
+      "publishes "
+      "them as a dataset for later stages.");
+  s.add("model", Type::String).required().doc("the decoder or generator (one input: the codings)");
+  s.add("sampler", Type::Any)
+      .def("gaussian")
+      .entry(Kind::Sampler)
+      .doc("where codings come from: a name or {type: NAME, ...}");
+  s.add("n", Type::Int).def(64).min(1).doc("number of samples");
+  s.add("write", Type::String)
+      .doc("output: .png grid, or a dataset (.npy, IDX name); inside the run folder if relative");
+  s.add("publish", Type::String)
+      .doc("name under which later stages can use the samples as a dataset");
+  s.add("data", Type::String)
+      .doc("dataset whose value range (after its scale) the samples take; default [0, 1]");
+  s.add("range", Type::Floats)
+      .doc(
+          "value range [low, high] of the model's outputs (overrides `data`); values are clipped "
+          "to it");
+  s.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
+  s.add("seed", Type::Int).min(0).doc("random seed of the codings (default: the pipeline's seed)");
+  s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
+  r.add<Recipe>("sample", s, [](const Params& p) { return std::make_unique<SampleRecipe>(p); });
+}
+
+}  // namespace loom::recipes
