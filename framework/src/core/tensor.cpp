@@ -66,6 +66,10 @@ Tensor Tensor::clone() const {
 }
 
 void Tensor::fill(float v) {
+  if (v == 0.f) {
+    if (size_) std::memset(data_, 0, size_t(size_) * sizeof(float));
+    return;
+  }
   for (int64_t i = 0; i < size_; ++i) data_[i] = v;
 }
 
