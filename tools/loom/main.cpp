@@ -21,6 +21,10 @@ const char* kUsage =
     "  plugins [NAME]                                       list registered types / show one\n"
     "  bench PIPELINE [--json] [--stage S] [--windows N] [--steps N] [--warmup N] [--threads N]\n"
     "                                                       steady-state training images/second\n"
+    "  bench --augment [--threads N] [--json]               images/second of a typical augmentation chain\n"
+    "  augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] [--keep-originals]\n"
+    "          [--seed S] [--threads N] [--subset N] [--preview] [--quiet]\n"
+    "                                                       write augmented copies of a dataset\n"
     "  predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] [--output LAYER]\n"
     "                                                       apply a trained model to a dataset\n"
     "  graph PIPELINE                                       DOT of the stages and models\n";
@@ -48,8 +52,9 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return loom::cli::cmd_bench(argc, argv);
     if (cmd == "predict") return loom::cli::cmd_predict(argc, argv);
     if (cmd == "graph") return loom::cli::cmd_graph(argc, argv);
+    if (cmd == "augment") return loom::cli::cmd_augment(argc, argv);
     std::cerr << "loom: unknown command '" << cmd << "'"
-              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph"}) << "\n\n"
+              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph", "augment"}) << "\n\n"
               << kUsage;
     return 2;
   } catch (const loom::Error& e) {
