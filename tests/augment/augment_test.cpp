@@ -124,7 +124,11 @@ TEST(AugmentFiles, InterruptedWriterLeavesNothing) {
   } failing;
   {
     auto w = DatasetWriter::open(dir + "/train-images-idx3-ubyte", d.sample_shape, 0, 255, true);
-    EXPECT_THROW(augment_dataset(d, 0, d.count, {}, AugmentOptions{4}, {w.get(), &failing}), Error);
+    EXPECT_THROW(augment_dataset(d, 0, d.count, {}, [] {
+      AugmentOptions o;
+      o.copies = 4;
+      return o;
+    }(), {w.get(), &failing}), Error);
   }
   EXPECT_TRUE(listing(dir).empty());
   fs::remove_all(dir);

@@ -192,7 +192,10 @@ class NpyStream {
   static constexpr size_t kHeader = 128;  // room for any shape
   std::string header(int64_t count) const {
     std::string dims = std::to_string(count) + ",";
-    for (size_t i = 0; i < shape_.size(); ++i) dims += " " + std::to_string(shape_[i]) + (i + 1 < shape_.size() ? "," : "");
+    for (size_t i = 0; i < shape_.size(); ++i) {
+      dims.append(" ").append(std::to_string(shape_[i]));
+      if (i + 1 < shape_.size()) dims.append(",");
+    }
     std::string h = "{'descr': '" + descr_ + "', 'fortran_order': False, 'shape': (" + dims + "), }";
     size_t total = std::max(kHeader, (10 + h.size() + 1 + 63) / 64 * 64);
     while (10 + h.size() + 1 < total) h += ' ';
