@@ -1,9 +1,10 @@
 // The augment recipe: writes K augmented copies of every sample of a dataset (optionally with
 // the originals) to a dataset file or PNG folder in the run folder, streaming, and/or publishes
 // them as a dataset for later stages. The engine is the framework's (shared with `loom augment`).
+#include "loom/augment.hpp"
+
 #include <memory>
 
-#include "loom/augment.hpp"
 #include "loom/create.hpp"
 #include "loom/recipe.hpp"
 
@@ -13,7 +14,8 @@ namespace {
 // Collects the outputs in memory for `publish`.
 class MemoryWriter : public DatasetWriter {
  public:
-  MemoryWriter(const Dataset& like, bool labelled) : d_(std::make_shared<Dataset>()), labelled_(labelled) {
+  MemoryWriter(const Dataset& like, bool labelled)
+      : d_(std::make_shared<Dataset>()), labelled_(labelled) {
     d_->sample_shape = like.sample_shape;
     d_->lo = like.lo;
     d_->hi = like.hi;
@@ -39,12 +41,14 @@ class AugmentRecipe : public Recipe {
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
     AugmentChain chain;
-    for (const Params& e : p.items("transform")) chain.push_back(create_from<Augmenter>(ctx.registry(), e));
+    for (const Params& e : p.items("transform"))
+      chain.push_back(create_from<Augmenter>(ctx.registry(), e));
     for (size_t i = 0; i < chain.size(); ++i)
       if (chain[i]->batch_level())
-        p.fail("transform", "entry " + std::to_string(i) +
-                                " is batch-level (mixup, cutmix): the augment stage writes each image with its "
-                                "own integer label; use it in a training dataset's `transform:` instead");
+        p.fail("transform",
+               "entry " + std::to_string(i) +
+                   " is batch-level (mixup, cutmix): the augment stage writes each image with its "
+                   "own integer label; use it in a training dataset's `transform:` instead");
     if (!p.given("write") && !p.given("publish") && !p.given("preview"))
       p.fail("the augment stage needs `write`, `publish` or `preview` (it would produce nothing)");
     DataSplit split = ctx.data(p.s("data"), "");
@@ -78,17 +82,20 @@ class AugmentRecipe : public Recipe {
     }
     AugmentStats st = augment_dataset(d, split.begin, split.count, chain, o, writers);
     if (file) file->close();
-    std::string rate = st.seconds > 0 ? std::to_string(int64_t(double(st.written) / st.seconds)) : "-";
-    ctx.log(ctx.name() + ": " + std::to_string(st.written) + " images (" + std::to_string(st.inputs) + " x " +
-            std::to_string(o.copies) + (o.keep_originals ? " copies + originals" : " copies") + ", " + rate +
-            " images/s)" + (file ? " to " + file->describe() : std::string()));
-    ctx.metric("{\"images\":" + std::to_string(st.written) + ",\"seconds\":" + std::to_string(st.seconds) + "}");
+    std::string rate =
+        st.seconds > 0 ? std::to_string(int64_t(double(st.written) / st.seconds)) : "-";
+    ctx.log(ctx.name() + ": " + std::to_string(st.written) + " images (" +
+            std::to_string(st.inputs) + " x " + std::to_string(o.copies) +
+            (o.keep_originals ? " copies + originals" : " copies") + ", " + rate + " images/s)" +
+            (file ? " to " + file->describe() : std::string()));
+    ctx.metric("{\"images\":" + std::to_string(st.written) +
+               ",\"seconds\":" + std::to_string(st.seconds) + "}");
     if (memory) {
       auto out = memory->dataset();
       out->origin = "stage " + ctx.name();
       ctx.publish(p.s("publish"), out, "");
-      ctx.log(ctx.name() + ": published " + std::to_string(out->count) + " x " + to_string(out->sample_shape) +
-              " as dataset '" + p.s("publish") + "'");
+      ctx.log(ctx.name() + ": published " + std::to_string(out->count) + " x " +
+              to_string(out->sample_shape) + " as dataset '" + p.s("publish") + "'");
     }
   }
 };
@@ -96,17 +103,24 @@ class AugmentRecipe : public Recipe {
 }  // namespace
 
 void register_augment(Registry& r) {
-  Spec s("Writes an augmented copy of a dataset: `copies` augmented versions of every sample "
-         "(optionally preceded by the original), in order, with bytes depending only on the seed. "
-         "Output format by `write`'s name: .npy, IDX (train-images-idx3-ubyte, *.idx) or a PNG "
-         "folder (DIR/); `publish` makes the result a dataset for later stages.");
+  Spec s(
+      "Writes an augmented copy of a dataset: `copies` augmented versions of every sample "
+      "(optionally preceded by the original), in order, with bytes depending only on the seed. "
+      "Output format by `write`'s name: .npy, IDX (train-images-idx3-ubyte, *.idx) or a PNG "
+      "folder (DIR/); `publish` makes the result a dataset for later stages.");
   s.add("data", Type::String).required().doc("dataset or dataset.split");
-  s.add("transform", Type::Any).required().entry_list(Kind::Augmenter).doc("augmenters applied in order: [{type: rotate, degrees: 15}, ...]");
+  s.add("transform", Type::Any)
+      .required()
+      .entry_list(Kind::Augmenter)
+      .doc("augmenters applied in order: [{type: rotate, degrees: 15}, ...]");
   s.add("copies", Type::Int).def(1).min(0).doc("augmented copies per sample");
   s.add("keep_originals", Type::Bool).def("false").doc("write each original before its copies");
-  s.add("write", Type::String).doc("output dataset (.npy, IDX name, or DIR/ of PNGs), inside the run folder if relative");
-  s.add("publish", Type::String).doc("name under which later stages can use the augmented set as a dataset");
-  s.add("preview", Type::String).doc("PNG grid: rows of samples; original, each augmenter alone, the whole chain");
+  s.add("write", Type::String)
+      .doc("output dataset (.npy, IDX name, or DIR/ of PNGs), inside the run folder if relative");
+  s.add("publish", Type::String)
+      .doc("name under which later stages can use the augmented set as a dataset");
+  s.add("preview", Type::String)
+      .doc("PNG grid: rows of samples; original, each augmenter alone, the whole chain");
   s.add("seed", Type::Int).min(0).doc("random seed (default: the pipeline's)");
   r.add<Recipe>("augment", s, [](const Params& p) { return std::make_unique<AugmentRecipe>(p); });
 }

@@ -1,13 +1,14 @@
 // Offline augmentation: dataset files (streaming writers, round trips, malformed inputs),
 // `loom augment` (determinism across threads, copies and labels, preview, errors) and the
 // `augment` recipe in a pipeline.
+#include "loom/augment.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
-#include "loom/augment.hpp"
 #include "loom/dataset_io.hpp"
 #include "loom/error.hpp"
 #include "loom/io.hpp"
@@ -47,7 +48,8 @@ std::string bytes_of(const std::string& path) {
 // Files under `dir` (recursive), for checking that nothing was left behind.
 std::vector<std::string> listing(const std::string& dir) {
   std::vector<std::string> out;
-  for (auto& e : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(e.path(), dir).string());
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    out.push_back(fs::relative(e.path(), dir).string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -78,7 +80,8 @@ TEST(AugmentFiles, EveryFormatRoundTrips) {
   for (const Dataset* src : {&d, &unit, &rgb}) {
     for (std::string name : {"a.npy", "train-images-idx3-ubyte", "b.idx", "png/", "png2"}) {
       std::string path = dir + "/" + std::to_string(src == &rgb) + name;
-      if (src == &rgb && name.find("idx") != std::string::npos) continue;  // IDX stays grey: tested below
+      if (src == &rgb && name.find("idx") != std::string::npos)
+        continue;  // IDX stays grey: tested below
       write_dataset(path, *src);
       Dataset back = read_dataset(path);
       SCOPED_TRACE(path);
@@ -124,11 +127,14 @@ TEST(AugmentFiles, InterruptedWriterLeavesNothing) {
   } failing;
   {
     auto w = DatasetWriter::open(dir + "/train-images-idx3-ubyte", d.sample_shape, 0, 255, true);
-    EXPECT_THROW(augment_dataset(d, 0, d.count, {}, [] {
-      AugmentOptions o;
-      o.copies = 4;
-      return o;
-    }(), {w.get(), &failing}), Error);
+    EXPECT_THROW(augment_dataset(d, 0, d.count, {},
+                                 [] {
+                                   AugmentOptions o;
+                                   o.copies = 4;
+                                   return o;
+                                 }(),
+                                 {w.get(), &failing}),
+                 Error);
   }
   EXPECT_TRUE(listing(dir).empty());
   fs::remove_all(dir);
@@ -144,7 +150,8 @@ TEST(AugmentFiles, MalformedInputsGiveClearErrors) {
     read_dataset(dir + "/t-images-idx3-ubyte");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("t-images-idx3-ubyte: truncated"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("t-images-idx3-ubyte: truncated"), std::string::npos)
+        << e.what();
   }
   // A PNG of another size in a folder.
   write_dataset(dir + "/pngs/", d);
@@ -153,7 +160,8 @@ TEST(AugmentFiles, MalformedInputsGiveClearErrors) {
   small.count = 1;
   small.x.assign(120, 0.5f);
   write_dataset(dir + "/odd/", small);
-  fs::copy_file(dir + "/odd/000000.png", dir + "/pngs/" + std::to_string(d.labels[3]) + "/000003b.png");
+  fs::copy_file(dir + "/odd/000000.png",
+                dir + "/pngs/" + std::to_string(d.labels[3]) + "/000003b.png");
   try {
     read_dataset(dir + "/pngs/");
     FAIL() << "no error";
@@ -170,17 +178,21 @@ TEST(AugmentFiles, MalformedInputsGiveClearErrors) {
         try {
           read_dataset(dir + "/empty/");
         } catch (const Error& e) {
-          EXPECT_NE(std::string(e.what()).find("empty dataset folder"), std::string::npos) << e.what();
+          EXPECT_NE(std::string(e.what()).find("empty dataset folder"), std::string::npos)
+              << e.what();
           throw;
         }
       },
       Error);
   EXPECT_THROW(read_dataset(dir + "/nothing.npy"), Error);
   // The CLI reports them as `error: ...` with exit code 1.
-  CliResult r = run_loom({"augment", dir + "/empty/", "--out", dir + "/o.npy", "--transform", kChain});
+  CliResult r =
+      run_loom({"augment", dir + "/empty/", "--out", dir + "/o.npy", "--transform", kChain});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("error: " + dir + "/empty/: empty dataset folder"), std::string::npos) << r.err;
-  r = run_loom({"augment", dir + "/t-images-idx3-ubyte", "--out", dir + "/o.npy", "--transform", kChain});
+  EXPECT_NE(r.err.find("error: " + dir + "/empty/: empty dataset folder"), std::string::npos)
+      << r.err;
+  r = run_loom(
+      {"augment", dir + "/t-images-idx3-ubyte", "--out", dir + "/o.npy", "--transform", kChain});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir + "/o.npy"));
@@ -205,8 +217,8 @@ TEST_F(AugmentCli, SameBytesWithOneAndTwoThreads) {
     std::vector<std::string> files;
     for (std::string t : {"1", "2"}) {
       std::string out = dir + "/t" + t + ext;
-      CliResult r = run_loom({"augment", input, "--out", out, "--threads", t, "--copies", "3", "--seed", "11",
-                              "--transform", kChain});
+      CliResult r = run_loom({"augment", input, "--out", out, "--threads", t, "--copies", "3",
+                              "--seed", "11", "--transform", kChain});
       ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
       EXPECT_NE(r.out.find("wrote 900 images"), std::string::npos) << r.out;
       files.push_back(out);
@@ -218,35 +230,41 @@ TEST_F(AugmentCli, SameBytesWithOneAndTwoThreads) {
     EXPECT_FALSE(bytes_of(l0).empty());
   }
   // Another seed, other bytes.
-  CliResult r = run_loom({"augment", input, "--out", dir + "/s.npy", "--seed", "12", "--copies", "3", "--transform", kChain});
+  CliResult r = run_loom({"augment", input, "--out", dir + "/s.npy", "--seed", "12", "--copies",
+                          "3", "--transform", kChain});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(bytes_of(dir + "/s.npy"), bytes_of(dir + "/t1.npy"));
 }
 
 TEST_F(AugmentCli, CopiesKeepOriginalsAndLabels) {
   std::string out = dir + "/o-images-idx3-ubyte";
-  CliResult r = run_loom({"augment", input, "--out", out, "--copies", "2", "--keep-originals", "--transform", kChain});
+  CliResult r = run_loom(
+      {"augment", input, "--out", out, "--copies", "2", "--keep-originals", "--transform", kChain});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   Dataset back = read_dataset(out);
   ASSERT_EQ(back.count, 900);
   ASSERT_EQ(back.labels.size(), 900u);
   int64_t per = numel(data.sample_shape), changed = 0;
   for (int64_t i = 0; i < data.count; ++i) {
-    for (int64_t j = 0; j < 3; ++j) EXPECT_EQ(back.labels[size_t(3 * i + j)], data.labels[size_t(i)]);
+    for (int64_t j = 0; j < 3; ++j)
+      EXPECT_EQ(back.labels[size_t(3 * i + j)], data.labels[size_t(i)]);
     // The original comes first, byte for byte.
-    ASSERT_TRUE(std::equal(data.sample(i), data.sample(i) + per, back.sample(3 * i))) << "sample " << i;
+    ASSERT_TRUE(std::equal(data.sample(i), data.sample(i) + per, back.sample(3 * i)))
+        << "sample " << i;
     changed += !std::equal(data.sample(i), data.sample(i) + per, back.sample(3 * i + 1));
   }
   EXPECT_GT(changed, 250);
   // Without originals: K outputs per sample.
-  r = run_loom({"augment", input, "--out", dir + "/k.npy", "--copies", "4", "--transform", "[horizontal_flip]"});
+  r = run_loom({"augment", input, "--out", dir + "/k.npy", "--copies", "4", "--transform",
+                "[horizontal_flip]"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Dataset k = read_dataset(dir + "/k.npy");
   EXPECT_EQ(k.count, 1200);
   EXPECT_EQ(k.labels[4 * 17 + 3], data.labels[17]);
   // PNG folder output, from a transform file.
   std::ofstream(dir + "/chain.yaml") << "transform:\n  - {type: rotate, degrees: 10}\n";
-  r = run_loom({"augment", input, "--out", dir + "/pngs/", "--transform", dir + "/chain.yaml", "--subset", "40"});
+  r = run_loom({"augment", input, "--out", dir + "/pngs/", "--transform", dir + "/chain.yaml",
+                "--subset", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Dataset p = read_dataset(dir + "/pngs/");
   EXPECT_EQ(p.count, 40);
@@ -262,7 +280,8 @@ TEST_F(AugmentCli, BadTransformsAreClearErrors) {
   r = run_loom({"augment", input, "--out", dir + "/o.npy", "--transform", "[{type: mixup}]"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("'mixup' is batch-level"), std::string::npos) << r.err;
-  r = run_loom({"augment", input, "--out", dir + "/o.npy", "--transform", "[{type: rotate, degres: 15}]"});
+  r = run_loom(
+      {"augment", input, "--out", dir + "/o.npy", "--transform", "[{type: rotate, degres: 15}]"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("degres"), std::string::npos) << r.err;
   r = run_loom({"augment", input, "--out", dir + "/o.npy"});
@@ -275,7 +294,8 @@ TEST_F(AugmentCli, BadTransformsAreClearErrors) {
 }
 
 TEST_F(AugmentCli, PreviewWritesAGrid) {
-  CliResult r = run_loom({"augment", input, "--out", dir + "/preview.png", "--preview", "--transform", kChain});
+  CliResult r = run_loom(
+      {"augment", input, "--out", dir + "/preview.png", "--preview", "--transform", kChain});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   Tensor png = read_png(dir + "/preview.png");
   // 8 rows; 7 columns: original, 5 augmenters, the chain; 2-pixel gaps.
@@ -284,8 +304,8 @@ TEST_F(AugmentCli, PreviewWritesAGrid) {
 
 TEST_F(AugmentCli, FromAPipeline) {
   std::string out = dir + "/from-pipeline/";
-  CliResult r = run_loom({"augment", source_path("pipelines/augment_fashion.yaml"), "--out", out, "--subset", "50",
-                          "--copies", "1"});
+  CliResult r = run_loom({"augment", source_path("pipelines/augment_fashion.yaml"), "--out", out,
+                          "--subset", "50", "--copies", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("stage augment"), std::string::npos) << r.out;
   Dataset p = read_dataset(out);
@@ -334,7 +354,8 @@ stages:
   EXPECT_EQ(d.count, 300);
   EXPECT_EQ(d.labels.size(), 300u);
   bool trained = false;
-  for (auto& m : read_metrics(dir + "/run/metrics.jsonl")) trained |= m.task == "train" && m.split == "train";
+  for (auto& m : read_metrics(dir + "/run/metrics.jsonl"))
+    trained |= m.task == "train" && m.split == "train";
   EXPECT_TRUE(trained) << r.out;
   // An unknown augmenter in the stage is reported before anything runs, located.
   std::string text = read_text(dir + "/p.yaml");

@@ -1,5 +1,7 @@
 // `loom augment` (offline augmentation of a dataset file, folder or pipeline dataset) and
 // `loom bench --augment` (images/second of a typical chain on Fashion-MNIST).
+#include "loom/augment.hpp"
+
 #include <omp.h>
 #include <tbb/task_arena.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 
 #include "cli.hpp"
 #include "config/yaml_util.hpp"
-#include "loom/augment.hpp"
 #include "loom/create.hpp"
 #include "loom/io.hpp"
 #include "loom/plugins.hpp"
@@ -31,19 +32,22 @@ struct Chain {
 };
 
 // Builds a chain from a YAML list of augmenters (each a name or {type: NAME, ...}); `file`
-// and `path` locate errors.
+// and `path` locate errors. An empty list copies (converts) the dataset.
 Chain chain_from_yaml(const YAML::Node& list, const std::string& file, const std::string& path) {
   if (!list.IsSequence())
-    throw Error(location_of(list, file), path, "expected a list of augmenters, e.g. [{type: horizontal_flip}, {type: rotate, degrees: 15}]");
+    throw Error(location_of(list, file), path,
+                "expected a list of augmenters, e.g. [{type: horizontal_flip}, {type: rotate, "
+                "degrees: 15}]");
   Chain c;
   Spec open;
   open.open = true;
   for (size_t i = 0; i < list.size(); ++i) {
     Params e = make_params(list[i], open, file, path + "[" + std::to_string(i) + "]");
     c.augmenters.push_back(create_from<Augmenter>(global_registry(), e));
-    c.names.push_back(list[i].IsScalar() ? list[i].Scalar() : list[i]["type"] ? list[i]["type"].Scalar() : "?");
+    c.names.push_back(list[i].IsScalar() ? list[i].Scalar()
+                      : list[i]["type"]  ? list[i]["type"].Scalar()
+                                         : "?");
   }
-  if (c.augmenters.empty()) throw Error(file + ": " + path + ": the list of augmenters is empty");
   return c;
 }
 
@@ -59,9 +63,11 @@ Chain chain_from_option(const std::string& text) {
       root = YAML::Load(text);
     }
   } catch (const YAML::Exception& e) {
-    throw Error(file + ": not valid YAML (" + e.msg + " at line " + std::to_string(e.mark.line + 1) + ")");
+    throw Error(file + ": not valid YAML (" + e.msg + " at line " +
+                std::to_string(e.mark.line + 1) + ")");
   }
-  if (root.IsMap() && root["transform"]) return chain_from_yaml(root["transform"], file, "transform");
+  if (root.IsMap() && root["transform"])
+    return chain_from_yaml(root["transform"], file, "transform");
   return chain_from_yaml(root, file, "transform");
 }
 
@@ -88,14 +94,16 @@ class Progress {
       if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
       last_ = now;
       int filled = pct * 30 / 100;
-      std::fprintf(stderr, "\r[%s%s] %3d%% %s/%s images, %s images/s ", std::string(size_t(filled), '#').c_str(),
+      std::fprintf(stderr, "\r[%s%s] %3d%% %s/%s images, %s images/s ",
+                   std::string(size_t(filled), '#').c_str(),
                    std::string(size_t(30 - filled), ' ').c_str(), pct, thousands(done).c_str(),
                    thousands(total).c_str(), thousands(int64_t(rate)).c_str());
       if (done == total) std::fprintf(stderr, "\n");
     } else if (pct / 10 > last_decile_ || done == total) {
       last_decile_ = pct / 10;
-      std::fprintf(stderr, "augment: %d%% (%s/%s images, %s images/s)\n", pct, thousands(done).c_str(),
-                   thousands(total).c_str(), thousands(int64_t(rate)).c_str());
+      std::fprintf(stderr, "augment: %d%% (%s/%s images, %s images/s)\n", pct,
+                   thousands(done).c_str(), thousands(total).c_str(),
+                   thousands(int64_t(rate)).c_str());
     }
     std::fflush(stderr);
   }
@@ -121,8 +129,9 @@ int cmd_augment(int argc, char** argv) {
   Args a = parse(argc, argv, 2, {"out", "threads", "copies", "seed", "transform", "subset"},
                  {"keep-originals", "preview", "quiet"});
   if (a.positional.size() != 1 || !a.has("out"))
-    throw Error("usage: loom augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
-                "[--keep-originals] [--seed S] [--threads N] [--preview]");
+    throw Error(
+        "usage: loom augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
+        "[--keep-originals] [--seed S] [--threads N] [--preview]");
   std::string input = a.positional[0], out = a.get("out");
   std::string budget = set_threads(a.integer("threads", 0));
   load_default_plugins(global_registry());
@@ -150,7 +159,8 @@ int cmd_augment(int argc, char** argv) {
     std::string tpath;
     if (YAML::Node st = pf.root["stages"])
       for (auto it = st.begin(); it != st.end() && ref.empty(); ++it)
-        if (it->second.IsMap() && it->second["recipe"] && it->second["recipe"].Scalar() == "augment") {
+        if (it->second.IsMap() && it->second["recipe"] &&
+            it->second["recipe"].Scalar() == "augment") {
           YAML::Node s = it->second;
           ref = s["data"].Scalar();
           transform = s["transform"];
@@ -171,10 +181,12 @@ int cmd_augment(int argc, char** argv) {
             what = "dataset " + ref;
           }
     if (ref.empty() && !a.has("transform"))
-      throw Error(pf.path + ": nothing to augment (no `augment` stage and no dataset with a `transform:`; "
-                            "or give --transform)");
+      throw Error(pf.path +
+                  ": nothing to augment (no `augment` stage and no dataset with a `transform:`; "
+                  "or give --transform)");
     if (ref.empty()) {
-      if (!pf.root["datasets"] || pf.root["datasets"].size() == 0) throw Error(pf.path + ": declares no dataset");
+      if (!pf.root["datasets"] || pf.root["datasets"].size() == 0)
+        throw Error(pf.path + ": declares no dataset");
       ref = pf.root["datasets"].begin()->first.Scalar();
       what = "dataset " + ref;
     }
@@ -182,11 +194,14 @@ int cmd_augment(int argc, char** argv) {
     data = split.data;
     begin = split.begin;
     count = split.count;
-    chain = a.has("transform") ? chain_from_option(a.get("transform")) : chain_from_yaml(transform, pf.path, tpath);
+    chain = a.has("transform") ? chain_from_option(a.get("transform"))
+                               : chain_from_yaml(transform, pf.path, tpath);
   } else {
     if (!a.has("transform"))
-      throw Error("--transform is needed when the input is a dataset (e.g. --transform '[{type: horizontal_flip}, "
-                  "{type: rotate, degrees: 15}]', or a YAML file holding that list)");
+      throw Error(
+          "--transform is needed when the input is a dataset (e.g. --transform '[{type: "
+          "horizontal_flip}, "
+          "{type: rotate, degrees: 15}]', or a YAML file holding that list)");
     chain = chain_from_option(a.get("transform"));
     auto d = std::make_shared<Dataset>(read_dataset(input));
     to_unit_range(*d);
@@ -203,9 +218,11 @@ int cmd_augment(int argc, char** argv) {
   require_per_sample(chain.augmenters, chain.names, "transform");
   std::string names;
   for (auto& n : chain.names) names += (names.empty() ? "" : ", ") + n;
+  if (names.empty()) names = "none";
 
   if (a.flag("preview")) {
-    if (!out.ends_with(".png")) throw Error(out + ": --preview writes a PNG grid; give --out NAME.png");
+    if (!out.ends_with(".png"))
+      throw Error(out + ": --preview writes a PNG grid; give --out NAME.png");
     write_augment_preview(out, *data, begin, count, chain.augmenters, seed);
     std::cout << "preview of " << what << ": " << std::min<int64_t>(8, count)
               << " rows; columns: original, " << names << ", whole chain -> " << out << "\n";
@@ -219,16 +236,19 @@ int cmd_augment(int argc, char** argv) {
   Progress progress(!a.flag("quiet"));
   o.progress = [&](int64_t done, int64_t total) { progress(done, total); };
   if (!a.flag("quiet"))
-    std::cout << "augment: " << what << " (" << thousands(count) << " x " << to_string(data->sample_shape)
-              << "), " << copies << (copies == 1 ? " copy" : " copies") << (keep ? " + originals" : "")
-              << ", seed " << seed << "\ntransform: " << names << "\n" << budget << std::endl;
-  auto writer = DatasetWriter::open(out, data->sample_shape, data->lo, data->hi, data->has_labels());
+    std::cout << "augment: " << what << " (" << thousands(count) << " x "
+              << to_string(data->sample_shape) << "), " << copies
+              << (copies == 1 ? " copy" : " copies") << (keep ? " + originals" : "") << ", seed "
+              << seed << "\ntransform: " << names << "\n"
+              << budget << std::endl;
+  auto writer =
+      DatasetWriter::open(out, data->sample_shape, data->lo, data->hi, data->has_labels());
   AugmentStats st = augment_dataset(*data, begin, count, chain.augmenters, o, {writer.get()});
   writer->close();
-  std::cout << "wrote " << thousands(st.written) << " images (" << thousands(st.inputs) << " inputs) in "
-            << std::to_string(st.seconds).substr(0, 5) << " s, "
-            << thousands(st.seconds > 0 ? int64_t(double(st.written) / st.seconds) : 0) << " images/s: "
-            << writer->describe() << std::endl;
+  std::cout << "wrote " << thousands(st.written) << " images (" << thousands(st.inputs)
+            << " inputs) in " << std::to_string(st.seconds).substr(0, 5) << " s, "
+            << thousands(st.seconds > 0 ? int64_t(double(st.written) / st.seconds) : 0)
+            << " images/s: " << writer->describe() << std::endl;
   return 0;
 }
 
@@ -240,21 +260,25 @@ int bench_augment(const Args& a) {
   std::string dir = "/usr/share/datasets/fashion-mnist/";
   std::string images = dir + "train-images-idx3-ubyte.gz";
   if (!fs::exists(images))
-    throw Error(images + ": not found (install the dataset-fashion-mnist package for `loom bench --augment`)");
+    throw Error(
+        images +
+        ": not found (install the dataset-fashion-mnist package for `loom bench --augment`)");
   Dataset d = read_idx(images);
   to_unit_range(d);
   const char* kChain =
       "[{type: horizontal_flip}, {type: rotate, degrees: 15}, {type: translate, fraction: 0.1},"
       " {type: gaussian_noise, std: 0.05}, {type: cutout, p: 0.5}]";
   Chain chain = chain_from_yaml(YAML::Load(kChain), "bench", "transform");
-  int64_t windows = a.integer("windows", 7), per_window = std::min<int64_t>(a.integer("images", 20000), d.count);
+  int64_t windows = a.integer("windows", 7),
+          per_window = std::min<int64_t>(a.integer("images", 20000), d.count);
   auto measure = [&](int t) {
     std::vector<double> rates;
     tbb::task_arena arena(t);
     arena.execute([&] {
       AugmentOptions o;
       o.seed = 1;
-      augment_dataset(d, 0, std::min<int64_t>(per_window, 5000), chain.augmenters, o, {});  // warm-up
+      augment_dataset(d, 0, std::min<int64_t>(per_window, 5000), chain.augmenters, o,
+                      {});  // warm-up
       for (int64_t w = 0; w < windows; ++w) {
         o.seed = uint64_t(w + 2);
         int64_t first = (w * per_window) % (d.count - per_window + 1);
@@ -285,10 +309,12 @@ int bench_augment(const Args& a) {
     j["images_per_window"] = per_window;
     std::cout << j.dump() << std::endl;
   } else {
-    std::printf("augment (flip, rotate 15, translate 0.1, noise 0.05, cutout) on Fashion-MNIST:\n"
-                "  1 thread:  %.0f images/s\n  %d threads: %.0f images/s (x%.2f)\n"
-                "  median of %lld windows of %lld images after a warm-up\n%s\n",
-                m1, threads, mn, m1 > 0 ? mn / m1 : 0.0, (long long)windows, (long long)per_window, budget.c_str());
+    std::printf(
+        "augment (flip, rotate 15, translate 0.1, noise 0.05, cutout) on Fashion-MNIST:\n"
+        "  1 thread:  %.0f images/s\n  %d threads: %.0f images/s (x%.2f)\n"
+        "  median of %lld windows of %lld images after a warm-up\n%s\n",
+        m1, threads, mn, m1 > 0 ? mn / m1 : 0.0, (long long)windows, (long long)per_window,
+        budget.c_str());
   }
   return 0;
 }

@@ -23,8 +23,8 @@ struct AugmentOptions {
   int64_t copies = 1;           // augmented copies per sample
   bool keep_originals = false;  // write each original before its copies
   uint64_t seed = 0;
-  int64_t chunk = 64;   // input samples per pipeline token
-  int64_t tokens = 0;   // chunks in flight (0: twice the threads, plus two)
+  int64_t chunk = 64;  // input samples per pipeline token
+  int64_t tokens = 0;  // chunks in flight (0: twice the threads, plus two)
   // Called from the (serial) writing stage after each chunk: outputs written so far, total.
   std::function<void(int64_t written, int64_t total)> progress;
 };

@@ -38,20 +38,27 @@ struct Chunk {
 
 }  // namespace
 
-void require_per_sample(const AugmentChain& chain, const std::vector<std::string>& names, const std::string& where) {
+void require_per_sample(const AugmentChain& chain, const std::vector<std::string>& names,
+                        const std::string& where) {
   for (size_t i = 0; i < chain.size(); ++i)
     if (chain[i]->batch_level())
-      throw Error(where + "[" + std::to_string(i) + "]: " + (i < names.size() ? "'" + names[i] + "'" : "this augmenter") +
-                  " is batch-level (it mixes images and labels across a batch); offline augmentation writes "
-                  "each image with its own integer label, so use it in a training pipeline's `transform:` instead");
+      throw Error(where + "[" + std::to_string(i) +
+                  "]: " + (i < names.size() ? "'" + names[i] + "'" : "this augmenter") +
+                  " is batch-level (it mixes images and labels across a batch); offline "
+                  "augmentation writes "
+                  "each image with its own integer label, so use it in a training pipeline's "
+                  "`transform:` instead");
 }
 
-AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count, const AugmentChain& chain,
-                             const AugmentOptions& o, const std::vector<DatasetWriter*>& writers) {
-  if (o.copies < 0) throw Error("augment: copies must be at least 0, got " + std::to_string(o.copies));
+AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
+                             const AugmentChain& chain, const AugmentOptions& o,
+                             const std::vector<DatasetWriter*>& writers) {
+  if (o.copies < 0)
+    throw Error("augment: copies must be at least 0, got " + std::to_string(o.copies));
   if (begin < 0 || count < 0 || begin + count > data.count)
-    throw Error("augment: samples [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") outside " +
-                data.origin + " (" + std::to_string(data.count) + " samples)");
+    throw Error("augment: samples [" + std::to_string(begin) + ", " +
+                std::to_string(begin + count) + ") outside " + data.origin + " (" +
+                std::to_string(data.count) + " samples)");
   require_per_sample(chain, {}, "transform");
   auto t0 = std::chrono::steady_clock::now();
   const int64_t per = numel(data.sample_shape);
@@ -67,50 +74,52 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count, 
   tbb::concurrent_queue<std::shared_ptr<Chunk>> pool;  // recycled buffers
   int64_t next = 0, written = 0;
   tbb::parallel_pipeline(
-      tokens,
-      tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> int64_t {
-                                        if (next >= nchunks) {
-                                          fc.stop();
-                                          return 0;
-                                        }
-                                        return next++;
-                                      }) &
-          tbb::make_filter<int64_t, std::shared_ptr<Chunk>>(
-              tbb::filter_mode::parallel,
-              [&](int64_t k) {
-                std::shared_ptr<Chunk> c;
-                if (!pool.try_pop(c)) c = std::make_shared<Chunk>();
-                c->first = k * chunk;
-                c->n = std::min(chunk, count - c->first);
-                c->x.resize(size_t(c->n * outs * per));
-                c->labels.resize(size_t(c->n));
-                for (int64_t i = 0; i < c->n; ++i) {
-                  int64_t idx = begin + c->first + i;  // index in the dataset: the random key
-                  const float* src = data.sample(idx);
-                  float* dst = c->x.data() + i * outs * per;
-                  if (labelled) c->labels[size_t(i)] = data.labels[size_t(idx)];
-                  for (int64_t j = 0; j < outs; ++j, dst += per) {
-                    std::memcpy(dst, src, size_t(per) * sizeof(float));
-                    int64_t copy = o.keep_originals ? j - 1 : j;
-                    if (copy < 0) continue;
-                    Rng rng(o.seed, "augment", uint64_t(copy), uint64_t(idx));
-                    Image img{dst, g.c, g.h, g.w, data.lo, data.hi};
-                    for (auto& a : chain) a->apply(img, rng);
-                  }
-                }
-                return c;
-              }) &
-          tbb::make_filter<std::shared_ptr<Chunk>, void>(tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Chunk> c) {
-            for (int64_t i = 0; i < c->n; ++i)
-              for (int64_t j = 0; j < outs; ++j) {
-                const float* s = c->x.data() + (i * outs + j) * per;
-                for (DatasetWriter* w : writers) w->write(s, labelled ? c->labels[size_t(i)] : 0);
-              }
-            written += c->n * outs;
-            pool.push(std::move(c));
-            if (o.progress) o.progress(written, total);
-          }));
+      tokens, tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
+                                              [&](tbb::flow_control& fc) -> int64_t {
+                                                if (next >= nchunks) {
+                                                  fc.stop();
+                                                  return 0;
+                                                }
+                                                return next++;
+                                              }) &
+                  tbb::make_filter<int64_t, std::shared_ptr<Chunk>>(
+                      tbb::filter_mode::parallel,
+                      [&](int64_t k) {
+                        std::shared_ptr<Chunk> c;
+                        if (!pool.try_pop(c)) c = std::make_shared<Chunk>();
+                        c->first = k * chunk;
+                        c->n = std::min(chunk, count - c->first);
+                        c->x.resize(size_t(c->n * outs * per));
+                        c->labels.resize(size_t(c->n));
+                        for (int64_t i = 0; i < c->n; ++i) {
+                          int64_t idx =
+                              begin + c->first + i;  // index in the dataset: the random key
+                          const float* src = data.sample(idx);
+                          float* dst = c->x.data() + i * outs * per;
+                          if (labelled) c->labels[size_t(i)] = data.labels[size_t(idx)];
+                          for (int64_t j = 0; j < outs; ++j, dst += per) {
+                            std::memcpy(dst, src, size_t(per) * sizeof(float));
+                            int64_t copy = o.keep_originals ? j - 1 : j;
+                            if (copy < 0) continue;
+                            Rng rng(o.seed, "augment", uint64_t(copy), uint64_t(idx));
+                            Image img{dst, g.c, g.h, g.w, data.lo, data.hi};
+                            for (auto& a : chain) a->apply(img, rng);
+                          }
+                        }
+                        return c;
+                      }) &
+                  tbb::make_filter<std::shared_ptr<Chunk>, void>(
+                      tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Chunk> c) {
+                        for (int64_t i = 0; i < c->n; ++i)
+                          for (int64_t j = 0; j < outs; ++j) {
+                            const float* s = c->x.data() + (i * outs + j) * per;
+                            for (DatasetWriter* w : writers)
+                              w->write(s, labelled ? c->labels[size_t(i)] : 0);
+                          }
+                        written += c->n * outs;
+                        pool.push(std::move(c));
+                        if (o.progress) o.progress(written, total);
+                      }));
   AugmentStats st;
   st.inputs = count;
   st.written = written;
@@ -118,8 +127,8 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count, 
   return st;
 }
 
-void write_augment_preview(const std::string& png_path, const Dataset& data, int64_t begin, int64_t count,
-                           const AugmentChain& chain, uint64_t seed, int64_t rows) {
+void write_augment_preview(const std::string& png_path, const Dataset& data, int64_t begin,
+                           int64_t count, const AugmentChain& chain, uint64_t seed, int64_t rows) {
   if (count <= 0) throw Error(png_path + ": no samples to preview");
   require_per_sample(chain, {}, "transform");
   Shape s = data.sample_shape;

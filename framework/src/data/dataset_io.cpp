@@ -33,24 +33,32 @@ bool is_idx_name(const std::string& p) {
 Format format_of(const std::string& path, bool reading) {
   if (path.ends_with(".npy")) return Format::Npy;
   if (is_idx_name(path)) return Format::Idx;
-  if (path.ends_with("/") || fs::path(path).extension().empty() || (reading && fs::is_directory(path)))
+  if (path.ends_with("/") || fs::path(path).extension().empty() ||
+      (reading && fs::is_directory(path)))
     return Format::PngFolder;
-  throw Error(path + ": unknown dataset format '" + fs::path(path).extension().string() +
-              "' (use .npy, an IDX name such as train-images-idx3-ubyte, or a folder of PNGs: DIR/)");
+  throw Error(
+      path + ": unknown dataset format '" + fs::path(path).extension().string() +
+      "' (use .npy, an IDX name such as train-images-idx3-ubyte, or a folder of PNGs: DIR/)");
 }
 
 std::string idx_labels_path(const std::string& images) {
   auto p = images.find("-images-idx3-ubyte");
-  if (p != std::string::npos) return images.substr(0, p) + "-labels-idx1-ubyte" + images.substr(p + 18);
+  if (p != std::string::npos)
+    return images.substr(0, p) + "-labels-idx1-ubyte" + images.substr(p + 18);
   p = images.find("-idx3-ubyte");
-  if (p != std::string::npos) return images.substr(0, p) + "-labels-idx1-ubyte" + images.substr(p + 11);
+  if (p != std::string::npos)
+    return images.substr(0, p) + "-labels-idx1-ubyte" + images.substr(p + 11);
   if (images.ends_with(".idx.gz")) return images.substr(0, images.size() - 7) + ".labels.idx.gz";
   return fs::path(images).replace_extension(".labels.idx").string();
 }
 
-std::string npy_labels_path(const std::string& path) { return path.substr(0, path.size() - 4) + ".labels.npy"; }
+std::string npy_labels_path(const std::string& path) {
+  return path.substr(0, path.size() - 4) + ".labels.npy";
+}
 
-std::string tmp_name(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
+std::string tmp_name(const std::string& path) {
+  return path + ".tmp." + std::to_string(::getpid());
+}
 
 std::string strip_slash(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -66,7 +74,8 @@ uint8_t to_byte(float v, float lo, float scale) {
 // owner is destroyed without a commit.
 class TempFile {
  public:
-  explicit TempFile(std::string final_path) : final_(std::move(final_path)), tmp_(tmp_name(final_)) {
+  explicit TempFile(std::string final_path)
+      : final_(std::move(final_path)), tmp_(tmp_name(final_)) {
     fs::path p(final_);
     if (p.has_parent_path()) fs::create_directories(p.parent_path());
     out_.open(tmp_, std::ios::binary | std::ios::trunc);
@@ -117,7 +126,8 @@ class IdxWriter : public DatasetWriter {
   IdxWriter(const std::string& path, const Shape& shape, float lo, float hi, bool labelled)
       : shape_(shape), per_(numel(shape)), lo_(lo), scale_(255.f / (hi - lo)) {
     if (path.ends_with(".gz"))
-      throw Error(path + ": writing compressed IDX is not supported (write the plain file, then gzip it)");
+      throw Error(path +
+                  ": writing compressed IDX is not supported (write the plain file, then gzip it)");
     Shape s = shape;
     if (s.size() == 3 && s[0] == 1) s.erase(s.begin());
     if (s.empty() || s.size() > 3)
@@ -140,7 +150,8 @@ class IdxWriter : public DatasetWriter {
     images_->out().write(buf_.data(), std::streamsize(per_));
     if (labels_) {
       if (label < 0 || label > 255)
-        throw Error(labels_->path() + ": IDX labels are bytes (0..255), got " + std::to_string(label));
+        throw Error(labels_->path() + ": IDX labels are bytes (0..255), got " +
+                    std::to_string(label));
       labels_->out().put(char(uint8_t(label)));
     }
     ++count_;
@@ -196,7 +207,8 @@ class NpyStream {
       dims.append(" ").append(std::to_string(shape_[i]));
       if (i + 1 < shape_.size()) dims.append(",");
     }
-    std::string h = "{'descr': '" + descr_ + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+    std::string h =
+        "{'descr': '" + descr_ + "', 'fortran_order': False, 'shape': (" + dims + "), }";
     size_t total = std::max(kHeader, (10 + h.size() + 1 + 63) / 64 * 64);
     while (10 + h.size() + 1 < total) h += ' ';
     h += '\n';
@@ -213,7 +225,8 @@ class NpyStream {
 class NpyWriter : public DatasetWriter {
  public:
   NpyWriter(const std::string& path, const Shape& shape, bool labelled) : per_(numel(shape)) {
-    if (shape.size() > 6) throw Error(path + ": sample shape " + to_string(shape) + " has too many axes");
+    if (shape.size() > 6)
+      throw Error(path + ": sample shape " + to_string(shape) + " has too many axes");
     x_ = std::make_unique<NpyStream>(path, "<f4", shape);
     if (labelled) labels_ = std::make_unique<NpyStream>(npy_labels_path(path), "<i4", Shape{});
   }
@@ -229,7 +242,9 @@ class NpyWriter : public DatasetWriter {
     x_->commit();
     if (labels_) labels_->commit();
   }
-  std::string describe() const override { return x_->path() + (labels_ ? " + " + labels_->path() : std::string()); }
+  std::string describe() const override {
+    return x_->path() + (labels_ ? " + " + labels_->path() : std::string());
+  }
 
  private:
   int64_t per_;
@@ -237,7 +252,8 @@ class NpyWriter : public DatasetWriter {
   int64_t count_ = 0;
 };
 
-void write_png_file(const std::string& path, const unsigned char* pix, int64_t c, int64_t h, int64_t w) {
+void write_png_file(const std::string& path, const unsigned char* pix, int64_t c, int64_t h,
+                    int64_t w) {
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
@@ -249,8 +265,9 @@ void write_png_file(const std::string& path, const unsigned char* pix, int64_t c
   }
   png_init_io(png, f);
   png_set_compression_level(png, 1);
-  png_set_IHDR(png, info, png_uint_32(w), png_uint_32(h), 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, png_uint_32(w), png_uint_32(h), 8,
+               c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int64_t y = 0; y < h; ++y) png_write_row(png, const_cast<unsigned char*>(pix) + y * w * c);
   png_write_end(png, nullptr);
@@ -259,7 +276,8 @@ void write_png_file(const std::string& path, const unsigned char* pix, int64_t c
 }
 
 bool is_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
 }
 
 // A folder this writer may replace: PNG files, possibly in numbered class sub-folders.
@@ -279,16 +297,23 @@ bool looks_like_png_dataset(const fs::path& dir) {
 class PngFolderWriter : public DatasetWriter {
  public:
   PngFolderWriter(const std::string& path, const Shape& shape, float lo, float hi, bool labelled)
-      : final_(strip_slash(path)), tmp_(tmp_name(final_)), labelled_(labelled), lo_(lo), scale_(255.f / (hi - lo)) {
+      : final_(strip_slash(path)),
+        tmp_(tmp_name(final_)),
+        labelled_(labelled),
+        lo_(lo),
+        scale_(255.f / (hi - lo)) {
     Shape s = shape;
     if (s.size() == 2) s.insert(s.begin(), 1);
     if (s.size() != 3 || (s[0] != 1 && s[0] != 3))
-      throw Error(path + ": PNG folders hold (1, H, W) or (3, H, W) images, got " + to_string(shape));
+      throw Error(path + ": PNG folders hold (1, H, W) or (3, H, W) images, got " +
+                  to_string(shape));
     c_ = s[0];
     h_ = s[1];
     w_ = s[2];
     if (fs::exists(final_) && (!fs::is_directory(final_) || !looks_like_png_dataset(final_)))
-      throw Error(path + ": already exists and is not a folder of PNG samples; remove it or choose another path");
+      throw Error(
+          path +
+          ": already exists and is not a folder of PNG samples; remove it or choose another path");
     std::error_code ec;
     fs::remove_all(tmp_, ec);
     fs::create_directories(tmp_);
@@ -303,7 +328,8 @@ class PngFolderWriter : public DatasetWriter {
   void write(const float* s, int32_t label) override {
     int64_t hw = h_ * w_;
     for (int64_t ch = 0; ch < c_; ++ch)
-      for (int64_t i = 0; i < hw; ++i) pix_[size_t(i * c_ + ch)] = to_byte(s[ch * hw + i], lo_, scale_);
+      for (int64_t i = 0; i < hw; ++i)
+        pix_[size_t(i * c_ + ch)] = to_byte(s[ch * hw + i], lo_, scale_);
     fs::path dir(tmp_);
     if (labelled_) {
       if (label < 0) throw Error(final_ + ": negative label " + std::to_string(label));
@@ -329,7 +355,8 @@ class PngFolderWriter : public DatasetWriter {
     if (!old.empty()) fs::remove_all(old, ec);
   }
   std::string describe() const override {
-    return final_ + "/ (" + std::to_string(count_) + " PNGs" + (labelled_ ? " in class folders)" : ")");
+    return final_ + "/ (" + std::to_string(count_) + " PNGs" +
+           (labelled_ ? " in class folders)" : ")");
   }
 
  private:
@@ -359,7 +386,8 @@ Dataset read_png_folder(const std::string& path) {
     }
   }
   if (!classes.empty() && !files.empty())
-    throw Error(path + ": mixes PNG files (e.g. " + files[0].name + ") and class sub-folders (e.g. " + classes[0] +
+    throw Error(path + ": mixes PNG files (e.g. " + files[0].name +
+                ") and class sub-folders (e.g. " + classes[0] +
                 "/); put every PNG in a class folder or none");
   std::sort(classes.begin(), classes.end());
   bool numeric = std::all_of(classes.begin(), classes.end(), is_digits);
@@ -371,7 +399,8 @@ Dataset read_png_folder(const std::string& path) {
       if (e.is_regular_file() && (e.path().extension() == ".png" || e.path().extension() == ".PNG"))
         files.push_back({e.path().filename().string(), c, e.path()});
   if (files.empty())
-    throw Error(path + ": empty dataset folder (no .png files" + (classes.empty() ? "" : " in its class sub-folders") + ")");
+    throw Error(path + ": empty dataset folder (no .png files" +
+                (classes.empty() ? "" : " in its class sub-folders") + ")");
   // Sample order: by file name (numbered names by value), then class: the order a writer used.
   auto key = [](const std::string& n) {
     std::string stem = fs::path(n).stem().string();
@@ -407,9 +436,11 @@ Dataset read_png_folder(const std::string& path) {
 
 DatasetWriter::~DatasetWriter() = default;
 
-std::unique_ptr<DatasetWriter> DatasetWriter::open(const std::string& path, const Shape& shape, float lo,
-                                                   float hi, bool labelled) {
-  if (!(hi > lo)) throw Error(path + ": empty value range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+std::unique_ptr<DatasetWriter> DatasetWriter::open(const std::string& path, const Shape& shape,
+                                                   float lo, float hi, bool labelled) {
+  if (!(hi > lo))
+    throw Error(path + ": empty value range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                "]");
   switch (format_of(path, false)) {
     case Format::Npy:
       return std::make_unique<NpyWriter>(path, shape, labelled);
@@ -423,7 +454,8 @@ std::unique_ptr<DatasetWriter> DatasetWriter::open(const std::string& path, cons
 
 void write_dataset(const std::string& path, const Dataset& d) {
   auto w = DatasetWriter::open(path, d.sample_shape, d.lo, d.hi, d.has_labels());
-  for (int64_t i = 0; i < d.count; ++i) w->write(d.sample(i), d.has_labels() ? d.labels[size_t(i)] : 0);
+  for (int64_t i = 0; i < d.count; ++i)
+    w->write(d.sample(i), d.has_labels() ? d.labels[size_t(i)] : 0);
   w->close();
 }
 
@@ -440,8 +472,8 @@ Dataset read_dataset(const std::string& path) {
       if (fs::exists(lp)) {
         Tensor l = read_npy(lp);
         if (l.size() != d.count)
-          throw Error(lp + ": holds " + std::to_string(l.size()) + " labels for " + std::to_string(d.count) +
-                      " samples in " + path);
+          throw Error(lp + ": holds " + std::to_string(l.size()) + " labels for " +
+                      std::to_string(d.count) + " samples in " + path);
         for (int64_t i = 0; i < l.size(); ++i) d.labels.push_back(int32_t(l[i]));
         for (auto v : d.labels) d.num_classes = std::max(d.num_classes, v + 1);
       }
