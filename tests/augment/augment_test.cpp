@@ -185,6 +185,10 @@ TEST(AugmentFiles, MalformedInputsGiveClearErrors) {
       },
       Error);
   EXPECT_THROW(read_dataset(dir + "/nothing.npy"), Error);
+  // Compressed IDX finds its compressed labels beside.
+  Dataset gz = read_dataset("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
+  EXPECT_EQ(gz.count, 10000);
+  EXPECT_EQ(gz.labels.size(), 10000u);
   // The CLI reports them as `error: ...` with exit code 1.
   CliResult r =
       run_loom({"augment", dir + "/empty/", "--out", dir + "/o.npy", "--transform", kChain});
@@ -291,6 +295,19 @@ TEST_F(AugmentCli, BadTransformsAreClearErrors) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unknown dataset format"), std::string::npos) << r.err;
   EXPECT_EQ(listing(dir).size(), 2u) << "only the input and its labels";
+}
+
+TEST_F(AugmentCli, CtrlCLeavesNothingBehind) {
+  // A long job (1.2 million elastic warps) interrupted after a few seconds.
+  std::string gz = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+  for (std::string out : {dir + "/big-images-idx3-ubyte", dir + "/big/"}) {
+    CliResult r =
+        run_loom({"augment", gz, "--out", out, "--copies", "20", "--transform", "[elastic]"},
+                 "timeout --preserve-status -s INT 3");
+    EXPECT_EQ(r.exit_code, 1) << r.err << r.out;
+    EXPECT_NE(r.err.find("error: interrupted after"), std::string::npos) << r.err;
+    EXPECT_EQ(listing(dir).size(), 2u) << "only the input and its labels";
+  }
 }
 
 TEST_F(AugmentCli, PreviewWritesAGrid) {

@@ -8,7 +8,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -123,6 +125,10 @@ void to_unit_range(Dataset& d) {
   }
 }
 
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_interrupt(int) { g_interrupted = true; }
+
 }  // namespace
 
 int cmd_augment(int argc, char** argv) {
@@ -230,6 +236,10 @@ int cmd_augment(int argc, char** argv) {
   }
 
   AugmentOptions o;
+  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  o.cancel = &g_interrupted;
   o.copies = copies;
   o.keep_originals = keep;
   o.seed = seed;

@@ -4,6 +4,7 @@
 // Rng(seed, "augment", j, i): the bytes written depend on the seed only, never on threads.
 // Used by `loom augment`, `loom bench --augment` and the `augment` recipe.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,9 @@ struct AugmentOptions {
   int64_t tokens = 0;  // chunks in flight (0: twice the threads, plus two)
   // Called from the (serial) writing stage after each chunk: outputs written so far, total.
   std::function<void(int64_t written, int64_t total)> progress;
+  // When set and it becomes true (e.g. on Ctrl-C), no further chunk starts and
+  // augment_dataset throws an Error: the caller's writers are then destroyed unclosed.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct AugmentStats {

@@ -74,52 +74,55 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
   tbb::concurrent_queue<std::shared_ptr<Chunk>> pool;  // recycled buffers
   int64_t next = 0, written = 0;
   tbb::parallel_pipeline(
-      tokens, tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
-                                              [&](tbb::flow_control& fc) -> int64_t {
-                                                if (next >= nchunks) {
-                                                  fc.stop();
-                                                  return 0;
-                                                }
-                                                return next++;
-                                              }) &
-                  tbb::make_filter<int64_t, std::shared_ptr<Chunk>>(
-                      tbb::filter_mode::parallel,
-                      [&](int64_t k) {
-                        std::shared_ptr<Chunk> c;
-                        if (!pool.try_pop(c)) c = std::make_shared<Chunk>();
-                        c->first = k * chunk;
-                        c->n = std::min(chunk, count - c->first);
-                        c->x.resize(size_t(c->n * outs * per));
-                        c->labels.resize(size_t(c->n));
-                        for (int64_t i = 0; i < c->n; ++i) {
-                          int64_t idx =
-                              begin + c->first + i;  // index in the dataset: the random key
-                          const float* src = data.sample(idx);
-                          float* dst = c->x.data() + i * outs * per;
-                          if (labelled) c->labels[size_t(i)] = data.labels[size_t(idx)];
-                          for (int64_t j = 0; j < outs; ++j, dst += per) {
-                            std::memcpy(dst, src, size_t(per) * sizeof(float));
-                            int64_t copy = o.keep_originals ? j - 1 : j;
-                            if (copy < 0) continue;
-                            Rng rng(o.seed, "augment", uint64_t(copy), uint64_t(idx));
-                            Image img{dst, g.c, g.h, g.w, data.lo, data.hi};
-                            for (auto& a : chain) a->apply(img, rng);
-                          }
-                        }
-                        return c;
-                      }) &
-                  tbb::make_filter<std::shared_ptr<Chunk>, void>(
-                      tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Chunk> c) {
-                        for (int64_t i = 0; i < c->n; ++i)
-                          for (int64_t j = 0; j < outs; ++j) {
-                            const float* s = c->x.data() + (i * outs + j) * per;
-                            for (DatasetWriter* w : writers)
-                              w->write(s, labelled ? c->labels[size_t(i)] : 0);
-                          }
-                        written += c->n * outs;
-                        pool.push(std::move(c));
-                        if (o.progress) o.progress(written, total);
-                      }));
+      tokens,
+      tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
+                                      [&](tbb::flow_control& fc) -> int64_t {
+                                        if (next >= nchunks || (o.cancel && o.cancel->load())) {
+                                          fc.stop();
+                                          return 0;
+                                        }
+                                        return next++;
+                                      }) &
+          tbb::make_filter<int64_t, std::shared_ptr<Chunk>>(
+              tbb::filter_mode::parallel,
+              [&](int64_t k) {
+                std::shared_ptr<Chunk> c;
+                if (!pool.try_pop(c)) c = std::make_shared<Chunk>();
+                c->first = k * chunk;
+                c->n = std::min(chunk, count - c->first);
+                c->x.resize(size_t(c->n * outs * per));
+                c->labels.resize(size_t(c->n));
+                for (int64_t i = 0; i < c->n; ++i) {
+                  int64_t idx = begin + c->first + i;  // index in the dataset: the random key
+                  const float* src = data.sample(idx);
+                  float* dst = c->x.data() + i * outs * per;
+                  if (labelled) c->labels[size_t(i)] = data.labels[size_t(idx)];
+                  for (int64_t j = 0; j < outs; ++j, dst += per) {
+                    std::memcpy(dst, src, size_t(per) * sizeof(float));
+                    int64_t copy = o.keep_originals ? j - 1 : j;
+                    if (copy < 0) continue;
+                    Rng rng(o.seed, "augment", uint64_t(copy), uint64_t(idx));
+                    Image img{dst, g.c, g.h, g.w, data.lo, data.hi};
+                    for (auto& a : chain) a->apply(img, rng);
+                  }
+                }
+                return c;
+              }) &
+          tbb::make_filter<std::shared_ptr<Chunk>, void>(
+              tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Chunk> c) {
+                for (int64_t i = 0; i < c->n; ++i)
+                  for (int64_t j = 0; j < outs; ++j) {
+                    const float* s = c->x.data() + (i * outs + j) * per;
+                    for (DatasetWriter* w : writers)
+                      w->write(s, labelled ? c->labels[size_t(i)] : 0);
+                  }
+                written += c->n * outs;
+                pool.push(std::move(c));
+                if (o.progress) o.progress(written, total);
+              }));
+  if (o.cancel && o.cancel->load() && written < total)
+    throw Error("interrupted after " + std::to_string(written) + " of " + std::to_string(total) +
+                " images; nothing was written");
   AugmentStats st;
   st.inputs = count;
   st.written = written;
