@@ -70,7 +70,10 @@ class AugmentRecipe : public Recipe {
     std::unique_ptr<MemoryWriter> memory;
     std::string path;
     if (p.given("write")) {
-      path = ctx.out_path(p.s("write"));
+      // A PNG folder (DIR/) is created by the writer at close, not beforehand.
+      std::string w = p.s("write");
+      bool folder = w.size() > 1 && w.ends_with('/');
+      path = ctx.out_path(folder ? w.substr(0, w.size() - 1) : w) + (folder ? "/" : "");
       file = DatasetWriter::open(path, d.sample_shape, d.lo, d.hi, d.has_labels());
       writers.push_back(file.get());
     }
