@@ -95,6 +95,20 @@ TEST(AugmentFiles, EveryFormatRoundTrips) {
       }
     }
   }
+  // A streamed .npy with a long sample shape: the header patched at close keeps its length.
+  {
+    Shape deep{1, 1, 1, 1, 1, 3};
+    auto w = DatasetWriter::open(dir + "/deep.npy", deep, 0, 1, false);
+    for (int64_t i = 0; i < 1000; ++i) {
+      float v[3] = {float(i), 1.f, 2.f};
+      w->write(v, 0);
+    }
+    w->close();
+    Dataset back = read_dataset(dir + "/deep.npy");
+    EXPECT_EQ(back.count, 1000);
+    EXPECT_EQ(back.sample_shape, deep);
+    EXPECT_EQ(back.x[3 * 999], 999.f);
+  }
   // IDX of RGB samples keeps (3, 5, 4).
   write_dataset(dir + "/rgb.idx", rgb);
   Dataset back = read_dataset(dir + "/rgb.idx");

@@ -209,7 +209,9 @@ class NpyStream {
     }
     std::string h =
         "{'descr': '" + descr_ + "', 'fortran_order': False, 'shape': (" + dims + "), }";
-    size_t total = std::max(kHeader, (10 + h.size() + 1 + 63) / 64 * 64);
+    // The same length whatever the count: sized for a 20-digit count.
+    size_t longest = h.size() + 20 - std::to_string(count).size();
+    size_t total = std::max(kHeader, (10 + longest + 1 + 63) / 64 * 64);
     while (10 + h.size() + 1 < total) h += ' ';
     h += '\n';
     std::string out("\x93NUMPY\x01\x00", 8);
