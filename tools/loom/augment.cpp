@@ -139,6 +139,9 @@ int cmd_augment(int argc, char** argv) {
         "usage: loom augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
         "[--keep-originals] [--seed S] [--threads N] [--preview]");
   std::string input = a.positional[0], out = a.get("out");
+  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   std::string budget = set_threads(a.integer("threads", 0));
   load_default_plugins(global_registry());
 
@@ -236,9 +239,6 @@ int cmd_augment(int argc, char** argv) {
   }
 
   AugmentOptions o;
-  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
   o.cancel = &g_interrupted;
   o.copies = copies;
   o.keep_originals = keep;
