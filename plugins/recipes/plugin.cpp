@@ -2,11 +2,13 @@
 #include "loom/plugin.hpp"
 
 namespace loom::recipes {
+void register_augment(Registry& r);
 void register_autoencoder(Registry& r);
 void register_predict(Registry& r);
 void register_sample(Registry& r);
 void register_supervised(Registry& r);
 static void register_types(Registry& r) {
+  register_augment(r);
   register_autoencoder(r);
   register_predict(r);
   register_sample(r);

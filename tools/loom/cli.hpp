@@ -59,5 +59,11 @@ int cmd_bench(int argc, char** argv);
 int cmd_predict(int argc, char** argv);
 int cmd_graph(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
+int cmd_augment(int argc, char** argv);
+int bench_augment(const Args& a);
+
+// Sets the thread budget (oneDNN's OpenMP team and oneTBB's workers; 0: every core) and
+// describes it.
+std::string set_threads(long long n);
 
 }  // namespace loom::cli

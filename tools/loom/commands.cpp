@@ -28,6 +28,8 @@ namespace {
 
 std::unique_ptr<tbb::global_control> g_tbb_limit;
 
+}  // namespace
+
 // One thread budget: oneDNN's OpenMP team and oneTBB's data workers share the cores.
 std::string set_threads(long long n) {
   int cores = omp_get_num_procs();
@@ -40,6 +42,8 @@ std::string set_threads(long long n) {
          (wait ? wait : "default") + "), up to " + std::to_string(t) + " for data (oneTBB); " +
          std::to_string(cores) + " cores";
 }
+
+namespace {
 
 std::string one_pipeline(const Args& a, const char* cmd) {
   if (a.positional.size() != 1)
@@ -152,8 +156,11 @@ int cmd_plugins(int argc, char** argv) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args a =
-      parse(argc, argv, 2, {"set", "stage", "windows", "steps", "warmup", "threads"}, {"json"});
+  Args a = parse(argc, argv, 2, {"set", "stage", "windows", "steps", "warmup", "threads", "images"}, {"json", "augment"});
+  if (a.flag("augment")) {
+    if (!a.positional.empty()) throw Error("usage: loom bench --augment [--threads N] [--json] (no pipeline)");
+    return bench_augment(a);
+  }
   RunOptions o;
   o.overrides = a.sets;
   o.benchmark = true;

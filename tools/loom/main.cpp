@@ -22,6 +22,10 @@ const char* kUsage =
     "  plugins [NAME]                                       list registered types / show one\n"
     "  bench PIPELINE [--json] [--stage S] [--windows N] [--steps N] [--warmup N] [--threads N]\n"
     "                                                       steady-state training images/second\n"
+    "  bench --augment [--threads N] [--json]               images/second of a typical augmentation chain\n"
+    "  augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] [--keep-originals]\n"
+    "          [--seed S] [--threads N] [--subset N] [--preview] [--quiet]\n"
+    "                                                       write augmented copies of a dataset\n"
     "  predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] [--output LAYER]\n"
     "                                                       apply a trained model to a dataset\n"
     "  predict ... [--scatter FILE.png]                     also plot the outputs in 2-D (PCA), by "
@@ -58,9 +62,9 @@ int main(int argc, char** argv) {
     if (cmd == "predict") return loom::cli::cmd_predict(argc, argv);
     if (cmd == "graph") return loom::cli::cmd_graph(argc, argv);
     if (cmd == "sample") return loom::cli::cmd_sample(argc, argv);
+    if (cmd == "augment") return loom::cli::cmd_augment(argc, argv);
     std::cerr << "loom: unknown command '" << cmd << "'"
-              << loom::suggestion(
-                     cmd, {"run", "validate", "plugins", "bench", "predict", "graph", "sample"})
+              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph", "sample", "augment"})
               << "\n\n"
               << kUsage;
     return 2;

@@ -1,0 +1,332 @@
+// `loom augment` (offline augmentation of a dataset file, folder or pipeline dataset) and
+// `loom bench --augment` (images/second of a typical chain on Fashion-MNIST).
+#include "loom/augment.hpp"
+
+#include <omp.h>
+#include <tbb/task_arena.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "config/yaml_util.hpp"
+#include "loom/create.hpp"
+#include "loom/io.hpp"
+#include "loom/plugins.hpp"
+#include "stage/runtime.hpp"
+
+namespace fs = std::filesystem;
+
+namespace loom::cli {
+namespace {
+
+struct Chain {
+  AugmentChain augmenters;
+  std::vector<std::string> names;
+};
+
+// Builds a chain from a YAML list of augmenters (each a name or {type: NAME, ...}); `file`
+// and `path` locate errors. An empty list copies (converts) the dataset.
+Chain chain_from_yaml(const YAML::Node& list, const std::string& file, const std::string& path) {
+  if (!list.IsSequence())
+    throw Error(location_of(list, file), path,
+                "expected a list of augmenters, e.g. [{type: horizontal_flip}, {type: rotate, "
+                "degrees: 15}]");
+  Chain c;
+  Spec open;
+  open.open = true;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Params e = make_params(list[i], open, file, path + "[" + std::to_string(i) + "]");
+    c.augmenters.push_back(create_from<Augmenter>(global_registry(), e));
+    c.names.push_back(list[i].IsScalar() ? list[i].Scalar()
+                      : list[i]["type"]  ? list[i]["type"].Scalar()
+                                         : "?");
+  }
+  return c;
+}
+
+// --transform: a YAML file, or YAML text (a list, or a mapping with a `transform:` list).
+Chain chain_from_option(const std::string& text) {
+  YAML::Node root;
+  std::string file = "--transform";
+  try {
+    if (fs::is_regular_file(text)) {
+      file = text;
+      root = YAML::LoadFile(text);
+    } else {
+      root = YAML::Load(text);
+    }
+  } catch (const YAML::Exception& e) {
+    throw Error(file + ": not valid YAML (" + e.msg + " at line " +
+                std::to_string(e.mark.line + 1) + ")");
+  }
+  if (root.IsMap() && root["transform"])
+    return chain_from_yaml(root["transform"], file, "transform");
+  return chain_from_yaml(root, file, "transform");
+}
+
+std::string thousands(int64_t v) {
+  std::string s = std::to_string(v), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+// Progress on stderr: a bar redrawn in place on a terminal, a line every 10% otherwise.
+class Progress {
+ public:
+  explicit Progress(bool enabled) : enabled_(enabled), tty_(::isatty(2)) {}
+  void operator()(int64_t done, int64_t total) {
+    if (!enabled_ || total <= 0) return;
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? double(done) / secs : 0;
+    int pct = int(100 * done / total);
+    if (tty_) {
+      if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
+      last_ = now;
+      int filled = pct * 30 / 100;
+      std::fprintf(stderr, "\r[%s%s] %3d%% %s/%s images, %s images/s ",
+                   std::string(size_t(filled), '#').c_str(),
+                   std::string(size_t(30 - filled), ' ').c_str(), pct, thousands(done).c_str(),
+                   thousands(total).c_str(), thousands(int64_t(rate)).c_str());
+      if (done == total) std::fprintf(stderr, "\n");
+    } else if (pct / 10 > last_decile_ || done == total) {
+      last_decile_ = pct / 10;
+      std::fprintf(stderr, "augment: %d%% (%s/%s images, %s images/s)\n", pct,
+                   thousands(done).c_str(), thousands(total).c_str(),
+                   thousands(int64_t(rate)).c_str());
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  bool enabled_, tty_;
+  int last_decile_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+};
+
+// Byte-valued inputs (IDX, PNG) are augmented in [0, 1], the range the pipelines' `scale`
+// uses, so that parameters such as gaussian_noise's std mean the same in both places.
+void to_unit_range(Dataset& d) {
+  if (d.lo == 0.f && d.hi == 255.f) {
+    for (auto& v : d.x) v *= 1.f / 255.f;
+    d.hi = 1.f;
+  }
+}
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_interrupt(int) { g_interrupted = true; }
+
+}  // namespace
+
+int cmd_augment(int argc, char** argv) {
+  Args a = parse(argc, argv, 2, {"out", "threads", "copies", "seed", "transform", "subset"},
+                 {"keep-originals", "preview", "quiet"});
+  if (a.positional.size() != 1 || !a.has("out"))
+    throw Error(
+        "usage: loom augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
+        "[--keep-originals] [--seed S] [--threads N] [--preview]");
+  std::string input = a.positional[0], out = a.get("out");
+  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  std::string budget = set_threads(a.integer("threads", 0));
+  load_default_plugins(global_registry());
+
+  // What to augment, with which chain.
+  std::shared_ptr<const Dataset> data;
+  int64_t begin = 0, count = 0;
+  Chain chain;
+  int64_t copies = 1;
+  bool keep = false;
+  uint64_t seed = 0;
+  std::string what;
+  std::unique_ptr<Runtime> rt;
+  bool pipeline = input.ends_with(".yaml") || input.ends_with(".yml");
+  if (pipeline) {
+    // The pipeline's first `augment` stage (its data, transform, copies, keep_originals, seed),
+    // else the first dataset with a `transform:` (its train split when declared).
+    RunOptions ro;
+    ro.subset = a.integer("subset", 0);
+    rt = std::make_unique<Runtime>(input, ro);
+    const PipelineFile& pf = rt->pipeline();
+    seed = pf.seed;
+    std::string ref;
+    YAML::Node transform;
+    std::string tpath;
+    if (YAML::Node st = pf.root["stages"])
+      for (auto it = st.begin(); it != st.end() && ref.empty(); ++it)
+        if (it->second.IsMap() && it->second["recipe"] &&
+            it->second["recipe"].Scalar() == "augment") {
+          YAML::Node s = it->second;
+          ref = s["data"].Scalar();
+          transform = s["transform"];
+          tpath = "stages." + it->first.Scalar() + ".transform";
+          if (s["copies"]) copies = s["copies"].as<int64_t>();
+          if (s["keep_originals"]) keep = s["keep_originals"].as<bool>();
+          if (s["seed"]) seed = s["seed"].as<uint64_t>();
+          what = "stage " + it->first.Scalar();
+        }
+    if (ref.empty())
+      if (YAML::Node ds = pf.root["datasets"])
+        for (auto it = ds.begin(); it != ds.end() && ref.empty(); ++it)
+          if (it->second.IsMap() && it->second["transform"]) {
+            std::string name = it->first.Scalar();
+            ref = name + (it->second["splits"] && it->second["splits"]["train"] ? ".train" : "");
+            transform = it->second["transform"];
+            tpath = "datasets." + name + ".transform";
+            what = "dataset " + ref;
+          }
+    if (ref.empty() && !a.has("transform"))
+      throw Error(pf.path +
+                  ": nothing to augment (no `augment` stage and no dataset with a `transform:`; "
+                  "or give --transform)");
+    if (ref.empty()) {
+      if (!pf.root["datasets"] || pf.root["datasets"].size() == 0)
+        throw Error(pf.path + ": declares no dataset");
+      ref = pf.root["datasets"].begin()->first.Scalar();
+      what = "dataset " + ref;
+    }
+    DataSplit split = rt->data(ref, "");
+    data = split.data;
+    begin = split.begin;
+    count = split.count;
+    chain = a.has("transform") ? chain_from_option(a.get("transform"))
+                               : chain_from_yaml(transform, pf.path, tpath);
+  } else {
+    if (!a.has("transform"))
+      throw Error(
+          "--transform is needed when the input is a dataset (e.g. --transform '[{type: "
+          "horizontal_flip}, "
+          "{type: rotate, degrees: 15}]', or a YAML file holding that list)");
+    chain = chain_from_option(a.get("transform"));
+    auto d = std::make_shared<Dataset>(read_dataset(input));
+    to_unit_range(*d);
+    data = d;
+    count = d->count;
+    if (a.has("subset")) count = std::min<int64_t>(count, a.integer("subset", 0));
+    what = input;
+  }
+  if (a.has("copies")) copies = a.integer("copies", 1);
+  if (a.flag("keep-originals")) keep = true;
+  if (a.has("seed")) seed = uint64_t(a.integer("seed", 0));
+  if (copies < 0) throw Error("--copies: expected 0 or more, got " + std::to_string(copies));
+  if (count == 0) throw Error(what + ": no samples to augment");
+  require_per_sample(chain.augmenters, chain.names, "transform");
+  std::string names;
+  for (auto& n : chain.names) names += (names.empty() ? "" : ", ") + n;
+  if (names.empty()) names = "none";
+
+  if (a.flag("preview")) {
+    if (!out.ends_with(".png"))
+      throw Error(out + ": --preview writes a PNG grid; give --out NAME.png");
+    write_augment_preview(out, *data, begin, count, chain.augmenters, seed);
+    std::cout << "preview of " << what << ": " << std::min<int64_t>(8, count)
+              << " rows; columns: original, " << names << ", whole chain -> " << out << "\n";
+    return 0;
+  }
+
+  AugmentOptions o;
+  o.cancel = &g_interrupted;
+  o.copies = copies;
+  o.keep_originals = keep;
+  o.seed = seed;
+  Progress progress(!a.flag("quiet"));
+  o.progress = [&](int64_t done, int64_t total) { progress(done, total); };
+  if (!a.flag("quiet"))
+    std::cout << "augment: " << what << " (" << thousands(count) << " x "
+              << to_string(data->sample_shape) << "), " << copies
+              << (copies == 1 ? " copy" : " copies") << (keep ? " + originals" : "") << ", seed "
+              << seed << "\ntransform: " << names << "\n"
+              << budget << std::endl;
+  auto writer =
+      DatasetWriter::open(out, data->sample_shape, data->lo, data->hi, data->has_labels());
+  AugmentStats st = augment_dataset(*data, begin, count, chain.augmenters, o, {writer.get()});
+  writer->close();
+  std::cout << "wrote " << thousands(st.written) << " images (" << thousands(st.inputs)
+            << " inputs) in " << std::to_string(st.seconds).substr(0, 5) << " s, "
+            << thousands(st.seconds > 0 ? int64_t(double(st.written) / st.seconds) : 0)
+            << " images/s: " << writer->describe() << std::endl;
+  return 0;
+}
+
+int bench_augment(const Args& a) {
+  int cores = omp_get_num_procs();
+  int threads = a.has("threads") ? int(a.integer("threads", cores)) : cores;
+  std::string budget = set_threads(threads);
+  load_default_plugins(global_registry());
+  std::string dir = "/usr/share/datasets/fashion-mnist/";
+  std::string images = dir + "train-images-idx3-ubyte.gz";
+  if (!fs::exists(images))
+    throw Error(
+        images +
+        ": not found (install the dataset-fashion-mnist package for `loom bench --augment`)");
+  Dataset d = read_idx(images);
+  to_unit_range(d);
+  const char* kChain =
+      "[{type: horizontal_flip}, {type: rotate, degrees: 15}, {type: translate, fraction: 0.1},"
+      " {type: gaussian_noise, std: 0.05}, {type: cutout, p: 0.5}]";
+  Chain chain = chain_from_yaml(YAML::Load(kChain), "bench", "transform");
+  int64_t windows = a.integer("windows", 7),
+          per_window = std::min<int64_t>(a.integer("images", 20000), d.count);
+  auto measure = [&](int t) {
+    std::vector<double> rates;
+    tbb::task_arena arena(t);
+    arena.execute([&] {
+      AugmentOptions o;
+      o.seed = 1;
+      augment_dataset(d, 0, std::min<int64_t>(per_window, 5000), chain.augmenters, o,
+                      {});  // warm-up
+      for (int64_t w = 0; w < windows; ++w) {
+        o.seed = uint64_t(w + 2);
+        int64_t first = (w * per_window) % (d.count - per_window + 1);
+        AugmentStats st = augment_dataset(d, first, per_window, chain.augmenters, o, {});
+        rates.push_back(double(st.written) / st.seconds);
+      }
+    });
+    return rates;
+  };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n == 0 ? 0.0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  std::vector<double> one = measure(1);
+  std::vector<double> many = threads > 1 ? measure(threads) : one;
+  double m1 = median(one), mn = median(many);
+  if (a.flag("json")) {
+    nlohmann::ordered_json j;
+    j["bench"] = "augment";
+    j["chain"] = "horizontal_flip, rotate 15, translate 0.1, gaussian_noise 0.05, cutout p 0.5";
+    j["dataset"] = "fashion-mnist train";
+    j["threads"] = threads;
+    j["images_per_s"] = mn;
+    j["images_per_s_1_thread"] = m1;
+    j["windows"] = many;
+    j["windows_1_thread"] = one;
+    j["images_per_window"] = per_window;
+    std::cout << j.dump() << std::endl;
+  } else {
+    std::printf(
+        "augment (flip, rotate 15, translate 0.1, noise 0.05, cutout) on Fashion-MNIST:\n"
+        "  1 thread:  %.0f images/s\n  %d threads: %.0f images/s (x%.2f)\n"
+        "  median of %lld windows of %lld images after a warm-up\n%s\n",
+        m1, threads, mn, m1 > 0 ? mn / m1 : 0.0, (long long)windows, (long long)per_window,
+        budget.c_str());
+  }
+  return 0;
+}
+
+}  // namespace loom::cli
