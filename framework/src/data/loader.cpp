@@ -4,7 +4,9 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -36,11 +38,12 @@ void set_transform(const Dataset* data, std::shared_ptr<const Transform> t) {
 struct BatchLoader::Shared {
   tbb::concurrent_bounded_queue<std::shared_ptr<Batch>> queue;
   std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};  // the producer has returned
   std::exception_ptr error;
   // Batches handed back by the consumer, reused so a step allocates (and page-faults) nothing.
   tbb::concurrent_queue<Batch*> free;
   ~Shared() {
-    Batch* b;
+    Batch* b = nullptr;
     while (free.try_pop(b)) delete b;
   }
 };
@@ -129,8 +132,14 @@ BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions option
 }
 
 BatchLoader::~BatchLoader() {
+  // The producer may be about to push into a full queue: keep draining it until it returns
+  // (abort() alone only wakes pushes that are already waiting).
   shared_->stop = true;
-  shared_->queue.abort();
+  std::shared_ptr<Batch> b;
+  while (!shared_->done.load()) {
+    while (shared_->queue.try_pop(b)) b.reset();
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
   if (thread_.joinable()) thread_.join();
 }
 
@@ -171,15 +180,12 @@ void BatchLoader::produce() {
                 [&](std::shared_ptr<Batch> b) {
                   if (!shared->stop) shared->queue.push(std::move(b));
                 }));
-    shared->queue.push(nullptr);  // end of epoch
-  } catch (const tbb::user_abort&) {
+    if (!shared->stop) shared->queue.push(nullptr);  // end of epoch
   } catch (...) {
     shared->error = std::current_exception();
-    try {
-      shared->queue.push(nullptr);
-    } catch (...) {
-    }
+    if (!shared->stop) shared->queue.push(nullptr);
   }
+  shared->done = true;
 }
 
 std::shared_ptr<Batch> BatchLoader::next() {
