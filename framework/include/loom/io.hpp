@@ -35,6 +35,11 @@ LOOM_API void write_png_grid(const std::string& path, const std::vector<const fl
 LOOM_API void write_scatter_png(const std::string& path, const Tensor& values,
                                 const std::vector<int32_t>& labels);
 LOOM_API std::pair<int64_t, int64_t> scatter_png_size();  // (width, height)
+// Encodes 8-bit pixels (H rows of W x c bytes; c = 1 gray, 3 RGB) into `file` directly (not
+// atomically); level is the zlib compression level, -1 for the default. `name` is the path shown
+// in errors (default: file).
+LOOM_API void encode_png(const std::string& file, const unsigned char* pixels, int64_t W, int64_t H,
+                         int64_t c, int level = -1, const std::string& name = "");
 // Reads a PNG as (C, H, W) floats in [0, 255].
 LOOM_API Tensor read_png(const std::string& path);
 

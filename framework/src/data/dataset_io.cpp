@@ -254,29 +254,6 @@ class NpyWriter : public DatasetWriter {
   int64_t count_ = 0;
 };
 
-void write_png_file(const std::string& path, const unsigned char* pix, int64_t c, int64_t h,
-                    int64_t w) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-    throw Error(path + ": PNG encoding failed");
-  }
-  png_init_io(png, f);
-  png_set_compression_level(png, 1);
-  png_set_IHDR(png, info, png_uint_32(w), png_uint_32(h), 8,
-               c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int64_t y = 0; y < h; ++y) png_write_row(png, const_cast<unsigned char*>(pix) + y * w * c);
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  if (std::fclose(f) != 0) throw Error(path + ": write failed (" + std::strerror(errno) + ")");
-}
-
 bool is_digits(const std::string& s) {
   return !s.empty() &&
          std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
@@ -340,7 +317,7 @@ class PngFolderWriter : public DatasetWriter {
     }
     char name[32];
     std::snprintf(name, sizeof(name), "%06lld.png", (long long)count_);
-    write_png_file((dir / name).string(), pix_.data(), c_, h_, w_);
+    encode_png((dir / name).string(), pix_.data(), w_, h_, c_, 1);  // fast compression: many small files
     ++count_;
   }
   void close() override {

@@ -36,32 +36,42 @@ void write_atomically(const std::string& path,
   }
 }
 
+// libpng reports errors by longjmp: keep that in a function with no C++ objects.
+static bool png_encode_rows(FILE* f, const unsigned char* pix, int64_t W, int64_t H, int64_t c, int level) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  png_init_io(png, f);
+  if (level >= 0) png_set_compression_level(png, level);
+  png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8,
+               c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int64_t y = 0; y < H; ++y) png_write_row(png, const_cast<unsigned char*>(pix) + y * W * c);
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
+}
+
+void encode_png(const std::string& file, const unsigned char* pix, int64_t W, int64_t H, int64_t c,
+                int level, const std::string& name) {
+  const std::string shown = name.empty() ? file : name;
+  FILE* f = std::fopen(file.c_str(), "wb");
+  if (!f) throw Error(shown + ": cannot write (" + std::strerror(errno) + ")");
+  bool ok = png_encode_rows(f, pix, W, H, c, level);
+  if (std::fclose(f) != 0 && ok) throw Error(shown + ": write failed (" + std::strerror(errno) + ")");
+  if (!ok) throw Error(shown + ": PNG encoding failed");
+}
+
 namespace {
 
 // Writes 8-bit pixels (H rows of W x channels bytes; 1 channel: gray, 3: RGB) as a PNG.
 void write_png_pixels(const std::string& path, const std::vector<unsigned char>& pix, int64_t W,
                       int64_t H, int64_t c) {
-  write_atomically(path, [&](const std::string& tmp) {
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png_create_info_struct(png);
-    if (setjmp(png_jmpbuf(png))) {
-      png_destroy_write_struct(&png, &info);
-      std::fclose(f);
-      throw Error(path + ": PNG encoding failed");
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8,
-                 c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int64_t y = 0; y < H; ++y)
-      png_write_row(png, const_cast<unsigned char*>(pix.data()) + y * W * c);
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-  });
+  write_atomically(path, [&](const std::string& tmp) { encode_png(tmp, pix.data(), W, H, c, -1, path); });
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Shared helpers of the convolutional layer library (oneDNN 2.6 API): activation parsing and
-// an elementwise activation (copied from the core layers so this library stands alone), "ports"
+// Shared helpers of the convolutional layer library (oneDNN 2.6 API): the elementwise
+// activation backward, "ports"
 // that move data between Loom's plain NCHW tensors and the layouts oneDNN picks, and parsing of
 // the Keras-style size parameters.
 #pragma once
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../activations.hpp"
 #include "loom/dnn.hpp"
 #include "loom/error.hpp"
 #include "loom/params.hpp"
@@ -26,83 +27,13 @@ inline md any4(int64_t n, int64_t c, int64_t h, int64_t w) {
   return md({n, c, h, w}, dt::f32, tag::any);
 }
 
-// ---- activations (same names and semantics as the core layers) ----
-
-enum class Act { Linear, Relu, LeakyRelu, Sigmoid, Tanh, Elu, Softplus, Swish, Gelu };
-
-inline const std::vector<std::string>& act_names() {
-  static const std::vector<std::string> n{"linear", "relu",     "leaky_relu", "sigmoid", "tanh",
-                                          "elu",    "softplus", "swish",      "gelu"};
-  return n;
-}
-
-inline Act parse_act(const std::string& s) {
-  static const std::map<std::string, Act> m{
-      {"linear", Act::Linear},     {"relu", Act::Relu},   {"leaky_relu", Act::LeakyRelu},
-      {"sigmoid", Act::Sigmoid},   {"tanh", Act::Tanh},   {"elu", Act::Elu},
-      {"softplus", Act::Softplus}, {"swish", Act::Swish}, {"gelu", Act::Gelu}};
-  auto it = m.find(s);
-  if (it == m.end()) throw Error("unknown activation '" + s + "'" + suggestion(s, act_names()));
-  return it->second;
-}
-
-// Algorithm used both for the forward (standalone or post-op) and the backward.
-inline dnnl::algorithm act_alg(Act a, bool* uses_dst) {
-  using alg = dnnl::algorithm;
-  *uses_dst =
-      a == Act::Relu || a == Act::LeakyRelu || a == Act::Sigmoid || a == Act::Tanh || a == Act::Elu;
-  switch (a) {
-    case Act::Relu:
-    case Act::LeakyRelu:
-      return alg::eltwise_relu_use_dst_for_bwd;
-    case Act::Sigmoid:
-      return alg::eltwise_logistic_use_dst_for_bwd;
-    case Act::Tanh:
-      return alg::eltwise_tanh_use_dst_for_bwd;
-    case Act::Elu:
-      return alg::eltwise_elu_use_dst_for_bwd;
-    case Act::Softplus:
-      return alg::eltwise_soft_relu;
-    case Act::Swish:
-      return alg::eltwise_swish;
-    case Act::Gelu:
-      return alg::eltwise_gelu_erf;
-    case Act::Linear:
-      return alg::eltwise_linear;
-  }
-  return alg::eltwise_linear;
-}
-
-// The post-op form (the *_use_dst_for_bwd variants are not accepted as post-ops).
-inline dnnl::algorithm act_post_op(Act a) {
-  using alg = dnnl::algorithm;
-  switch (a) {
-    case Act::Relu:
-    case Act::LeakyRelu:
-      return alg::eltwise_relu;
-    case Act::Sigmoid:
-      return alg::eltwise_logistic;
-    case Act::Tanh:
-      return alg::eltwise_tanh;
-    case Act::Elu:
-      return alg::eltwise_elu;
-    default: {
-      bool d;
-      return act_alg(a, &d);
-    }
-  }
-}
-
-// alpha as oneDNN wants it: the leaky slope, the elu scale, the swish factor; else 0.
-inline float act_alpha(Act a, float alpha) {
-  return (a == Act::LeakyRelu || a == Act::Elu || a == Act::Swish) ? alpha : 0.f;
-}
-
-inline dnnl::post_ops act_post_ops(Act a, float alpha) {
-  dnnl::post_ops ops;
-  if (a != Act::Linear) ops.append_eltwise(1.f, act_post_op(a), act_alpha(a, alpha), 0.f);
-  return ops;
-}
+using layers::Act;
+using layers::act_alg;
+using layers::act_alpha;
+using layers::act_names;
+using layers::act_post_op;
+using layers::act_post_ops;
+using layers::parse_act;
 
 // Elementwise backward of an activation on a flat buffer of n values (the forward is fused).
 class ActBackward {

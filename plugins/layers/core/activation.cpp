@@ -9,43 +9,6 @@
 
 namespace loom::core {
 
-const std::vector<std::string>& act_names() {
-  static const std::vector<std::string> n{"linear", "relu",     "leaky_relu", "sigmoid", "tanh",
-                                          "elu",    "softplus", "swish",      "gelu"};
-  return n;
-}
-
-Act parse_act(const std::string& s) {
-  static const std::map<std::string, Act> m{
-      {"linear", Act::Linear}, {"relu", Act::Relu},         {"leaky_relu", Act::LeakyRelu},
-      {"sigmoid", Act::Sigmoid}, {"tanh", Act::Tanh},       {"elu", Act::Elu},
-      {"softplus", Act::Softplus}, {"swish", Act::Swish},   {"gelu", Act::Gelu}};
-  auto it = m.find(s);
-  if (it == m.end()) throw Error("unknown activation '" + s + "'" + suggestion(s, act_names()));
-  return it->second;
-}
-
-dnnl::algorithm act_forward(Act a) {
-  using alg = dnnl::algorithm;
-  switch (a) {
-    case Act::Relu:
-    case Act::LeakyRelu: return alg::eltwise_relu_use_dst_for_bwd;
-    case Act::Sigmoid: return alg::eltwise_logistic_use_dst_for_bwd;
-    case Act::Tanh: return alg::eltwise_tanh_use_dst_for_bwd;
-    case Act::Elu: return alg::eltwise_elu_use_dst_for_bwd;
-    case Act::Softplus: return alg::eltwise_soft_relu;
-    case Act::Swish: return alg::eltwise_swish;
-    case Act::Gelu: return alg::eltwise_gelu_erf;
-    case Act::Linear: return alg::eltwise_linear;
-  }
-  return alg::eltwise_linear;
-}
-
-dnnl::algorithm act_backward(Act a, bool* uses_dst) {
-  *uses_dst = a == Act::Relu || a == Act::LeakyRelu || a == Act::Sigmoid || a == Act::Tanh || a == Act::Elu;
-  return act_forward(a);
-}
-
 namespace {
 
 class ActivationLayer : public Layer {

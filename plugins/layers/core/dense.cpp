@@ -14,18 +14,6 @@
 namespace loom::core {
 namespace {
 
-dnnl::algorithm post_op_alg(Act a) {
-  using alg = dnnl::algorithm;
-  switch (a) {
-    case Act::Relu:
-    case Act::LeakyRelu: return alg::eltwise_relu;
-    case Act::Sigmoid: return alg::eltwise_logistic;
-    case Act::Tanh: return alg::eltwise_tanh;
-    case Act::Elu: return alg::eltwise_elu;
-    default: return act_forward(a);
-  }
-}
-
 class DenseBase : public Layer {
  public:
   explicit DenseBase(const Params& p)
@@ -98,7 +86,7 @@ class DenseBase : public Layer {
   dnnl::post_ops forward_ops() const {
     dnnl::post_ops ops;
     if (act_ != Act::Linear && fused())
-      ops.append_eltwise(1.f, post_op_alg(act_), act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
+      ops.append_eltwise(1.f, layers::act_post_op(act_), act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
     return ops;
   }
   Shape out_shape(const Shape& in) const {

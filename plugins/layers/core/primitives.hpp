@@ -5,6 +5,7 @@
 #include <dnnl.hpp>
 #include <optional>
 
+#include "../activations.hpp"
 #include "loom/dnn.hpp"
 
 namespace loom::core {
@@ -62,13 +63,15 @@ inline dnnl::post_ops accumulate() {
   return p;
 }
 
-// Activations understood by layers that fuse them.
-enum class Act { Linear, Relu, LeakyRelu, Sigmoid, Tanh, Elu, Softplus, Swish, Gelu };
-Act parse_act(const std::string& name);
-const std::vector<std::string>& act_names();
-// Forward algorithm and its "use dst for backward" counterpart (where oneDNN has one).
-dnnl::algorithm act_forward(Act a);
-dnnl::algorithm act_backward(Act a, bool* uses_dst);
+using layers::Act;
+using layers::act_names;
+using layers::parse_act;
+// Standalone eltwise algorithm (the "use dst for backward" form where oneDNN has one).
+inline dnnl::algorithm act_forward(Act a) {
+  bool uses_dst;
+  return layers::act_alg(a, &uses_dst);
+}
+inline dnnl::algorithm act_backward(Act a, bool* uses_dst) { return layers::act_alg(a, uses_dst); }
 
 // Elementwise forward + backward for one activation on a flat buffer of n values.
 class Eltwise {
