@@ -1,9 +1,8 @@
 // An example Loom plugin: one layer, `clip`, that limits values to [low, high].
 // Everything a plugin needs comes from the SDK headers under loom/.
+#include <algorithm>
 #include <loom/layer.hpp>
 #include <loom/plugin.hpp>
-
-#include <algorithm>
 
 namespace {
 
@@ -20,11 +19,13 @@ class ClipLayer : public loom::Layer {
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(x[i], low_, high_);
   }
   // Gradient passes where the value was not clipped.
-  void backward(const loom::RunContext&, const std::vector<const loom::Tensor*>& in, const loom::Tensor&,
-                const loom::Tensor& dout, const std::vector<loom::Tensor*>& din) override {
+  void backward(const loom::RunContext&, const std::vector<const loom::Tensor*>& in,
+                const loom::Tensor&, const loom::Tensor& dout,
+                const std::vector<loom::Tensor*>& din) override {
     if (!din[0]) return;
     const float* x = in[0]->data();
-    for (int64_t i = 0; i < dout.size(); ++i) (*din[0])[i] = (x[i] > low_ && x[i] < high_) ? dout[i] : 0.f;
+    for (int64_t i = 0; i < dout.size(); ++i)
+      (*din[0])[i] = (x[i] > low_ && x[i] < high_) ? dout[i] : 0.f;
   }
 
  private:
@@ -35,7 +36,8 @@ void register_types(loom::Registry& r) {
   loom::Spec s("Clips values to [low, high].");
   s.add("low", loom::Type::Float).def(0.0).doc("lower bound");
   s.add("high", loom::Type::Float).def(1.0).doc("upper bound");
-  r.add<loom::Layer>("clip", s, [](const loom::Params& p) { return std::make_unique<ClipLayer>(p); });
+  r.add<loom::Layer>("clip", s,
+                     [](const loom::Params& p) { return std::make_unique<ClipLayer>(p); });
 }
 
 }  // namespace

@@ -33,13 +33,15 @@ void register_types(Registry& r) {
   };
   add("zeros", "All zeros.", [](Rng&, int64_t, int64_t) { return 0.f; });
   add("ones", "All ones.", [](Rng&, int64_t, int64_t) { return 1.f; });
-  add("glorot_uniform", "Uniform in ±sqrt(6 / (fan_in + fan_out)).", [](Rng& g, int64_t i, int64_t o) {
-    float l = std::sqrt(6.f / float(i + o));
-    return g.uniform(-l, l);
-  });
-  add("glorot_normal", "Truncated normal, stddev sqrt(2 / (fan_in + fan_out)).", [](Rng& g, int64_t i, int64_t o) {
-    return truncated_normal(g) * std::sqrt(2.f / float(i + o)) / 0.87962566f;
-  });
+  add("glorot_uniform", "Uniform in ±sqrt(6 / (fan_in + fan_out)).",
+      [](Rng& g, int64_t i, int64_t o) {
+        float l = std::sqrt(6.f / float(i + o));
+        return g.uniform(-l, l);
+      });
+  add("glorot_normal", "Truncated normal, stddev sqrt(2 / (fan_in + fan_out)).",
+      [](Rng& g, int64_t i, int64_t o) {
+        return truncated_normal(g) * std::sqrt(2.f / float(i + o)) / 0.87962566f;
+      });
   add("he_normal", "Truncated normal, stddev sqrt(2 / fan_in).", [](Rng& g, int64_t i, int64_t) {
     return truncated_normal(g) * std::sqrt(2.f / float(i)) / 0.87962566f;
   });
@@ -55,4 +57,5 @@ void register_types(Registry& r) {
 }  // namespace
 }  // namespace loom::init
 
-LOOM_PLUGIN("loom_initializers", "0.1.0", "Keras-compatible weight initialisers", loom::init::register_types)
+LOOM_PLUGIN("loom_initializers", "0.1.0", "Keras-compatible weight initialisers",
+            loom::init::register_types)

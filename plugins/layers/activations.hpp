@@ -12,7 +12,6 @@
 
 namespace loom::layers {
 
-
 enum class Act { Linear, Relu, LeakyRelu, Sigmoid, Tanh, Elu, Softplus, Swish, Gelu };
 
 inline const std::vector<std::string>& act_names() {

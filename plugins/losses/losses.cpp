@@ -96,7 +96,8 @@ class Huber : public Loss {
 // On probabilities, p is clipped to [eps, 1 - eps] as Keras does.
 class BinaryCrossentropy : public Loss {
  public:
-  explicit BinaryCrossentropy(const Params& p) : logits_(p.b("from_logits")), eps_(float(p.f("epsilon"))) {}
+  explicit BinaryCrossentropy(const Params& p)
+      : logits_(p.b("from_logits")), eps_(float(p.f("epsilon"))) {}
   double compute(const Tensor& p, const Tensor* t, Tensor* g, float w) const override {
     check_same(p, t);
     int64_t n = p.size();
@@ -154,17 +155,23 @@ class KlSparsity : public Loss {
 };
 
 void register_types(Registry& r) {
-  r.add<Loss>("mse", Spec("Mean squared error."), [](const Params&) { return std::make_unique<Mse>(); });
-  r.add<Loss>("mae", Spec("Mean absolute error."), [](const Params&) { return std::make_unique<Mae>(); });
+  r.add<Loss>("mse", Spec("Mean squared error."),
+              [](const Params&) { return std::make_unique<Mse>(); });
+  r.add<Loss>("mae", Spec("Mean absolute error."),
+              [](const Params&) { return std::make_unique<Mae>(); });
   Spec h("Huber loss: quadratic within delta, linear beyond.");
   h.add("delta", Type::Float).def(1.0).min(0).doc("threshold between quadratic and linear");
   r.add<Loss>("huber", h, [](const Params& p) { return std::make_unique<Huber>(p); });
   Spec b("Binary cross-entropy (targets in [0, 1]).");
-  b.add("from_logits", Type::Bool).def("false").doc("predictions are logits (numerically stable form)");
+  b.add("from_logits", Type::Bool)
+      .def("false")
+      .doc("predictions are logits (numerically stable form)");
   b.add("epsilon", Type::Float).def(1e-7).range(0, 0.1).doc("clipping of probabilities");
-  r.add<Loss>("binary_crossentropy", b, [](const Params& p) { return std::make_unique<BinaryCrossentropy>(p); });
-  Spec k("KL-divergence sparsity penalty on the mean activation (over the batch) of a layer "
-         "whose values lie in (0, 1): Σ KL(target || mean) + KL(1 - target || 1 - mean).");
+  r.add<Loss>("binary_crossentropy", b,
+              [](const Params& p) { return std::make_unique<BinaryCrossentropy>(p); });
+  Spec k(
+      "KL-divergence sparsity penalty on the mean activation (over the batch) of a layer "
+      "whose values lie in (0, 1): Σ KL(target || mean) + KL(1 - target || 1 - mean).");
   k.add("target", Type::Float).def(0.1).range(0.0001, 0.9999).doc("target mean activation");
   r.add<Loss>("kl_sparsity", k, [](const Params& p) { return std::make_unique<KlSparsity>(p); });
 }

@@ -33,8 +33,9 @@ void for_chunks(int64_t n, const Body& body) {
   }
 }
 
-LOOM_VECTOR_CLONES void adam_kernel(float* w, const float* g, float* m, float* v, int64_t b, int64_t e,
-                                    float alpha, float b1, float b2, float eps, float decay) {
+LOOM_VECTOR_CLONES void adam_kernel(float* w, const float* g, float* m, float* v, int64_t b,
+                                    int64_t e, float alpha, float b1, float b2, float eps,
+                                    float decay) {
   for (int64_t i = b; i < e; ++i) {
     m[i] += (g[i] - m[i]) * (1 - b1);
     v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
@@ -42,8 +43,9 @@ LOOM_VECTOR_CLONES void adam_kernel(float* w, const float* g, float* m, float* v
   }
 }
 
-LOOM_VECTOR_CLONES void nadam_kernel(float* w, const float* g, float* m, float* v, int64_t b, int64_t e,
-                                     float lr, float b1, float b2, float eps, float c1, float c2, float vc) {
+LOOM_VECTOR_CLONES void nadam_kernel(float* w, const float* g, float* m, float* v, int64_t b,
+                                     int64_t e, float lr, float b1, float b2, float eps, float c1,
+                                     float c2, float vc) {
   for (int64_t i = b; i < e; ++i) {
     m[i] += (g[i] - m[i]) * (1 - b1);
     v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
@@ -52,8 +54,8 @@ LOOM_VECTOR_CLONES void nadam_kernel(float* w, const float* g, float* m, float* 
   }
 }
 
-LOOM_VECTOR_CLONES void rmsprop_kernel(float* w, const float* g, float* r, float* mo, int64_t b, int64_t e,
-                                       float lr, float rho, float eps, float mom) {
+LOOM_VECTOR_CLONES void rmsprop_kernel(float* w, const float* g, float* r, float* mo, int64_t b,
+                                       int64_t e, float lr, float rho, float eps, float mom) {
   for (int64_t i = b; i < e; ++i) {
     r[i] = rho * r[i] + (1 - rho) * g[i] * g[i];
     float step = lr * g[i] / (std::sqrt(r[i]) + eps);
@@ -67,7 +69,8 @@ LOOM_VECTOR_CLONES void rmsprop_kernel(float* w, const float* g, float* r, float
 
 class Sgd : public Optimizer {
  public:
-  explicit Sgd(const Params& p) : lr_(p.f("lr")), momentum_(float(p.f("momentum"))), nesterov_(p.b("nesterov")) {}
+  explicit Sgd(const Params& p)
+      : lr_(p.f("lr")), momentum_(float(p.f("momentum"))), nesterov_(p.b("nesterov")) {}
   std::vector<std::string> slot_names() const override {
     return momentum_ > 0 ? std::vector<std::string>{"velocity"} : std::vector<std::string>{};
   }
@@ -96,19 +99,24 @@ class Sgd : public Optimizer {
 class Adam : public Optimizer {
  public:
   explicit Adam(const Params& p)
-      : lr_(p.f("lr")), b1_(p.f("beta_1")), b2_(p.f("beta_2")), eps_(float(p.f("epsilon"))),
+      : lr_(p.f("lr")),
+        b1_(p.f("beta_1")),
+        b2_(p.f("beta_2")),
+        eps_(float(p.f("epsilon"))),
         wd_(float(p.f("weight_decay"))) {}
   std::vector<std::string> slot_names() const override { return {"m", "v"}; }
   double learning_rate() const override { return lr_; }
   void update(Param& p, std::vector<Tensor>& s, float lr, int64_t t) override {
-    float alpha = float(lr * std::sqrt(1 - std::pow(b2_, double(t))) / (1 - std::pow(b1_, double(t))));
+    float alpha =
+        float(lr * std::sqrt(1 - std::pow(b2_, double(t))) / (1 - std::pow(b1_, double(t))));
     float b1 = float(b1_), b2 = float(b2_), eps = eps_, decay = lr * wd_;
     float* w = p.value.data();
     const float* g = p.grad.data();
     float* m = s[0].data();
     float* v = s[1].data();
     int64_t n = p.value.size();
-    for_chunks(n, [&](int64_t b, int64_t e) { adam_kernel(w, g, m, v, b, e, alpha, b1, b2, eps, decay); });
+    for_chunks(
+        n, [&](int64_t b, int64_t e) { adam_kernel(w, g, m, v, b, e, alpha, b1, b2, eps, decay); });
   }
 
  private:
@@ -119,7 +127,8 @@ class Adam : public Optimizer {
 // Keras Nadam (Dozat 2016 with the momentum schedule μ_t = β1·(1 − 0.5·0.96^(0.004·t))).
 class Nadam : public Optimizer {
  public:
-  explicit Nadam(const Params& p) : lr_(p.f("lr")), b1_(p.f("beta_1")), b2_(p.f("beta_2")), eps_(float(p.f("epsilon"))) {}
+  explicit Nadam(const Params& p)
+      : lr_(p.f("lr")), b1_(p.f("beta_1")), b2_(p.f("beta_2")), eps_(float(p.f("epsilon"))) {}
   std::vector<std::string> slot_names() const override { return {"m", "v"}; }
   double learning_rate() const override { return lr_; }
   void update(Param& p, std::vector<Tensor>& s, float lr, int64_t t) override {
@@ -134,7 +143,9 @@ class Nadam : public Optimizer {
     float* m = s[0].data();
     float* v = s[1].data();
     int64_t n = p.value.size();
-    for_chunks(n, [&](int64_t b, int64_t e) { nadam_kernel(w, g, m, v, b, e, lr, b1, b2, eps, c1, c2, vc); });
+    for_chunks(n, [&](int64_t b, int64_t e) {
+      nadam_kernel(w, g, m, v, b, e, lr, b1, b2, eps, c1, c2, vc);
+    });
   }
 
  private:
@@ -156,9 +167,14 @@ class Nadam : public Optimizer {
 
 class RmsProp : public Optimizer {
  public:
-  explicit RmsProp(const Params& p) : lr_(p.f("lr")), rho_(float(p.f("rho"))), eps_(float(p.f("epsilon"))), momentum_(float(p.f("momentum"))) {}
+  explicit RmsProp(const Params& p)
+      : lr_(p.f("lr")),
+        rho_(float(p.f("rho"))),
+        eps_(float(p.f("epsilon"))),
+        momentum_(float(p.f("momentum"))) {}
   std::vector<std::string> slot_names() const override {
-    return momentum_ > 0 ? std::vector<std::string>{"rms", "momentum"} : std::vector<std::string>{"rms"};
+    return momentum_ > 0 ? std::vector<std::string>{"rms", "momentum"}
+                         : std::vector<std::string>{"rms"};
   }
   double learning_rate() const override { return lr_; }
   void update(Param& p, std::vector<Tensor>& s, float lr, int64_t) override {
@@ -168,7 +184,8 @@ class RmsProp : public Optimizer {
     int64_t n = p.value.size();
     float rho = rho_, eps = eps_, mom = momentum_;
     float* mo = s.size() > 1 ? s[1].data() : nullptr;
-    for_chunks(n, [&](int64_t b, int64_t e) { rmsprop_kernel(w, g, r, mo, b, e, lr, rho, eps, mom); });
+    for_chunks(n,
+               [&](int64_t b, int64_t e) { rmsprop_kernel(w, g, r, mo, b, e, lr, rho, eps, mom); });
   }
 
  private:

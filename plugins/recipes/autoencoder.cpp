@@ -20,8 +20,10 @@ class AutoencoderRecipe : public Recipe {
     std::string loss_name = p.entry_type("loss");
     TrainHooks hooks;
     hooks.train = ctx.data(p.s("data"), "train");
-    hooks.valid = p.given("valid_data") ? ctx.data(p.s("valid_data"), "valid")
-                                        : (p.s("data").find('.') == std::string::npos ? ctx.data(p.s("data"), "valid") : DataSplit{});
+    hooks.valid = p.given("valid_data")
+                      ? ctx.data(p.s("valid_data"), "valid")
+                      : (p.s("data").find('.') == std::string::npos ? ctx.data(p.s("data"), "valid")
+                                                                    : DataSplit{});
     if (p.given("input_data")) {
       hooks.paired_train = ctx.data(p.s("input_data"), "train");
       hooks.paired_valid = hooks.valid.count ? ctx.data(p.s("input_data"), "valid") : DataSplit{};
@@ -36,7 +38,8 @@ class AutoencoderRecipe : public Recipe {
       Tensor in = as_model_input(source, *model);
       model->forward(rc, {&in});
       LossTerms terms{{"loss", 0.0}};
-      double rec = loss->compute(model->output(), &target, rc.training ? &model->seed_grad(out) : nullptr, 1.f);
+      double rec = loss->compute(model->output(), &target,
+                                 rc.training ? &model->seed_grad(out) : nullptr, 1.f);
       terms.push_back({loss_name, rec});
       double total = rec + extra.add_terms(*model, rc.training, terms);
       double pen = model->penalty();
@@ -54,11 +57,13 @@ class AutoencoderRecipe : public Recipe {
         const Shape& ss = grid_split.data->sample_shape;
         Tensor x({n, numel(ss)});
         for (int64_t i = 0; i < n; ++i)
-          std::copy(grid_split.sample(i), grid_split.sample(i) + numel(ss), x.data() + i * numel(ss));
+          std::copy(grid_split.sample(i), grid_split.sample(i) + numel(ss),
+                    x.data() + i * numel(ss));
         Tensor source = x;
         if (hooks.paired_valid.count)
           for (int64_t i = 0; i < n; ++i)
-            std::copy(hooks.paired_valid.sample(i), hooks.paired_valid.sample(i) + numel(ss), source.data() + i * numel(ss));
+            std::copy(hooks.paired_valid.sample(i), hooks.paired_valid.sample(i) + numel(ss),
+                      source.data() + i * numel(ss));
         Tensor in = as_model_input(source, *model);
         model->forward(RunContext{false, ctx.seed(), 0}, {&in});
         std::vector<const float*> images;
@@ -76,19 +81,30 @@ class AutoencoderRecipe : public Recipe {
 };
 
 void register_autoencoder(Registry& r) {
-  Spec s("Trains `model` to reconstruct its input: loss(model(x), x). With `input_data` the inputs "
-         "come from a paired dataset (e.g. corrupted images) and the targets stay the clean data; "
-         "with `denoise` the targets are the samples before the dataset's transform.");
+  Spec s(
+      "Trains `model` to reconstruct its input: loss(model(x), x). With `input_data` the inputs "
+      "come from a paired dataset (e.g. corrupted images) and the targets stay the clean data; "
+      "with `denoise` the targets are the samples before the dataset's transform.");
   s.add("model", Type::String).required().doc("the autoencoder model");
   s.add("data", Type::String).required().doc("dataset (its train/valid splits) or dataset.split");
   s.add("valid_data", Type::String).doc("validation data (default: the dataset's 'valid' split)");
-  s.add("input_data", Type::String).doc("paired dataset whose samples are the inputs (same order and count)");
+  s.add("input_data", Type::String)
+      .doc("paired dataset whose samples are the inputs (same order and count)");
   s.add("denoise", Type::Bool).def("false").doc("targets are the samples before augmentation");
-  s.add("loss", Type::Any).def("mse").entry(Kind::Loss).doc("reconstruction loss: a name or {type: NAME, ...}");
-  s.add("terms", Type::Any).entry_list(Kind::Loss, {"on", "weight"}).doc("extra penalty terms: [{type: kl_sparsity, on: LAYER, weight: W, ...}]");
-  s.add("reconstructions", Type::Int).def(8).min(0).doc("validation images in the per-epoch grid (0: none)");
+  s.add("loss", Type::Any)
+      .def("mse")
+      .entry(Kind::Loss)
+      .doc("reconstruction loss: a name or {type: NAME, ...}");
+  s.add("terms", Type::Any)
+      .entry_list(Kind::Loss, {"on", "weight"})
+      .doc("extra penalty terms: [{type: kl_sparsity, on: LAYER, weight: W, ...}]");
+  s.add("reconstructions", Type::Int)
+      .def(8)
+      .min(0)
+      .doc("validation images in the per-epoch grid (0: none)");
   add_training_params(s);
-  r.add<Recipe>("autoencoder", s, [](const Params& p) { return std::make_unique<AutoencoderRecipe>(p); });
+  r.add<Recipe>("autoencoder", s,
+                [](const Params& p) { return std::make_unique<AutoencoderRecipe>(p); });
 }
 
 }  // namespace loom::recipes

@@ -21,14 +21,17 @@ class SupervisedRecipe : public Recipe {
     TrainHooks hooks;
     hooks.train = ctx.data(p.s("data"), "train");
     if (!hooks.train.data->has_labels()) p.fail("data", "'" + hooks.train.name + "' has no labels");
-    hooks.valid = p.given("valid_data") ? ctx.data(p.s("valid_data"), "valid")
-                                        : (p.s("data").find('.') == std::string::npos ? ctx.data(p.s("data"), "valid") : DataSplit{});
+    hooks.valid = p.given("valid_data")
+                      ? ctx.data(p.s("valid_data"), "valid")
+                      : (p.s("data").find('.') == std::string::npos ? ctx.data(p.s("data"), "valid")
+                                                                    : DataSplit{});
     int out = model->output_node();
     hooks.step = [&, out](const Batch& b, const RunContext& rc) {
       Tensor in = as_model_input(b.x, *model);
       model->forward(rc, {&in});
       const Tensor& logits = model->output();
-      double l = loss->compute(logits, &b.labels, rc.training ? &model->seed_grad(out) : nullptr, 1.f);
+      double l =
+          loss->compute(logits, &b.labels, rc.training ? &model->seed_grad(out) : nullptr, 1.f);
       LossTerms terms{{"loss", 0.0}, {loss_name, l}};
       double total = l + extra.add_terms(*model, rc.training, terms) + model->penalty();
       terms[0].second = total;
@@ -47,8 +50,9 @@ class SupervisedRecipe : public Recipe {
       for (size_t i = 0; i < t.size(); ++i) j[i == 0 ? "loss" : t[i].first] = t[i].second;
       ctx.metric(j.dump());
       char line[160];
-      std::snprintf(line, sizeof line, "%s: test loss %.4f, accuracy %.4f on %lld images of %s", ctx.name().c_str(),
-                    t[0].second, t.size() > 1 ? t[1].second : 0.0, (long long)test.count, test.name.c_str());
+      std::snprintf(line, sizeof line, "%s: test loss %.4f, accuracy %.4f on %lld images of %s",
+                    ctx.name().c_str(), t[0].second, t.size() > 1 ? t[1].second : 0.0,
+                    (long long)test.count, test.name.c_str());
       ctx.log(line);
     }
   }
@@ -74,16 +78,22 @@ class SupervisedRecipe : public Recipe {
 };
 
 void register_supervised(Registry& r) {
-  Spec s("Trains a classifier on labelled data: loss(model(x), label), with accuracy reported for "
-         "every split; `test_data` is evaluated once at the end.");
+  Spec s(
+      "Trains a classifier on labelled data: loss(model(x), label), with accuracy reported for "
+      "every split; `test_data` is evaluated once at the end.");
   s.add("model", Type::String).required().doc("the classifier (outputs one score per class)");
-  s.add("data", Type::String).required().doc("labelled dataset (its train/valid splits) or dataset.split");
+  s.add("data", Type::String)
+      .required()
+      .doc("labelled dataset (its train/valid splits) or dataset.split");
   s.add("valid_data", Type::String).doc("validation data (default: the dataset's 'valid' split)");
   s.add("test_data", Type::String).doc("held-out data evaluated after training");
   s.add("loss", Type::Any).def("softmax_crossentropy").entry(Kind::Loss).doc("classification loss");
-  s.add("terms", Type::Any).entry_list(Kind::Loss, {"on", "weight"}).doc("extra penalty terms on layers");
+  s.add("terms", Type::Any)
+      .entry_list(Kind::Loss, {"on", "weight"})
+      .doc("extra penalty terms on layers");
   add_training_params(s);
-  r.add<Recipe>("supervised", s, [](const Params& p) { return std::make_unique<SupervisedRecipe>(p); });
+  r.add<Recipe>("supervised", s,
+                [](const Params& p) { return std::make_unique<SupervisedRecipe>(p); });
 }
 
 }  // namespace loom::recipes

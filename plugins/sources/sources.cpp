@@ -25,8 +25,10 @@ class IdxSource : public Source {
 class NpySource : public Source {
  public:
   explicit NpySource(const Params& p)
-      : x_(resolve_data_path(p, "x")), y_(p.s("labels").empty() ? "" : resolve_data_path(p, "labels")),
-        lo_(float(p.floats("range")[0])), hi_(float(p.floats("range")[1])) {}
+      : x_(resolve_data_path(p, "x")),
+        y_(p.s("labels").empty() ? "" : resolve_data_path(p, "labels")),
+        lo_(float(p.floats("range")[0])),
+        hi_(float(p.floats("range")[1])) {}
   Shape sample_shape() const override {
     Tensor t = read_npy(x_);
     return Shape(t.shape().begin() + 1, t.shape().end());
@@ -44,7 +46,8 @@ class NpySource : public Source {
     if (!y_.empty()) {
       Tensor l = read_npy(y_);
       if (l.dim(0) != d.count)
-        throw Error(y_ + ": holds " + std::to_string(l.dim(0)) + " labels for " + std::to_string(d.count) + " samples");
+        throw Error(y_ + ": holds " + std::to_string(l.dim(0)) + " labels for " +
+                    std::to_string(d.count) + " samples");
       for (int64_t i = 0; i < d.count; ++i) d.labels.push_back(int32_t(l[i]));
       for (auto v : d.labels) d.num_classes = std::max(d.num_classes, v + 1);
     }
@@ -60,7 +63,10 @@ class NpySource : public Source {
 class OvalSource : public Source {
  public:
   explicit OvalSource(const Params& p)
-      : n_(p.i("count")), noise_(float(p.f("noise"))), w1_(float(p.f("w1"))), w2_(float(p.f("w2"))),
+      : n_(p.i("count")),
+        noise_(float(p.f("noise"))),
+        w1_(float(p.f("w1"))),
+        w2_(float(p.f("w2"))),
         seed_(uint64_t(p.i("seed"))) {}
   Shape sample_shape() const override { return {3}; }
   Dataset load() const override {
@@ -98,10 +104,13 @@ class OvalSource : public Source {
 };
 
 void register_types(Registry& r) {
-  Spec idx("IDX image files (plain or .gz) with optional labels; Fashion-MNIST by default "
-           "(relative paths are also looked up under /usr/share/datasets).");
+  Spec idx(
+      "IDX image files (plain or .gz) with optional labels; Fashion-MNIST by default "
+      "(relative paths are also looked up under /usr/share/datasets).");
   idx.add("images", Type::String).def("fashion-mnist/train-images-idx3-ubyte.gz").doc("image file");
-  idx.add("labels", Type::String).def("fashion-mnist/train-labels-idx1-ubyte.gz").doc("label file ('' for none)");
+  idx.add("labels", Type::String)
+      .def("fashion-mnist/train-labels-idx1-ubyte.gz")
+      .doc("label file ('' for none)");
   r.add<Source>("idx", idx, [](const Params& p) { return std::make_unique<IdxSource>(p); });
   Spec npy("A NumPy .npy array of samples (first axis), with optional labels.");
   npy.add("x", Type::String).required().doc("samples file");
@@ -120,4 +129,5 @@ void register_types(Registry& r) {
 }  // namespace
 }  // namespace loom::sources
 
-LOOM_PLUGIN("loom_sources", "0.1.0", "IDX, NPY and synthetic data sources", loom::sources::register_types)
+LOOM_PLUGIN("loom_sources", "0.1.0", "IDX, NPY and synthetic data sources",
+            loom::sources::register_types)

@@ -16,7 +16,9 @@ using namespace loom::test;
 
 namespace {
 
-std::string plugin(const std::string& name) { return std::string(LOOM_TEST_PLUGIN_DIR) + "/lib" + name + ".so"; }
+std::string plugin(const std::string& name) {
+  return std::string(LOOM_TEST_PLUGIN_DIR) + "/lib" + name + ".so";
+}
 
 std::string load_error(loom::Registry& r, const std::string& path) {
   try {
@@ -31,7 +33,8 @@ TEST(PluginLoading, AbiMismatchIsRefused) {
   loom::Registry r;
   std::string msg = load_error(r, plugin("test_abi_mismatch"));
   EXPECT_NE(msg.find(plugin("test_abi_mismatch")), std::string::npos) << msg;
-  EXPECT_NE(msg.find("plugin ABI version mismatch: this Loom expects version 1, the library was built for version 999"),
+  EXPECT_NE(msg.find("plugin ABI version mismatch: this Loom expects version 1, the library was "
+                     "built for version 999"),
             std::string::npos)
       << msg;
   EXPECT_TRUE(r.all().empty());
@@ -49,13 +52,16 @@ TEST(PluginLoading, DuplicateNameNamesBothLibraries) {
 TEST(PluginLoading, NotAPluginAndMissingFile) {
   loom::Registry r;
   std::string msg = load_error(r, plugin("test_no_manifest"));
-  EXPECT_NE(msg.find("not a Loom plugin (it exports no loom_plugin_manifest entry point)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not a Loom plugin (it exports no loom_plugin_manifest entry point)"),
+            std::string::npos)
+      << msg;
   msg = load_error(r, "/no/such/libplugin.so");
   EXPECT_NE(msg.find("/no/such/libplugin.so: plugin library not found"), std::string::npos) << msg;
   std::string dir = temp_dir("badlib");
   std::ofstream(dir + "/libbroken.so") << "not an ELF file";
   msg = load_error(r, dir + "/libbroken.so");
-  EXPECT_NE(msg.find(dir + "/libbroken.so: cannot load plugin library: "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir + "/libbroken.so: cannot load plugin library: "), std::string::npos)
+      << msg;
 }
 
 TEST(PluginLoading, ThirdPartyLayerFromYaml) {
@@ -63,26 +69,32 @@ TEST(PluginLoading, ThirdPartyLayerFromYaml) {
   loom::load_plugin_dir(r, loom::builtin_plugin_dir());
   loom::load_plugin(r, plugin("test_scale_layer"));
   ASSERT_NE(r.find(loom::Kind::Layer, "scale_by"), nullptr);
-  EXPECT_NE(r.find(loom::Kind::Layer, "scale_by")->library.find("libtest_scale_layer.so"), std::string::npos);
+  EXPECT_NE(r.find(loom::Kind::Layer, "scale_by")->library.find("libtest_scale_layer.so"),
+            std::string::npos);
 }
 
 std::string scale_pipeline(const std::string& dir, const std::string& plugins_line) {
   std::string p = dir + "/p.yaml";
-  std::ofstream(p) << "name: scaled\n" << plugins_line
+  std::ofstream(p) << "name: scaled\n"
+                   << plugins_line
                    << "datasets:\n  d: {source: oval}\nmodels:\n  m:\n    input: [3]\n    layers:\n"
                       "      - {type: dense, units: 3}\n      - {type: scale_by, factor: 0.5}\n"
-                      "stages:\n  train: {recipe: autoencoder, model: m, data: d, epochs: 3, optimizer: {type: sgd, lr: 0.1}}\n";
+                      "stages:\n  train: {recipe: autoencoder, model: m, data: d, epochs: 3, "
+                      "optimizer: {type: sgd, lr: 0.1}}\n";
   return p;
 }
 
 TEST(PluginLoading, PipelinePluginsKeyAndSearchPath) {
   std::string dir = temp_dir("plug");
   // Named by the pipeline.
-  CliResult r = run_loom({"run", scale_pipeline(dir, "plugins: [" + plugin("test_scale_layer") + "]\n"), "--out", dir + "/run"});
+  CliResult r =
+      run_loom({"run", scale_pipeline(dir, "plugins: [" + plugin("test_scale_layer") + "]\n"),
+                "--out", dir + "/run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir + "/run/metrics.jsonl"));
   // Found on LOOM_PLUGIN_PATH.
-  r = run_loom({"validate", scale_pipeline(dir, "")}, "LOOM_PLUGIN_PATH=" + std::string(LOOM_TEST_PLUGIN_DIR) + "/libtest_scale_layer.so");
+  r = run_loom({"validate", scale_pipeline(dir, "")},
+               "LOOM_PLUGIN_PATH=" + std::string(LOOM_TEST_PLUGIN_DIR) + "/libtest_scale_layer.so");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   // Not found otherwise — and never from the current folder.
   fs::copy_file(plugin("test_scale_layer"), dir + "/libtest_scale_layer.so");

@@ -18,22 +18,27 @@ std::string stacked() { return source_path("pipelines/stacked_ae.yaml"); }
 
 std::vector<std::pair<std::string, double>> losses(const std::string& dir) {
   std::vector<std::pair<std::string, double>> out;
-  for (auto& m : read_metrics(dir + "/metrics.jsonl")) out.push_back({m.split + std::to_string(m.epoch), m.loss});
+  for (auto& m : read_metrics(dir + "/metrics.jsonl"))
+    out.push_back({m.split + std::to_string(m.epoch), m.loss});
   return out;
 }
 
 TEST(Runs, SameSeedSameMetricsAcrossThreadCounts) {
   std::string a = temp_dir("det") + "/a", b = temp_dir("det") + "/b", c = temp_dir("det") + "/c";
-  for (auto& [dir, threads] : std::vector<std::pair<std::string, std::string>>{{a, "2"}, {b, "2"}, {c, "1"}}) {
-    CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "1500", "--epochs", "2", "--threads", threads,
-                            "--set", "models.encoder.layers[1].type=dense"});
+  for (auto& [dir, threads] :
+       std::vector<std::pair<std::string, std::string>>{{a, "2"}, {b, "2"}, {c, "1"}}) {
+    CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "1500", "--epochs", "2",
+                            "--threads", threads, "--set", "models.encoder.layers[1].type=dense"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   EXPECT_EQ(losses(a), losses(b));
   EXPECT_EQ(losses(a), losses(c));
   // A different seed gives different numbers.
   std::string d = temp_dir("det") + "/d";
-  ASSERT_EQ(run_loom({"run", stacked(), "--out", d, "--subset", "1500", "--epochs", "2", "--set", "seed=7"}).exit_code, 0);
+  ASSERT_EQ(run_loom({"run", stacked(), "--out", d, "--subset", "1500", "--epochs", "2", "--set",
+                      "seed=7"})
+                .exit_code,
+            0);
   EXPECT_NE(losses(a), losses(d));
 }
 
@@ -56,18 +61,20 @@ TEST(Runs, ResumeEqualsUninterruptedRun) {
     EXPECT_EQ(f[i].epoch, p[i].epoch);
     EXPECT_EQ(f[i].loss, p[i].loss) << "line " << i;
   }
-  auto wf = loom::load_safetensors(full + "/weights.safetensors"), wp = loom::load_safetensors(part + "/weights.safetensors");
+  auto wf = loom::load_safetensors(full + "/weights.safetensors"),
+       wp = loom::load_safetensors(part + "/weights.safetensors");
   for (auto& [name, t] : wf.tensors)
     for (int64_t i = 0; i < t.size(); ++i) ASSERT_EQ(t[i], wp.tensors[name][i]) << name;
 }
 
 TEST(Runs, NanLossStopsAndKeepsLastGoodCheckpoint) {
   std::string dir = temp_dir("nan") + "/run";
-  ASSERT_EQ(run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "1"}).exit_code, 0);
+  ASSERT_EQ(
+      run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "1"}).exit_code, 0);
   std::string ckpt = dir + "/checkpoints/train/last.safetensors";
   std::string before = read_text(ckpt);
-  CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "3", "--resume", "--set",
-                          "stages.train.optimizer={type: sgd, lr: 1.0e+30}"});
+  CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "3",
+                          "--resume", "--set", "stages.train.optimizer={type: sgd, lr: 1.0e+30}"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("stage 'train': the loss became"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("at epoch 2, step"), std::string::npos) << r.err;
@@ -110,14 +117,17 @@ TEST(Files, SafetensorsAndNpyRoundTrip) {
 
 TEST(Runs, PredictWritesCodings) {
   std::string dir = temp_dir("pred") + "/run";
-  ASSERT_EQ(run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "1"}).exit_code, 0);
+  ASSERT_EQ(
+      run_loom({"run", stacked(), "--out", dir, "--subset", "500", "--epochs", "1"}).exit_code, 0);
   std::string out = dir + "/../codings.npy";
-  CliResult r = run_loom({"predict", dir, "--model", "encoder", "--input",
-                          "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out", out});
+  CliResult r =
+      run_loom({"predict", dir, "--model", "encoder", "--input",
+                "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   loom::Tensor c = loom::read_npy(out);
   EXPECT_EQ(c.shape(), loom::Shape({10000, 30}));
-  r = run_loom({"predict", dir, "--input", "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out", out});
+  r = run_loom({"predict", dir, "--input",
+                "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(loom::read_npy(out).shape(), loom::Shape({10000, 28, 28}));
 }
@@ -131,8 +141,9 @@ TEST(Runs, KilledRunNeverCorruptsTheCheckpoint) {
   // the model. Checkpoints are written every epoch (a few dozen ms each here).
   for (int attempt = 0; attempt < 4; ++attempt) {
     std::string dir = temp_dir("kill") + "/run";
-    std::string cmd = std::string(LOOM_BINARY_DIR) + "/bin/loom run " + source_path("pipelines/stacked_ae.yaml") +
-                      " --out " + dir + " --subset 256 --epochs 1000 --quiet > /dev/null 2>&1 & pid=$!; sleep " +
+    std::string cmd = std::string(LOOM_BINARY_DIR) + "/bin/loom run " +
+                      source_path("pipelines/stacked_ae.yaml") + " --out " + dir +
+                      " --subset 256 --epochs 1000 --quiet > /dev/null 2>&1 & pid=$!; sleep " +
                       std::to_string(0.6 + 0.25 * attempt) + "; kill -9 $pid; wait $pid";
     (void)std::system(cmd.c_str());
     std::string ckpt = dir + "/checkpoints/train/last.safetensors";
@@ -141,8 +152,9 @@ TEST(Runs, KilledRunNeverCorruptsTheCheckpoint) {
     EXPECT_EQ(f.tensors.count("encoder.coding.kernel"), 1u);
     EXPECT_EQ(f.tensors["encoder.coding.kernel"].shape(), loom::Shape({100, 30}));
     // And the run resumes from it.
-    CliResult r = run_loom({"run", stacked(), "--out", dir, "--subset", "256", "--epochs",
-                            std::to_string(std::stoi(f.metadata["epoch"]) + 1), "--resume", "--quiet"});
+    CliResult r =
+        run_loom({"run", stacked(), "--out", dir, "--subset", "256", "--epochs",
+                  std::to_string(std::stoi(f.metadata["epoch"]) + 1), "--resume", "--quiet"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
 }
@@ -150,7 +162,8 @@ TEST(Runs, KilledRunNeverCorruptsTheCheckpoint) {
 TEST(Runs, BatchNormStatisticsAreCheckpointed) {
   std::string dir = temp_dir("bn");
   std::string p = dir + "/bn.yaml";
-  std::ofstream(p) << "name: bn\ndatasets:\n  d: {source: idx, scale: [0, 1], splits: {train: {take: 512}, valid: {skip: 59488}}}\n"
+  std::ofstream(p) << "name: bn\ndatasets:\n  d: {source: idx, scale: [0, 1], splits: {train: "
+                      "{take: 512}, valid: {skip: 59488}}}\n"
                       "models:\n  m:\n    input: [1, 28, 28]\n    layers:\n"
                       "      - {type: conv2d, filters: 4, kernel_size: [3], padding: same}\n"
                       "      - {type: batch_norm, name: bn}\n      - {type: relu}\n"
@@ -166,12 +179,14 @@ TEST(Runs, BatchNormStatisticsAreCheckpointed) {
   EXPECT_GT(moved, 0.0) << "the running mean never moved";
   // Resuming restores them: a resumed run's statistics continue from the saved ones.
   auto ck = loom::load_safetensors(dir + "/run/checkpoints/train/last.safetensors");
-  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(ck.tensors["m.bn.moving_mean"][i], w.tensors["m.bn.moving_mean"][i]);
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(ck.tensors["m.bn.moving_mean"][i], w.tensors["m.bn.moving_mean"][i]);
 }
 
 TEST(Runs, StagesHandTrainedModelsAndDatasetsOn) {
   std::string dir = temp_dir("greedy") + "/run";
-  CliResult r = run_loom({"run", source_path("pipelines/greedy_ae.yaml"), "--out", dir, "--subset", "1000", "--epochs", "2"});
+  CliResult r = run_loom({"run", source_path("pipelines/greedy_ae.yaml"), "--out", dir, "--subset",
+                          "1000", "--epochs", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto lines = read_metrics(dir + "/metrics.jsonl");
   std::vector<std::string> order;
@@ -181,7 +196,8 @@ TEST(Runs, StagesHandTrainedModelsAndDatasetsOn) {
     if (m.split == "valid" && !first_valid.count(m.task)) first_valid[m.task] = m.loss;
   }
   EXPECT_EQ(order, (std::vector<std::string>{"first", "second", "fine_tune"}));
-  EXPECT_NE(r.out.find("encode: published 60000 x (100,) as dataset 'hidden'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("encode: published 60000 x (100,) as dataset 'hidden'"), std::string::npos)
+      << r.out;
   // The stacked model starts from the trained layers: its first validation loss is already far
   // below that of an untrained autoencoder.
   EXPECT_LT(first_valid["fine_tune"], 0.06);

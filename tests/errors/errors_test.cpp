@@ -25,8 +25,10 @@ std::vector<std::string> cases() {
 void expect_clean_failure(const CliResult& r, const std::string& out_dir) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_LT(r.exit_code, 128) << "crashed: " << r.err;
-  for (const char* bad : {"terminate called", "std::", "what():", "Aborted", "Segmentation", "YAML::"})
-    EXPECT_EQ(r.err.find(bad), std::string::npos) << "internal detail '" << bad << "' in: " << r.err;
+  for (const char* bad :
+       {"terminate called", "std::", "what():", "Aborted", "Segmentation", "YAML::"})
+    EXPECT_EQ(r.err.find(bad), std::string::npos)
+        << "internal detail '" << bad << "' in: " << r.err;
   EXPECT_FALSE(fs::exists(out_dir)) << "the failed run wrote " << out_dir;
 }
 
@@ -47,7 +49,9 @@ TEST_P(BrokenPipeline, ReportsLocatedErrorAndWritesNothing) {
     std::vector<std::string> args{cmd, file};
     if (std::string(cmd) == "run") args.insert(args.end(), {"--out", out});
     CliResult r = run_loom(args, cd);
-    for (auto& e : expected) EXPECT_NE(r.err.find(e), std::string::npos) << cmd << ": expected\n  " << e << "\nin\n" << r.err;
+    for (auto& e : expected)
+      EXPECT_NE(r.err.find(e), std::string::npos) << cmd << ": expected\n  " << e << "\nin\n"
+                                                  << r.err;
     expect_clean_failure(r, out);
   }
 }
@@ -58,8 +62,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, BrokenPipeline, ::testing::ValuesIn(cases()),
 std::string write_pipeline(const std::string& dir, const std::string& images) {
   std::string p = dir + "/p.yaml";
   std::ofstream(p) << "name: t\ndatasets:\n  d: {source: idx, images: " << images
-                   << ", labels: ''}\nmodels:\n  m: {input: [28, 28], layers: [{type: flatten}, {type: dense, units: 784}, "
-                      "{type: reshape, shape: [28, 28]}]}\nstages:\n  train: {recipe: autoencoder, model: m, data: d}\n";
+                   << ", labels: ''}\nmodels:\n  m: {input: [28, 28], layers: [{type: flatten}, "
+                      "{type: dense, units: 784}, "
+                      "{type: reshape, shape: [28, 28]}]}\nstages:\n  train: {recipe: autoencoder, "
+                      "model: m, data: d}\n";
   return p;
 }
 
@@ -75,7 +81,8 @@ TEST(DataErrors, TruncatedIdxNamesFileAndReason) {
   gzclose(f);
   std::string out = dir + "/run";
   CliResult r = run_loom({"run", write_pipeline(dir, images), "--out", out});
-  EXPECT_NE(r.err.find(images + ": truncated IDX file: the header promises 100 images (78400 bytes) but the file holds 7840 bytes"),
+  EXPECT_NE(r.err.find(images + ": truncated IDX file: the header promises 100 images (78400 "
+                                "bytes) but the file holds 7840 bytes"),
             std::string::npos)
       << r.err;
   expect_clean_failure(r, out);
@@ -94,22 +101,26 @@ TEST(DataErrors, NotAnIdxFile) {
 TEST(CliErrors, UnknownOptionAndCommand) {
   CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--epoch", "2"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("unknown option --epoch (did you mean 'epochs'?)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown option --epoch (did you mean 'epochs'?)"), std::string::npos)
+      << r.err;
   r = run_loom({"trian"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("unknown command 'trian' (did you mean 'train'?)") == std::string::npos &&
-                    r.err.find("unknown command 'trian'") == std::string::npos,
+                r.err.find("unknown command 'trian'") == std::string::npos,
             true)
       << r.err;
   r = run_loom({"run", "no/such/pipeline.yaml"});
-  EXPECT_NE(r.err.find("no/such/pipeline.yaml: pipeline file not found"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no/such/pipeline.yaml: pipeline file not found"), std::string::npos)
+      << r.err;
 }
 
 TEST(CliErrors, BadOverride) {
   std::string out = temp_dir("set") + "/run";
   CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--set",
                           "stages.train.batch_size=many"});
-  EXPECT_NE(r.err.find("stages.train.batch_size: expected an integer, got 'many'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("stages.train.batch_size: expected an integer, got 'many'"),
+            std::string::npos)
+      << r.err;
   expect_clean_failure(r, out);
 }
 

@@ -6,8 +6,12 @@
 using loom::test::check_layer_gradients;
 using loom::test::GradCheck;
 
-TEST(CoreLayerGradients, DenseLinear) { check_layer_gradients("[5]", "{type: dense, units: 3}", 4); }
-TEST(CoreLayerGradients, DenseBatchOne) { check_layer_gradients("[7]", "{type: dense, units: 2}", 1); }
+TEST(CoreLayerGradients, DenseLinear) {
+  check_layer_gradients("[5]", "{type: dense, units: 3}", 4);
+}
+TEST(CoreLayerGradients, DenseBatchOne) {
+  check_layer_gradients("[7]", "{type: dense, units: 2}", 1);
+}
 TEST(CoreLayerGradients, DenseRelu) {
   check_layer_gradients("[6]", "{type: dense, units: 4, activation: relu}", 3);
 }

@@ -47,10 +47,12 @@ void eigen3(double a[3][3], double v[3][3], double w[3]) {
 
 TEST(LinearAePca, CodingsSpanThePrincipalSubspace) {
   std::string out = temp_dir("pca");
-  CliResult r = run_loom({"run", source_path("pipelines/linear_ae_pca.yaml"), "--out", out, "--quiet"});
+  CliResult r =
+      run_loom({"run", source_path("pipelines/linear_ae_pca.yaml"), "--out", out, "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   loom::Tensor codings = loom::read_npy(out + "/codings.npy");
-  auto src = loom::create_from<loom::Source>(registry(), entry_from_yaml("{type: oval, count: 60}"));
+  auto src =
+      loom::create_from<loom::Source>(registry(), entry_from_yaml("{type: oval, count: 60}"));
   loom::Dataset d = src->load();
   ASSERT_EQ(codings.dim(0), d.count);
   int64_t n = d.count;
@@ -78,7 +80,8 @@ TEST(LinearAePca, CodingsSpanThePrincipalSubspace) {
     }
     // Solve by Cramer's rule.
     auto det = [](double m[3][3]) {
-      return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+      return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+             m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
              m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
     };
     double D = det(A), coef[3];

@@ -5,4 +5,5 @@ namespace {
 void register_types(loom::Registry&) {}
 }  // namespace
 
-LOOM_PLUGIN_WITH_ABI(999, "test_abi_mismatch", "1.0", "Test plugin with a foreign ABI version", register_types)
+LOOM_PLUGIN_WITH_ABI(999, "test_abi_mismatch", "1.0", "Test plugin with a foreign ABI version",
+                     register_types)

@@ -9,4 +9,5 @@ void register_types(loom::Registry& r) {
 }
 }  // namespace
 
-LOOM_PLUGIN("test_duplicate_dense", "1.0", "Test plugin that registers 'dense' again", register_types)
+LOOM_PLUGIN("test_duplicate_dense", "1.0", "Test plugin that registers 'dense' again",
+            register_types)

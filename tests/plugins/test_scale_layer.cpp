@@ -9,11 +9,13 @@ class ScaleBy : public loom::Layer {
  public:
   explicit ScaleBy(const loom::Params& p) : factor_(float(p.f("factor"))) {}
   loom::Shape infer(const std::vector<loom::Shape>& in) override { return in[0]; }
-  void forward(const loom::RunContext&, const std::vector<const loom::Tensor*>& in, loom::Tensor& out) override {
+  void forward(const loom::RunContext&, const std::vector<const loom::Tensor*>& in,
+               loom::Tensor& out) override {
     for (int64_t i = 0; i < out.size(); ++i) out[i] = factor_ * (*in[0])[i];
   }
-  void backward(const loom::RunContext&, const std::vector<const loom::Tensor*>&, const loom::Tensor&,
-                const loom::Tensor& dout, const std::vector<loom::Tensor*>& din) override {
+  void backward(const loom::RunContext&, const std::vector<const loom::Tensor*>&,
+                const loom::Tensor&, const loom::Tensor& dout,
+                const std::vector<loom::Tensor*>& din) override {
     if (din[0])
       for (int64_t i = 0; i < dout.size(); ++i) (*din[0])[i] = factor_ * dout[i];
   }
@@ -25,7 +27,8 @@ class ScaleBy : public loom::Layer {
 void register_types(loom::Registry& r) {
   loom::Spec s("Multiplies its input by a constant.");
   s.add("factor", loom::Type::Float).def(2.0).doc("the constant");
-  r.add<loom::Layer>("scale_by", s, [](const loom::Params& p) { return std::make_unique<ScaleBy>(p); });
+  r.add<loom::Layer>("scale_by", s,
+                     [](const loom::Params& p) { return std::make_unique<ScaleBy>(p); });
 }
 
 }  // namespace

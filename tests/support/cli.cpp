@@ -21,8 +21,8 @@ static std::string quote(const std::string& s) {
 
 std::string temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  fs::path p = fs::temp_directory_path() /
-               ("loom-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::path p = fs::temp_directory_path() / ("loom-test-" + tag + "-" + std::to_string(::getpid()) +
+                                            "-" + std::to_string(counter++));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

@@ -22,11 +22,11 @@ std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std
 Params entry_from_yaml(const std::string& yaml);
 
 struct GradCheck {
-  double step = 1e-3;     // finite-difference step (small: kinks of relu-like functions)
-  double rtol = 2e-2;     // relative tolerance
-  double atol = 2e-3;     // absolute tolerance
-  int max_checks = 60;    // elements checked per tensor (randomly chosen)
-  bool training = true;   // run layers in training mode
+  double step = 1e-3;    // finite-difference step (small: kinks of relu-like functions)
+  double rtol = 2e-2;    // relative tolerance
+  double atol = 2e-3;    // absolute tolerance
+  int max_checks = 60;   // elements checked per tensor (randomly chosen)
+  bool training = true;  // run layers in training mode
   float input_lo = -1.f, input_hi = 1.f;  // uniform input range
 };
 

@@ -26,7 +26,8 @@ struct OneParam {
     p.value = Tensor({int64_t(w.size())});
     p.grad = Tensor({int64_t(w.size())});
     for (size_t i = 0; i < w.size(); ++i) p.value[int64_t(i)] = w[i];
-    for (size_t k = 0; k < opt.slot_names().size(); ++k) slots.emplace_back(Shape{int64_t(w.size())});
+    for (size_t k = 0; k < opt.slot_names().size(); ++k)
+      slots.emplace_back(Shape{int64_t(w.size())});
   }
 };
 
@@ -36,7 +37,9 @@ std::unique_ptr<Optimizer> optimizer(const std::string& yaml) {
 
 TEST(Optimizers, SgdMomentumAndNesterov) {
   for (bool nesterov : {false, true}) {
-    auto opt = optimizer(std::string("{type: sgd, lr: 0.1, momentum: 0.9, nesterov: ") + (nesterov ? "true" : "false") + "}");
+    std::string spec = "{type: sgd, lr: 0.1, momentum: 0.9, nesterov: ";
+    spec += nesterov ? "true}" : "false}";
+    auto opt = optimizer(spec);
     OneParam s(*opt, {1.0f});
     double w = 1, v = 0;
     for (int t = 1; t <= 3; ++t) {
@@ -76,7 +79,8 @@ TEST(Optimizers, NadamMatchesKeras) {
     double g = 3 * w * w - 1;
     s.p.grad[0] = float(g);
     opt->update(s.p, s.slots, 0.001f, t);
-    double u = 0.9 * (1 - 0.5 * std::pow(0.96, 0.004 * t)), u1 = 0.9 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
+    double u = 0.9 * (1 - 0.5 * std::pow(0.96, 0.004 * t)),
+           u1 = 0.9 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
     prod *= u;
     double prod1 = prod * u1;
     m = 0.9 * m + 0.1 * g;
@@ -102,8 +106,8 @@ TEST(Optimizers, RmsPropMatchesKeras) {
   }
 }
 
-double loss_value(const std::string& yaml, const std::vector<float>& p, const std::vector<float>& t, Shape shape,
-                  Tensor* grad = nullptr) {
+double loss_value(const std::string& yaml, const std::vector<float>& p, const std::vector<float>& t,
+                  Shape shape, Tensor* grad = nullptr) {
   auto loss = create_from<Loss>(registry(), entry_from_yaml(yaml));
   Tensor pred(shape), target(shape);
   for (size_t i = 0; i < p.size(); ++i) pred[int64_t(i)] = p[i];
@@ -118,9 +122,11 @@ TEST(Losses, HandComputedValues) {
   // huber, delta 1: |d| = 0.5 -> 0.125; |d| = 3 -> 3 - 0.5 = 2.5
   EXPECT_NEAR(loss_value("huber", {0.5, 3}, {0, 0}, {1, 2}), (0.125 + 2.5) / 2, 1e-9);
   // binary cross-entropy of p = 0.8 for t = 1 and p = 0.4 for t = 0
-  EXPECT_NEAR(loss_value("binary_crossentropy", {0.8f, 0.4f}, {1, 0}, {2, 1}), -(std::log(0.8) + std::log(0.6)) / 2, 1e-6);
+  EXPECT_NEAR(loss_value("binary_crossentropy", {0.8f, 0.4f}, {1, 0}, {2, 1}),
+              -(std::log(0.8) + std::log(0.6)) / 2, 1e-6);
   // from logits, with extreme logits staying finite
-  double v = loss_value("{type: binary_crossentropy, from_logits: true}", {100.f, -100.f}, {0, 1}, {2, 1});
+  double v =
+      loss_value("{type: binary_crossentropy, from_logits: true}", {100.f, -100.f}, {0, 1}, {2, 1});
   EXPECT_NEAR(v, 100.0, 1e-4);
   // KL sparsity: one unit, mean activation 0.2, target 0.1
   double kl = 0.1 * std::log(0.1 / 0.2) + 0.9 * std::log(0.9 / 0.8);
@@ -128,8 +134,9 @@ TEST(Losses, HandComputedValues) {
 }
 
 TEST(Losses, GradientsMatchFiniteDifferences) {
-  for (std::string yaml : {"mse", "mae", "{type: huber, delta: 0.5}", "binary_crossentropy",
-                           "{type: binary_crossentropy, from_logits: true}", "{type: kl_sparsity, target: 0.2}"}) {
+  for (std::string yaml :
+       {"mse", "mae", "{type: huber, delta: 0.5}", "binary_crossentropy",
+        "{type: binary_crossentropy, from_logits: true}", "{type: kl_sparsity, target: 0.2}"}) {
     std::vector<float> p{0.2f, 0.7f, 0.45f, 0.9f, 0.3f, 0.55f}, t{0.f, 1.f, 0.5f, 1.f, 0.2f, 0.1f};
     Tensor g;
     loss_value(yaml, p, t, {3, 2}, &g);
@@ -173,8 +180,11 @@ TEST(Schedules, ShapesAndWarmup) {
 
 std::map<std::string, Tensor> weights_after(const std::vector<std::string>& sets) {
   std::string dir = temp_dir("clip") + "/run";
-  std::vector<std::string> args{"run", source_path("pipelines/stacked_ae.yaml"), "--out", dir, "--subset", "64",
-                                "--max-steps", "1", "--quiet"};
+  std::vector<std::string> args{"run",         source_path("pipelines/stacked_ae.yaml"),
+                                "--out",       dir,
+                                "--subset",    "64",
+                                "--max-steps", "1",
+                                "--quiet"};
   for (auto& s : sets) args.insert(args.end(), {"--set", s});
   CliResult r = run_loom(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -183,22 +193,26 @@ std::map<std::string, Tensor> weights_after(const std::vector<std::string>& sets
 
 TEST(Training, ClipNormBoundsTheUpdate) {
   auto start = weights_after({"stages.train.optimizer={type: sgd, lr: 0}"});
-  auto clipped = weights_after({"stages.train.optimizer={type: sgd, lr: 1}", "stages.train.clip_norm=0.01"});
+  auto clipped =
+      weights_after({"stages.train.optimizer={type: sgd, lr: 1}", "stages.train.clip_norm=0.01"});
   double sq = 0;
   for (auto& [name, t] : start)
     for (int64_t i = 0; i < t.size(); ++i) sq += std::pow(double(clipped[name][i]) - t[i], 2);
   EXPECT_NEAR(std::sqrt(sq), 0.01, 1e-4);  // sgd, lr 1: the step is the clipped gradient
-  auto by_value = weights_after({"stages.train.optimizer={type: sgd, lr: 1}", "stages.train.clip_value=0.001"});
+  auto by_value =
+      weights_after({"stages.train.optimizer={type: sgd, lr: 1}", "stages.train.clip_value=0.001"});
   for (auto& [name, t] : start)
-    for (int64_t i = 0; i < t.size(); ++i) ASSERT_LE(std::fabs(by_value[name][i] - t[i]), 0.001f + 1e-6f) << name;
+    for (int64_t i = 0; i < t.size(); ++i)
+      ASSERT_LE(std::fabs(by_value[name][i] - t[i]), 0.001f + 1e-6f) << name;
 }
 
 TEST(Training, EarlyStoppingAndBestCheckpoint) {
   std::string dir = temp_dir("early") + "/run";
   // The learning rate drops to zero after the first epoch, so nothing improves afterwards.
-  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", dir, "--subset", "320", "--set",
-                          "stages.train.lr_schedule={type: step, step_size: 10, gamma: 0}", "--set",
-                          "stages.train.early_stopping={patience: 2}", "--set", "stages.train.epochs=10"});
+  CliResult r =
+      run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", dir, "--subset", "320",
+                "--set", "stages.train.lr_schedule={type: step, step_size: 10, gamma: 0}", "--set",
+                "stages.train.early_stopping={patience: 2}", "--set", "stages.train.epochs=10"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("early stopping after epoch 3"), std::string::npos) << r.out;
   int epochs = 0;

@@ -156,9 +156,11 @@ int cmd_plugins(int argc, char** argv) {
 }
 
 int cmd_bench(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"set", "stage", "windows", "steps", "warmup", "threads", "images"}, {"json", "augment"});
+  Args a = parse(argc, argv, 2, {"set", "stage", "windows", "steps", "warmup", "threads", "images"},
+                 {"json", "augment"});
   if (a.flag("augment")) {
-    if (!a.positional.empty()) throw Error("usage: loom bench --augment [--threads N] [--json] (no pipeline)");
+    if (!a.positional.empty())
+      throw Error("usage: loom bench --augment [--threads N] [--json] (no pipeline)");
     return bench_augment(a);
   }
   RunOptions o;

@@ -24,8 +24,10 @@ const char* kUsage =
     "  plugins [NAME]                                       list registered types / show one\n"
     "  bench PIPELINE [--json] [--stage S] [--windows N] [--steps N] [--warmup N] [--threads N]\n"
     "                                                       steady-state training images/second\n"
-    "  bench --augment [--threads N] [--json]               images/second of a typical augmentation chain\n"
-    "  augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] [--keep-originals]\n"
+    "  bench --augment [--threads N] [--json]               images/second of a typical "
+    "augmentation chain\n"
+    "  augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
+    "[--keep-originals]\n"
     "          [--seed S] [--threads N] [--subset N] [--preview] [--quiet]\n"
     "                                                       write augmented copies of a dataset\n"
     "  predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] [--output LAYER]\n"
@@ -74,7 +76,8 @@ int main(int argc, char** argv) {
     if (cmd == "sample") return loom::cli::cmd_sample(argc, argv);
     if (cmd == "augment") return loom::cli::cmd_augment(argc, argv);
     std::cerr << "loom: unknown command '" << cmd << "'"
-              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph", "sample", "augment"})
+              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph",
+                                        "sample", "augment"})
               << "\n\n"
               << kUsage;
     return 2;

@@ -1,7 +1,7 @@
 // Data augmenters. A per-sample augmenter transforms one image in place; the data stage calls
 // it with the sample's own random stream, keyed by (seed, epoch, sample index), so the result
-// does not depend on threads. Each augmenter declares and applies its probability `p` itself. Batch-level augmenters (mixup, cutmix) see a whole batch and its
-// one-hot labels.
+// does not depend on threads. Each augmenter declares and applies its probability `p` itself.
+// Batch-level augmenters (mixup, cutmix) see a whole batch and its one-hot labels.
 #pragma once
 #include <cstdint>
 

@@ -16,8 +16,8 @@ namespace loom {
 // path until close() succeeds; a writer destroyed without close() leaves nothing behind.
 class LOOM_API DatasetWriter {
  public:
-  static std::unique_ptr<DatasetWriter> open(const std::string& path, const Shape& sample_shape, float lo,
-                                             float hi, bool labelled);
+  static std::unique_ptr<DatasetWriter> open(const std::string& path, const Shape& sample_shape,
+                                             float lo, float hi, bool labelled);
   virtual ~DatasetWriter();
   virtual void write(const float* sample, int32_t label) = 0;
   virtual void close() = 0;

@@ -31,8 +31,10 @@ LOOM_API std::string located(const Location& where, const std::string& path,
                              const std::string& message);
 
 // "did you mean 'x'?" helper: the closest candidate by edit distance, or "" if none is close.
-LOOM_API std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+LOOM_API std::string closest_match(const std::string& word,
+                                   const std::vector<std::string>& candidates);
 // " (did you mean 'x'?)" or " (known: a, b, c)" — appended to unknown-name messages.
-LOOM_API std::string suggestion(const std::string& word, const std::vector<std::string>& candidates);
+LOOM_API std::string suggestion(const std::string& word,
+                                const std::vector<std::string>& candidates);
 
 }  // namespace loom

@@ -64,8 +64,7 @@ class LOOM_API Layer {
   virtual void forward(const RunContext& ctx, const std::vector<const Tensor*>& in,
                        Tensor& out) = 0;
   virtual void backward(const RunContext& ctx, const std::vector<const Tensor*>& in,
-                        const Tensor& out, const Tensor& dout,
-                        const std::vector<Tensor*>& din) = 0;
+                        const Tensor& out, const Tensor& dout, const std::vector<Tensor*>& din) = 0;
   // Regularisation loss added by the last forward (activity penalties); 0 for most layers.
   virtual double penalty() const { return 0.0; }
   // The layer's qualified name, set by the framework before build().

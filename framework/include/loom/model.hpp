@@ -18,8 +18,8 @@
 namespace loom {
 
 struct LOOM_API ModelNode {
-  std::string name;   // qualified: "encoder.hidden"; inputs: "encoder.input"
-  std::string type;   // registered layer type, or "input"
+  std::string name;              // qualified: "encoder.hidden"; inputs: "encoder.input"
+  std::string type;              // registered layer type, or "input"
   std::shared_ptr<Layer> layer;  // null for inputs
   std::vector<int> inputs;       // indices of earlier nodes
   std::vector<ParamPtr> params;  // parameters of this node's layer

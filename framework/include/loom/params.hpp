@@ -106,7 +106,7 @@ class LOOM_API Params {
   Params(const Params&);
   Params& operator=(const Params&);
 
-  bool has(const std::string& key) const;  // given in the YAML, or has a default
+  bool has(const std::string& key) const;    // given in the YAML, or has a default
   bool given(const std::string& key) const;  // given in the YAML
   int64_t i(const std::string& key) const;
   double f(const std::string& key) const;

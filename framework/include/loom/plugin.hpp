@@ -33,13 +33,13 @@ using ManifestFunction = const PluginManifest*();
 
 }  // namespace loom
 
-#define LOOM_PLUGIN_WITH_ABI(ABI, NAME, VERSION, DESCRIPTION, REGISTER_FN)                  \
-  namespace loom_plugin_entry {                                                             \
-  const ::loom::PluginManifest* manifest() {                                                \
-    static const ::loom::PluginManifest m{ABI, NAME, VERSION, DESCRIPTION, REGISTER_FN};    \
-    return &m;                                                                              \
-  }                                                                                         \
-  }                                                                                         \
+#define LOOM_PLUGIN_WITH_ABI(ABI, NAME, VERSION, DESCRIPTION, REGISTER_FN)               \
+  namespace loom_plugin_entry {                                                          \
+  const ::loom::PluginManifest* manifest() {                                             \
+    static const ::loom::PluginManifest m{ABI, NAME, VERSION, DESCRIPTION, REGISTER_FN}; \
+    return &m;                                                                           \
+  }                                                                                      \
+  }                                                                                      \
   BOOST_DLL_ALIAS(loom_plugin_entry::manifest, loom_plugin_manifest)
 
 #define LOOM_PLUGIN(NAME, VERSION, DESCRIPTION, REGISTER_FN) \

@@ -13,12 +13,11 @@
 
 namespace loom {
 
-
 struct LOOM_API TypeInfo {
   Kind kind;
   std::string name;
   Spec spec;
-  std::string library;  // path of the library that registered it
+  std::string library;                       // path of the library that registered it
   std::function<void*(const Params&)> make;  // returns a new object of the kind's base type
 };
 

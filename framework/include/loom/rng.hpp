@@ -11,7 +11,7 @@
 namespace loom {
 
 LOOM_API uint64_t hash_string(std::string_view s);  // FNV-1a, stable across platforms
-LOOM_API uint64_t mix64(uint64_t x);                  // SplitMix64 finaliser
+LOOM_API uint64_t mix64(uint64_t x);                // SplitMix64 finaliser
 
 class Rng {
  public:

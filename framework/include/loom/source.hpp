@@ -16,7 +16,7 @@ namespace loom {
 struct LOOM_API Dataset {
   Shape sample_shape;
   int64_t count = 0;
-  std::vector<float> x;        // count * numel(sample_shape) values
+  std::vector<float> x;         // count * numel(sample_shape) values
   std::vector<int32_t> labels;  // empty, or count labels
   int num_classes = 0;
   float lo = 0.f, hi = 1.f;  // natural value range of x

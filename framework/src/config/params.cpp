@@ -35,15 +35,24 @@ std::string describe_node(const YAML::Node& n) {
 
 const char* type_name(Type t) {
   switch (t) {
-    case Type::Int: return "int";
-    case Type::Float: return "float";
-    case Type::Bool: return "bool";
-    case Type::String: return "string";
-    case Type::Ints: return "list of int";
-    case Type::Floats: return "list of float";
-    case Type::Strings: return "list of string";
-    case Type::Map: return "mapping";
-    case Type::Any: return "any";
+    case Type::Int:
+      return "int";
+    case Type::Float:
+      return "float";
+    case Type::Bool:
+      return "bool";
+    case Type::String:
+      return "string";
+    case Type::Ints:
+      return "list of int";
+    case Type::Floats:
+      return "list of float";
+    case Type::Strings:
+      return "list of string";
+    case Type::Map:
+      return "mapping";
+    case Type::Any:
+      return "any";
   }
   return "?";
 }
@@ -129,8 +138,8 @@ static std::string check_number(double v, const ParamSpec& p) {
 
 std::string check_value(const YAML::Node& value, const ParamSpec& p) {
   auto elements = [&](auto&& one) -> std::string {
-    if (!value.IsSequence()) return std::string("expected a ") + type_name(p.type) + ", got " +
-                                    describe_node(value);
+    if (!value.IsSequence())
+      return std::string("expected a ") + type_name(p.type) + ", got " + describe_node(value);
     for (size_t i = 0; i < value.size(); ++i) {
       std::string e = one(value[i]);
       if (!e.empty()) return "element " + std::to_string(i) + ": " + e;
@@ -158,19 +167,26 @@ std::string check_value(const YAML::Node& value, const ParamSpec& p) {
     return "";
   };
   switch (p.type) {
-    case Type::Int: return one_int(value);
-    case Type::Float: return one_float(value);
+    case Type::Int:
+      return one_int(value);
+    case Type::Float:
+      return one_float(value);
     case Type::Bool: {
       bool b;
       return parse_bool(value, b) ? "" : "expected true or false, got " + describe_node(value);
     }
-    case Type::String: return one_string(value);
-    case Type::Ints: return elements(one_int);
-    case Type::Floats: return elements(one_float);
-    case Type::Strings: return elements(one_string);
+    case Type::String:
+      return one_string(value);
+    case Type::Ints:
+      return elements(one_int);
+    case Type::Floats:
+      return elements(one_float);
+    case Type::Strings:
+      return elements(one_string);
     case Type::Map:
       return value.IsMap() ? "" : "expected a mapping, got " + describe_node(value);
-    case Type::Any: return "";
+    case Type::Any:
+      return "";
   }
   return "";
 }
@@ -199,9 +215,9 @@ void check_params(const YAML::Node& node, const Spec& spec, const std::string& f
   }
   for (auto& p : spec.params)
     if (p.is_required && !node[p.name])
-      problems.add(location_of(node, file), path,
-                   "missing required key '" + p.name + "' (" + type_name(p.type) + ": " +
-                       p.help + ")");
+      problems.add(
+          location_of(node, file), path,
+          "missing required key '" + p.name + "' (" + type_name(p.type) + ": " + p.help + ")");
 }
 
 Params make_params(const YAML::Node& node, const Spec& spec, const std::string& file,

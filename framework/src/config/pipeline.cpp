@@ -12,7 +12,8 @@ namespace fs = std::filesystem;
 namespace loom {
 namespace {
 
-void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path, Problems& problems) {
+void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path,
+                      Problems& problems) {
   if (n.IsMap()) {
     std::map<std::string, YAML::Mark> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -20,13 +21,15 @@ void check_duplicates(const YAML::Node& n, const std::string& file, const std::s
       auto prev = seen.find(k);
       if (prev != seen.end())
         problems.add(location_of(it->first, file), join_path(path, k),
-                     "duplicate key '" + k + "' (first given at line " + std::to_string(prev->second.line + 1) + ")");
+                     "duplicate key '" + k + "' (first given at line " +
+                         std::to_string(prev->second.line + 1) + ")");
       else
         seen[k] = it->first.Mark();
       check_duplicates(it->second, file, join_path(path, k), problems);
     }
   } else if (n.IsSequence()) {
-    for (size_t i = 0; i < n.size(); ++i) check_duplicates(n[i], file, index_path(path, i), problems);
+    for (size_t i = 0; i < n.size(); ++i)
+      check_duplicates(n[i], file, index_path(path, i), problems);
   }
 }
 
@@ -80,12 +83,15 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   try {
     pf.root = YAML::LoadFile(path);
   } catch (const YAML::ParserException& e) {
-    throw Error(Location{path, e.mark.line + 1, e.mark.column + 1}, "", "YAML syntax error: " + e.msg);
+    throw Error(Location{path, e.mark.line + 1, e.mark.column + 1}, "",
+                "YAML syntax error: " + e.msg);
   } catch (const YAML::BadFile&) {
     throw Error(path + ": cannot read the pipeline file");
   }
   Problems problems;
-  if (!pf.root.IsMap()) throw Error(location_of(pf.root, path), "", "a pipeline is a mapping with 'models', 'stages', ...");
+  if (!pf.root.IsMap())
+    throw Error(location_of(pf.root, path), "",
+                "a pipeline is a mapping with 'models', 'stages', ...");
   check_duplicates(pf.root, path, "", problems);
   problems.raise_if_any();
   for (auto& o : overrides) apply_override(pf.root, o);
@@ -107,7 +113,8 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
     for (auto& d : p.strings("plugins")) {
       fs::path dp(d);
       if (dp.is_relative()) dp = fs::path(path).parent_path() / dp;
-      if (!fs::exists(dp)) p.fail("plugins", "plugin folder or library '" + d + "' not found (" + dp.string() + ")");
+      if (!fs::exists(dp))
+        p.fail("plugins", "plugin folder or library '" + d + "' not found (" + dp.string() + ")");
       pf.plugin_dirs.push_back(dp.string());
     }
   return pf;

@@ -20,6 +20,7 @@ struct LOOM_API PipelineFile {
 
 // Throws Error (all problems, located) on syntax errors, duplicate keys, unknown top-level keys,
 // malformed overrides ("key.path=value").
-LOOM_API PipelineFile load_pipeline(const std::string& path, const std::vector<std::string>& overrides);
+LOOM_API PipelineFile load_pipeline(const std::string& path,
+                                    const std::vector<std::string>& overrides);
 
 }  // namespace loom

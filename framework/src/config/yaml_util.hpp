@@ -41,13 +41,13 @@ struct Params::Impl {
 };
 
 LOOM_API Params make_params(const YAML::Node& node, const Spec& spec, const std::string& file,
-                   const std::string& path);
+                            const std::string& path);
 
 // Validates the keys of `node` (a mapping) against `spec`, ignoring `reserved` keys. Problems
 // are collected, each located.
 LOOM_API void check_params(const YAML::Node& node, const Spec& spec, const std::string& file,
-                  const std::string& path, const std::set<std::string>& reserved,
-                  Problems& problems);
+                           const std::string& path, const std::set<std::string>& reserved,
+                           Problems& problems);
 
 // Checks one value against one parameter declaration; returns "" or the reason.
 std::string check_value(const YAML::Node& value, const ParamSpec& p);

@@ -317,7 +317,8 @@ class PngFolderWriter : public DatasetWriter {
     }
     char name[32];
     std::snprintf(name, sizeof(name), "%06lld.png", (long long)count_);
-    encode_png((dir / name).string(), pix_.data(), w_, h_, c_, 1);  // fast compression: many small files
+    encode_png((dir / name).string(), pix_.data(), w_, h_, c_,
+               1);  // fast compression: many small files
     ++count_;
   }
   void close() override {

@@ -39,7 +39,9 @@ struct GzFile {
   }
 };
 
-uint32_t be32(const unsigned char* b) { return (uint32_t(b[0]) << 24) | (b[1] << 16) | (b[2] << 8) | b[3]; }
+uint32_t be32(const unsigned char* b) {
+  return (uint32_t(b[0]) << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
+}
 
 struct Header {
   int type = 0;
@@ -49,12 +51,13 @@ struct Header {
 Header read_header(GzFile& f) {
   unsigned char magic[4];
   if (f.read(magic, 4) != 4) throw Error(f.path + ": not an IDX file (too short for a header)");
-  if (magic[0] != 0 || magic[1] != 0)
-    throw Error(f.path + ": not an IDX file (bad magic number)");
+  if (magic[0] != 0 || magic[1] != 0) throw Error(f.path + ": not an IDX file (bad magic number)");
   Header h;
   h.type = magic[2];
   int rank = magic[3];
-  if (h.type != 0x08) throw Error(f.path + ": unsupported IDX element type 0x" + std::to_string(h.type) + " (only unsigned bytes)");
+  if (h.type != 0x08)
+    throw Error(f.path + ": unsupported IDX element type 0x" + std::to_string(h.type) +
+                " (only unsigned bytes)");
   if (rank < 1 || rank > 4) throw Error(f.path + ": unsupported IDX rank " + std::to_string(rank));
   for (int i = 0; i < rank; ++i) {
     unsigned char b[4];

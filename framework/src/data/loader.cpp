@@ -6,10 +6,10 @@
 
 #include <chrono>
 #include <cstring>
-#include <thread>
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "loom/error.hpp"
 #include "loom/rng.hpp"
@@ -49,8 +49,8 @@ struct BatchLoader::Shared {
 };
 
 void assemble_batch(Batch& b, const DataSplit& split, const DataSplit& paired,
-                    const std::vector<int64_t>& order, int64_t first, int64_t n,
-                    bool with_labels, const Transform* transform, uint64_t seed, int64_t epoch) {
+                    const std::vector<int64_t>& order, int64_t first, int64_t n, bool with_labels,
+                    const Transform* transform, uint64_t seed, int64_t epoch) {
   const Shape& ss = split.data->sample_shape;
   int64_t per = numel(ss);
   Shape bs = ss;
@@ -114,8 +114,11 @@ void assemble_batch(Batch& b, const DataSplit& split, const DataSplit& paired,
 
 BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions options,
                          std::shared_ptr<const Transform> transform)
-    : split_(std::move(split)), paired_(std::move(paired)), opt_(options),
-      transform_(std::move(transform)), shared_(std::make_shared<Shared>()) {
+    : split_(std::move(split)),
+      paired_(std::move(paired)),
+      opt_(options),
+      transform_(std::move(transform)),
+      shared_(std::make_shared<Shared>()) {
   count_ = split_.count;
   if (opt_.limit >= 0) count_ = std::min(count_, opt_.limit);
   if (paired_.data && paired_.count != split_.count)
@@ -175,11 +178,11 @@ void BatchLoader::produce() {
                                  transform_.get(), opt_.seed, opt_.epoch);
                   return b;
                 }) &
-            tbb::make_filter<std::shared_ptr<Batch>, void>(
-                tbb::filter_mode::serial_in_order,
-                [&](std::shared_ptr<Batch> b) {
-                  if (!shared->stop) shared->queue.push(std::move(b));
-                }));
+            tbb::make_filter<std::shared_ptr<Batch>, void>(tbb::filter_mode::serial_in_order,
+                                                           [&](std::shared_ptr<Batch> b) {
+                                                             if (!shared->stop)
+                                                               shared->queue.push(std::move(b));
+                                                           }));
     if (!shared->stop) shared->queue.push(nullptr);  // end of epoch
   } catch (...) {
     shared->error = std::current_exception();

@@ -36,7 +36,8 @@ Tensor read_npy(const std::string& path) {
   Shape shape;
   std::string dims = m[1];
   std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator();
+       ++it)
     shape.push_back(std::stoll(it->str()));
   if (shape.empty()) shape.push_back(1);
   int64_t n = numel(shape);
@@ -48,12 +49,18 @@ Tensor read_npy(const std::string& path) {
       throw Error(path + ": truncated NPY data (expected " + std::to_string(n) + " values)");
     for (int64_t i = 0; i < n; ++i) t[i] = float(buf[i]);
   };
-  if (descr == "<f4") read_as(float{});
-  else if (descr == "<f8") read_as(double{});
-  else if (descr == "|u1" || descr == "<u1") read_as(uint8_t{});
-  else if (descr == "<i4") read_as(int32_t{});
-  else if (descr == "<i8") read_as(int64_t{});
-  else throw Error(path + ": unsupported NPY dtype '" + descr + "' (float32/64, uint8, int32/64)");
+  if (descr == "<f4")
+    read_as(float{});
+  else if (descr == "<f8")
+    read_as(double{});
+  else if (descr == "|u1" || descr == "<u1")
+    read_as(uint8_t{});
+  else if (descr == "<i4")
+    read_as(int32_t{});
+  else if (descr == "<i8")
+    read_as(int64_t{});
+  else
+    throw Error(path + ": unsupported NPY dtype '" + descr + "' (float32/64, uint8, int32/64)");
   return t;
 }
 
@@ -62,7 +69,8 @@ static void write_npy_raw(const std::string& path, const std::string& descr, con
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream o(tmp, std::ios::binary);
     std::string dims;
-    for (size_t i = 0; i < shape.size(); ++i) dims += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
+    for (size_t i = 0; i < shape.size(); ++i)
+      dims += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
     std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
     while ((10 + h.size() + 1) % 64) h += ' ';
     h += '\n';
@@ -81,7 +89,8 @@ void write_npy(const std::string& path, const Tensor& t) {
 }
 
 void write_npy_labels(const std::string& path, const std::vector<int32_t>& labels) {
-  write_npy_raw(path, "<i4", {int64_t(labels.size())}, labels.data(), labels.size() * sizeof(int32_t));
+  write_npy_raw(path, "<i4", {int64_t(labels.size())}, labels.data(),
+                labels.size() * sizeof(int32_t));
 }
 
 }  // namespace loom

@@ -22,7 +22,8 @@ std::string resolve_data_path(const Params& p, const std::string& key) {
   for (auto& t : tried)
     if (fs::is_regular_file(t)) return t.lexically_normal().string();
   std::string where;
-  for (size_t i = 0; i < tried.size(); ++i) where += (i ? ", " : "") + tried[i].lexically_normal().string();
+  for (size_t i = 0; i < tried.size(); ++i)
+    where += (i ? ", " : "") + tried[i].lexically_normal().string();
   p.fail(key, "data file '" + given + "' not found (looked in: " + where + ")");
 }
 

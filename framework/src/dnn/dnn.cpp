@@ -17,7 +17,8 @@ dnnl::stream& stream() {
 dnnl::memory::desc plain(const Shape& s) {
   using tag = dnnl::memory::format_tag;
   static const tag tags[] = {tag::a, tag::ab, tag::abc, tag::abcd, tag::abcde, tag::abcdef};
-  if (s.empty() || s.size() > 6) throw Error("oneDNN: unsupported rank " + std::to_string(s.size()));
+  if (s.empty() || s.size() > 6)
+    throw Error("oneDNN: unsupported rank " + std::to_string(s.size()));
   return dnnl::memory::desc(dims(s), dnnl::memory::data_type::f32, tags[s.size() - 1]);
 }
 

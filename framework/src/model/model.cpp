@@ -34,7 +34,8 @@ int Model::find(const std::string& name) const {
     const std::string& q = nodes_[i].name;
     auto dot = q.rfind('.');
     std::string local = dot == std::string::npos ? q : q.substr(dot + 1);
-    bool suffix = q.size() > name.size() && q.compare(q.size() - name.size(), name.size(), name) == 0 &&
+    bool suffix = q.size() > name.size() &&
+                  q.compare(q.size() - name.size(), name.size(), name) == 0 &&
                   q[q.size() - name.size() - 1] == '.';
     if (local == name || suffix) {
       if (found >= 0) return -1;  // ambiguous

@@ -55,7 +55,8 @@ class NodeBuilder : public LayerBuilder {
     size_t dots = std::count(ref.begin(), ref.end(), '.');
     if (dots == 1) ref = model_ + "." + ref;
     if (dots == 0 || dots > 2)
-      at_.fail(key, "'" + reference + "' should name a parameter as layer.param or model.layer.param");
+      at_.fail(key,
+               "'" + reference + "' should name a parameter as layer.param or model.layer.param");
     std::string model = ref.substr(0, ref.find('.'));
     if (model != model_ && set_.has(model)) set_.get(model);
     ParamPtr p = set_.find_param(ref);
@@ -148,16 +149,27 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
   if (decl["input"] && decl["inputs"])
     throw Error(location_of(decl, file_), mpath, "give either 'input' or 'inputs', not both");
   if (decl["input"]) {
-    ModelNode n{name + ".input", "input", nullptr, {}, {}, read_shape(decl["input"], file_, mpath + ".input"),
-                location_of(decl["input"], file_), mpath + ".input"};
+    ModelNode n{name + ".input",
+                "input",
+                nullptr,
+                {},
+                {},
+                read_shape(decl["input"], file_, mpath + ".input"),
+                location_of(decl["input"], file_),
+                mpath + ".input"};
     by_name["input"] = add_node(n);
     inputs.push_back(by_name["input"]);
   } else if (decl["inputs"]) {
     for (auto it = decl["inputs"].begin(); it != decl["inputs"].end(); ++it) {
       std::string in = it->first.Scalar();
-      ModelNode n{name + "." + in, "input", nullptr, {}, {},
+      ModelNode n{name + "." + in,
+                  "input",
+                  nullptr,
+                  {},
+                  {},
                   read_shape(it->second, file_, mpath + ".inputs." + in),
-                  location_of(it->second, file_), mpath + ".inputs." + in};
+                  location_of(it->second, file_),
+                  mpath + ".inputs." + in};
       by_name[in] = add_node(n);
       inputs.push_back(by_name[in]);
     }
@@ -179,7 +191,8 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     }
   } else if (decl["layers"]) {
     if (!decl["layers"].IsSequence())
-      throw Error(location_of(decl["layers"], file_), mpath + ".layers", "expected a list of layers");
+      throw Error(location_of(decl["layers"], file_), mpath + ".layers",
+                  "expected a list of layers");
     size_t i = 0;
     for (auto e : decl["layers"]) {
       entries.push_back(e);
@@ -194,8 +207,10 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
   for (size_t e = 0; e < entries.size(); ++e) {
     const YAML::Node& entry = entries[e];
     const std::string& path = entry_paths[e];
-    Location where = decl["sequence"] ? location_of(decl["sequence"][e], file_) : location_of(entry, file_);
-    if (!entry.IsMap()) throw Error(where, path, "expected a layer such as {type: dense, units: 10}");
+    Location where =
+        decl["sequence"] ? location_of(decl["sequence"][e], file_) : location_of(entry, file_);
+    if (!entry.IsMap())
+      throw Error(where, path, "expected a layer such as {type: dense, units: 10}");
 
     // Resolve the entry's inputs.
     std::vector<int> in;
@@ -223,7 +238,8 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
       try {
         trainable = entry["trainable"].as<bool>();
       } catch (...) {
-        throw Error(location_of(entry["trainable"], file_), path + ".trainable", "expected true or false");
+        throw Error(location_of(entry["trainable"], file_), path + ".trainable",
+                    "expected true or false");
       }
     }
 
@@ -236,8 +252,9 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
       for (auto it = entry.begin(); it != entry.end(); ++it) {
         std::string k = it->first.Scalar();
         if (k != "model" && k != "inputs" && k != "name" && k != "trainable")
-          throw Error(location_of(it->first, file_), path + "." + k,
-                      "unknown key '" + k + "' for a model entry (known: model, inputs, name, trainable)");
+          throw Error(
+              location_of(it->first, file_), path + "." + k,
+              "unknown key '" + k + "' for a model entry (known: model, inputs, name, trainable)");
       }
       std::shared_ptr<Model> m = get(sub);
       if (in.empty() && inputs.empty()) {
@@ -252,15 +269,16 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
         }
       }
       if (in.size() != m->num_inputs() && !(in.empty() && m->num_inputs() == 0))
-        throw Error(where, path, "model '" + sub + "' takes " + std::to_string(m->num_inputs()) +
-                                     " input(s), " + std::to_string(in.size()) + " given");
+        throw Error(where, path,
+                    "model '" + sub + "' takes " + std::to_string(m->num_inputs()) + " input(s), " +
+                        std::to_string(in.size()) + " given");
       std::map<int, int> remap;
       for (size_t k = 0; k < m->num_inputs(); ++k) {
         const Shape& want = m->input_shape(k);
         if (nodes[in[k]].shape != want)
-          throw Error(where, path, "model '" + sub + "' expects input " + to_string(want) +
-                                       ", but '" + nodes[in[k]].name + "' has shape " +
-                                       to_string(nodes[in[k]].shape));
+          throw Error(where, path,
+                      "model '" + sub + "' expects input " + to_string(want) + ", but '" +
+                          nodes[in[k]].name + "' has shape " + to_string(nodes[in[k]].shape));
         remap[m->input_node(k)] = in[k];
       }
       for (size_t k = 0; k < m->nodes().size(); ++k) {
@@ -282,7 +300,8 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
       continue;
     }
 
-    if (!entry["type"]) throw Error(where, path, "a layer needs a 'type' (or 'model' to use a model)");
+    if (!entry["type"])
+      throw Error(where, path, "a layer needs a 'type' (or 'model' to use a model)");
     std::string type = entry["type"].Scalar();
     const TypeInfo* info = registry_.find(Kind::Layer, type);
     if (!info)
@@ -320,17 +339,19 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     node.layer->set_name(node.name);
     int nin = int(in.size());
     if (nin < node.layer->min_inputs() || nin > node.layer->max_inputs())
-      throw Error(where, at, "takes " + std::to_string(node.layer->min_inputs()) +
-                                 (node.layer->max_inputs() != node.layer->min_inputs() ? "+" : "") +
-                                 " input(s), " + std::to_string(nin) + " given" +
-                                 (nin == 0 ? " (declare the model's 'input' shape)" : ""));
+      throw Error(where, at,
+                  "takes " + std::to_string(node.layer->min_inputs()) +
+                      (node.layer->max_inputs() != node.layer->min_inputs() ? "+" : "") +
+                      " input(s), " + std::to_string(nin) + " given" +
+                      (nin == 0 ? " (declare the model's 'input' shape)" : ""));
     std::vector<Shape> shapes;
     for (int j : in) shapes.push_back(nodes[j].shape);
     try {
       node.shape = node.layer->infer(shapes);
     } catch (const Error& err) {
       std::string shapes_text;
-      for (size_t k = 0; k < shapes.size(); ++k) shapes_text += (k ? ", " : "") + to_string(shapes[k]);
+      for (size_t k = 0; k < shapes.size(); ++k)
+        shapes_text += (k ? ", " : "") + to_string(shapes[k]);
       throw Error(where, at, std::string(err.what()) + " (input shape " + shapes_text + ")");
     }
     int idx = add_node(node);

@@ -37,7 +37,8 @@ void write_atomically(const std::string& path,
 }
 
 // libpng reports errors by longjmp: keep that in a function with no C++ objects.
-static bool png_encode_rows(FILE* f, const unsigned char* pix, int64_t W, int64_t H, int64_t c, int level) {
+static bool png_encode_rows(FILE* f, const unsigned char* pix, int64_t W, int64_t H, int64_t c,
+                            int level) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   if (setjmp(png_jmpbuf(png))) {
@@ -62,7 +63,8 @@ void encode_png(const std::string& file, const unsigned char* pix, int64_t W, in
   FILE* f = std::fopen(file.c_str(), "wb");
   if (!f) throw Error(shown + ": cannot write (" + std::strerror(errno) + ")");
   bool ok = png_encode_rows(f, pix, W, H, c, level);
-  if (std::fclose(f) != 0 && ok) throw Error(shown + ": write failed (" + std::strerror(errno) + ")");
+  if (std::fclose(f) != 0 && ok)
+    throw Error(shown + ": write failed (" + std::strerror(errno) + ")");
   if (!ok) throw Error(shown + ": PNG encoding failed");
 }
 
@@ -71,7 +73,8 @@ namespace {
 // Writes 8-bit pixels (H rows of W x channels bytes; 1 channel: gray, 3: RGB) as a PNG.
 void write_png_pixels(const std::string& path, const std::vector<unsigned char>& pix, int64_t W,
                       int64_t H, int64_t c) {
-  write_atomically(path, [&](const std::string& tmp) { encode_png(tmp, pix.data(), W, H, c, -1, path); });
+  write_atomically(path,
+                   [&](const std::string& tmp) { encode_png(tmp, pix.data(), W, H, c, -1, path); });
 }
 
 }  // namespace

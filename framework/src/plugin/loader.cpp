@@ -102,7 +102,8 @@ static void load_entry(Registry& registry, const std::string& entry) {
 std::string builtin_plugin_dir() {
   fs::path exe = boost::dll::program_location().string();
   fs::path build_tree = (exe.parent_path() / ".." / "lib" / "loom" / "plugins").lexically_normal();
-  fs::path installed = (exe.parent_path() / ".." / LOOM_INSTALL_LIBDIR / "loom" / "plugins").lexically_normal();
+  fs::path installed =
+      (exe.parent_path() / ".." / LOOM_INSTALL_LIBDIR / "loom" / "plugins").lexically_normal();
   return fs::is_directory(build_tree) ? build_tree.string() : installed.string();
 }
 

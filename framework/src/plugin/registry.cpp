@@ -6,14 +6,22 @@ namespace loom {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::Layer: return "layer";
-    case Kind::Loss: return "loss";
-    case Kind::Optimizer: return "optimizer";
-    case Kind::Initializer: return "initializer";
-    case Kind::Source: return "source";
-    case Kind::Recipe: return "recipe";
-    case Kind::Augmenter: return "augmenter";
-    case Kind::Sampler: return "sampler";
+    case Kind::Layer:
+      return "layer";
+    case Kind::Loss:
+      return "loss";
+    case Kind::Optimizer:
+      return "optimizer";
+    case Kind::Initializer:
+      return "initializer";
+    case Kind::Source:
+      return "source";
+    case Kind::Recipe:
+      return "recipe";
+    case Kind::Augmenter:
+      return "augmenter";
+    case Kind::Sampler:
+      return "sampler";
   }
   return "?";
 }

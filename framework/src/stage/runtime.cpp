@@ -43,12 +43,15 @@ const std::set<std::string> kStageReserved{"recipe", "after"};
 
 class Context : public StageContext {
  public:
-  Context(Runtime& rt, const std::string& name, const Params& p) : rt_(rt), name_(name), params_(p) {}
+  Context(Runtime& rt, const std::string& name, const Params& p)
+      : rt_(rt), name_(name), params_(p) {}
   const std::string& name() const override { return name_; }
   const Params& params() const override { return params_; }
   const Registry& registry() const override { return rt_.registry(); }
   std::shared_ptr<Model> model(const std::string& n) override { return rt_.models().get(n); }
-  DataSplit data(const std::string& ref, const std::string& fallback) override { return rt_.data(ref, fallback); }
+  DataSplit data(const std::string& ref, const std::string& fallback) override {
+    return rt_.data(ref, fallback);
+  }
   std::string out_path(const std::string& rel) override { return rt_.out_path(rel); }
   uint64_t seed() const override { return rt_.pipeline().seed; }
   void log(const std::string& line) override { rt_.log(line); }
@@ -60,7 +63,8 @@ class Context : public StageContext {
   const BenchSettings* bench() const override {
     return rt_.options().benchmark ? &rt_.options().bench : nullptr;
   }
-  void publish(const std::string& n, std::shared_ptr<const Dataset> d, const std::string& like) override {
+  void publish(const std::string& n, std::shared_ptr<const Dataset> d,
+               const std::string& like) override {
     rt_.publish(n, std::move(d), like);
   }
   void bench_result(const std::vector<double>& rates, int64_t batch) override {
@@ -102,15 +106,19 @@ void Runtime::validate_datasets(Problems& problems) {
     d->name = name;
     d->node = node;
     try {
-      if (!node.IsMap()) throw Error(location_of(node, file_.path), path, "expected a mapping with a 'source'");
+      if (!node.IsMap())
+        throw Error(location_of(node, file_.path), path, "expected a mapping with a 'source'");
       if (name.find('.') != std::string::npos)
         throw Error(location_of(it->first, file_.path), path, "dataset names cannot contain '.'");
-      if (!node["source"]) throw Error(location_of(node, file_.path), path, "missing required key 'source' (e.g. source: idx)");
+      if (!node["source"])
+        throw Error(location_of(node, file_.path), path,
+                    "missing required key 'source' (e.g. source: idx)");
       d->source = node["source"].Scalar();
       const TypeInfo* t = registry().find(Kind::Source, d->source);
       if (!t)
         throw Error(location_of(node["source"], file_.path), path + ".source",
-                    "unknown source '" + d->source + "'" + suggestion(d->source, registry().names(Kind::Source)));
+                    "unknown source '" + d->source + "'" +
+                        suggestion(d->source, registry().names(Kind::Source)));
       Problems local;
       check_params(node, t->spec, file_.path, path, kDatasetReserved, local);
       local.raise_if_any();
@@ -126,7 +134,9 @@ void Runtime::validate_datasets(Problems& problems) {
       }
       if (node["splits"]) {
         YAML::Node sp = node["splits"];
-        if (!sp.IsMap()) throw Error(location_of(sp, file_.path), path + ".splits", "expected {train: {take: N}, valid: {skip: N}}");
+        if (!sp.IsMap())
+          throw Error(location_of(sp, file_.path), path + ".splits",
+                      "expected {train: {take: N}, valid: {skip: N}}");
         Spec split_spec;
         split_spec.add("take", Type::Int).min(0).doc("number of samples");
         split_spec.add("skip", Type::Int).min(0).doc("samples skipped first");
@@ -143,7 +153,8 @@ void Runtime::validate_datasets(Problems& problems) {
       if (node["transform"]) {
         YAML::Node tr = node["transform"];
         if (!tr.IsSequence())
-          throw Error(location_of(tr, file_.path), path + ".transform", "expected a list of augmenters");
+          throw Error(location_of(tr, file_.path), path + ".transform",
+                      "expected a list of augmenters");
         d->transform = std::make_shared<Transform>();
         for (size_t i = 0; i < tr.size(); ++i) {
           Spec open;
@@ -190,11 +201,12 @@ void Runtime::validate_stages(Problems& problems) {
     YAML::Node node = it->second;
     try {
       if (!node.IsMap() || !node["recipe"])
-        throw Error(location_of(node, file_.path), path, "a stage needs a 'recipe' (known: " + [&] {
-          std::string s;
-          for (auto& n : registry().names(Kind::Recipe)) s += (s.empty() ? "" : ", ") + n;
-          return s;
-        }() + ")");
+        throw Error(
+            location_of(node, file_.path), path, "a stage needs a 'recipe' (known: " + [&] {
+              std::string s;
+              for (auto& n : registry().names(Kind::Recipe)) s += (s.empty() ? "" : ", ") + n;
+              return s;
+            }() + ")");
       auto s = std::make_unique<StageDecl>();
       s->name = name;
       s->recipe = node["recipe"].Scalar();
@@ -202,12 +214,14 @@ void Runtime::validate_stages(Problems& problems) {
       const TypeInfo* t = registry().find(Kind::Recipe, s->recipe);
       if (!t)
         throw Error(location_of(node["recipe"], file_.path), path + ".recipe",
-                    "unknown recipe '" + s->recipe + "'" + suggestion(s->recipe, registry().names(Kind::Recipe)));
+                    "unknown recipe '" + s->recipe + "'" +
+                        suggestion(s->recipe, registry().names(Kind::Recipe)));
       Problems local;
       check_params(node, t->spec, file_.path, path, kStageReserved, local);
       if (node["after"]) {
         std::vector<std::string> after;
-        if (node["after"].IsScalar()) after.push_back(node["after"].Scalar());
+        if (node["after"].IsScalar())
+          after.push_back(node["after"].Scalar());
         else
           for (auto a : node["after"]) after.push_back(a.Scalar());
         for (auto& a : after) {
@@ -215,7 +229,8 @@ void Runtime::validate_stages(Problems& problems) {
             local.add(location_of(node["after"], file_.path), path + ".after",
                       "unknown stage '" + a + "'" + suggestion(a, {names.begin(), names.end()}));
           else if (a == name)
-            local.add(location_of(node["after"], file_.path), path + ".after", "a stage cannot wait for itself");
+            local.add(location_of(node["after"], file_.path), path + ".after",
+                      "a stage cannot wait for itself");
         }
         s->after = after;
       }
@@ -255,7 +270,8 @@ void Runtime::validate_stages(Problems& problems) {
                       "unknown dataset '" + ds + "'" + suggestion(ds, known));
           } else if (producer.count(ds)) {
             // A stage reading a produced dataset waits for its producer.
-            if (producer[ds] != name && std::find(s->after.begin(), s->after.end(), producer[ds]) == s->after.end())
+            if (producer[ds] != name &&
+                std::find(s->after.begin(), s->after.end(), producer[ds]) == s->after.end())
               s->after.push_back(producer[ds]);
           } else if (v.find('.') != std::string::npos) {
             std::string sp = v.substr(v.find('.') + 1);
@@ -285,7 +301,9 @@ void Runtime::validate_stages(Problems& problems) {
     state[n] = 1;
     for (auto& a : by[n]->after)
       if (visit(a)) {
-        if (state[n] == 1) problems.add(by[n]->where, "stages." + n, "stages wait for each other in a cycle (through 'after')");
+        if (state[n] == 1)
+          problems.add(by[n]->where, "stages." + n,
+                       "stages wait for each other in a cycle (through 'after')");
         state[n] = 2;
         return false;
       }
@@ -310,9 +328,10 @@ std::shared_ptr<const Dataset> Runtime::load_dataset(DatasetDecl& d) {
   for (auto& [sn, s] : d.splits) {
     int64_t end = s.second < 0 ? data->count : s.first + s.second;
     if (s.first > data->count || end > data->count)
-      throw Error(located(location_of(d.node["splits"][sn], file_.path), "datasets." + d.name + ".splits." + sn,
-                          "split needs samples up to " + std::to_string(end) + " but " + data->origin +
-                              " holds " + std::to_string(data->count)));
+      throw Error(located(location_of(d.node["splits"][sn], file_.path),
+                          "datasets." + d.name + ".splits." + sn,
+                          "split needs samples up to " + std::to_string(end) + " but " +
+                              data->origin + " holds " + std::to_string(data->count)));
   }
   if (d.transform) {
     d.transform->num_classes = data->num_classes;
@@ -337,7 +356,8 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
     auto [skip, take] = d.splits[use];
     // Clamped: a dataset published by a stage may hold fewer samples than its splits name.
     out.begin = std::min(skip, out.data->count);
-    out.count = take < 0 ? out.data->count - out.begin : std::min(take, out.data->count - out.begin);
+    out.count =
+        take < 0 ? out.data->count - out.begin : std::min(take, out.data->count - out.begin);
     out.name = ds + "." + use;
   } else if (!split.empty()) {
     throw Error("dataset '" + ds + "' has no split '" + split + "'");
@@ -348,7 +368,8 @@ DataSplit Runtime::data(const std::string& ref, const std::string& fallback) {
   }
   // --subset shortens splits (and datasets without splits); a stage that reads a whole split
   // dataset (e.g. to encode all of it for later stages) still sees every sample.
-  if (opt_.subset > 0 && (named_split || d.splits.empty())) out.count = std::min(out.count, opt_.subset);
+  if (opt_.subset > 0 && (named_split || d.splits.empty()))
+    out.count = std::min(out.count, opt_.subset);
   return out;
 }
 
@@ -379,18 +400,21 @@ void Runtime::log(const std::string& line) {
 void Runtime::metric(const std::string& stage, const std::string& json) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string path = (fs::path(out_dir_) / "metrics.jsonl").string();
-  std::ofstream o(path, metrics_open_ ? std::ios::app : (opt_.resume ? std::ios::app : std::ios::trunc));
+  std::ofstream o(path,
+                  metrics_open_ ? std::ios::app : (opt_.resume ? std::ios::app : std::ios::trunc));
   metrics_open_ = true;
   // {"task": stage, ...rest}
   o << "{\"task\":\"" << stage << "\"," << json.substr(1) << "\n";
 }
 
-void Runtime::publish(const std::string& name, std::shared_ptr<const Dataset> data, const std::string& splits_like) {
+void Runtime::publish(const std::string& name, std::shared_ptr<const Dataset> data,
+                      const std::string& splits_like) {
   auto it = datasets_.find(name);
   if (it == datasets_.end()) throw Error("dataset '" + name + "' was not declared as published");
   std::lock_guard<std::mutex> lock(it->second->mutex);
   auto src = datasets_.find(splits_like.substr(0, splits_like.find('.')));
-  if (src != datasets_.end() && splits_like.find('.') == std::string::npos) it->second->splits = src->second->splits;
+  if (src != datasets_.end() && splits_like.find('.') == std::string::npos)
+    it->second->splits = src->second->splits;
   it->second->loaded = std::move(data);
 }
 
@@ -402,7 +426,8 @@ void Runtime::add_bench_report(BenchReport r) {
 void Runtime::save_weights() {
   std::vector<std::pair<std::string, const Tensor*>> t;
   for (auto& [name, p] : models_->params()) t.push_back({name, &p->value});
-  save_safetensors(out_path("weights.safetensors"), t, {{"pipeline", file_.name}, {"format", "loom-1"}});
+  save_safetensors(out_path("weights.safetensors"), t,
+                   {{"pipeline", file_.name}, {"format", "loom-1"}});
 }
 
 std::string Runtime::summary() {
@@ -421,9 +446,11 @@ std::string Runtime::summary() {
 }
 
 std::string Runtime::dot() {
-  std::string s = "digraph \"" + file_.name + "\" {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n";
+  std::string s = "digraph \"" + file_.name +
+                  "\" {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n";
   for (auto& st : stages_) {
-    s += "  \"stage:" + st->name + "\" [label=\"" + st->name + "\\n(" + st->recipe + ")\", style=rounded];\n";
+    s += "  \"stage:" + st->name + "\" [label=\"" + st->name + "\\n(" + st->recipe +
+         ")\", style=rounded];\n";
     for (auto& a : st->after) s += "  \"stage:" + a + "\" -> \"stage:" + st->name + "\";\n";
   }
   for (auto& n : models_->names()) {
@@ -433,7 +460,8 @@ std::string Runtime::dot() {
       auto& node = m->nodes()[i];
       s += "    \"" + n + "/" + node.name + "\" [label=\"" + node.name + "\\n" + node.type + " " +
            to_string(node.shape) + "\"];\n";
-      for (int j : node.inputs) s += "    \"" + n + "/" + m->nodes()[j].name + "\" -> \"" + n + "/" + node.name + "\";\n";
+      for (int j : node.inputs)
+        s += "    \"" + n + "/" + m->nodes()[j].name + "\" -> \"" + n + "/" + node.name + "\";\n";
     }
     s += "  }\n";
   }
@@ -451,13 +479,15 @@ void Runtime::run() {
   if (opt_.benchmark) {
     StageDecl* chosen = nullptr;
     for (auto& s : stages_)
-      if ((opt_.bench_stage.empty() && registry().get(Kind::Recipe, s->recipe).spec.find("batch_size")) ||
+      if ((opt_.bench_stage.empty() &&
+           registry().get(Kind::Recipe, s->recipe).spec.find("batch_size")) ||
           s->name == opt_.bench_stage) {
         chosen = s.get();
         break;
       }
-    if (!chosen) throw Error(file_.path + ": no training stage to benchmark" +
-                             (opt_.bench_stage.empty() ? "" : " named '" + opt_.bench_stage + "'"));
+    if (!chosen)
+      throw Error(file_.path + ": no training stage to benchmark" +
+                  (opt_.bench_stage.empty() ? "" : " named '" + opt_.bench_stage + "'"));
     run_stage(*chosen);
     return;
   }
@@ -465,8 +495,9 @@ void Runtime::run() {
   {
     YAML::Emitter e;
     e << file_.root;
-    std::ofstream(out_path("pipeline.yaml")) << "# The pipeline of this run, with command-line overrides applied.\n"
-                                             << e.c_str() << "\n";
+    std::ofstream(out_path("pipeline.yaml"))
+        << "# The pipeline of this run, with command-line overrides applied.\n"
+        << e.c_str() << "\n";
   }
   tbb::flow::graph g;
   std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;

@@ -60,7 +60,8 @@ class LOOM_API Runtime {
   std::string out_path(const std::string& rel);
   const RunOptions& options() const { return opt_; }
   void add_bench_report(BenchReport r);
-  void publish(const std::string& name, std::shared_ptr<const Dataset> data, const std::string& splits_like);
+  void publish(const std::string& name, std::shared_ptr<const Dataset> data,
+               const std::string& splits_like);
   void save_weights();
 
  private:

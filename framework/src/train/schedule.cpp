@@ -9,7 +9,10 @@ namespace loom {
 Schedule::Schedule(double base_lr, const Params& p) : base_(base_lr) {
   if (!p.impl().node.IsDefined() || p.impl().node.IsNull()) return;
   Spec s;
-  s.add("type", Type::String).def("constant").choices({"constant", "step", "exponential", "cosine"}).doc("shape");
+  s.add("type", Type::String)
+      .def("constant")
+      .choices({"constant", "step", "exponential", "cosine"})
+      .doc("shape");
   s.add("warmup_steps", Type::Int).def(0).min(0).doc("linear warm-up from 0");
   s.add("step_size", Type::Int).min(1).doc("step: multiply by gamma every step_size steps");
   s.add("gamma", Type::Float).min(0).doc("step: factor");
@@ -21,7 +24,10 @@ Schedule::Schedule(double base_lr, const Params& p) : base_(base_lr) {
   problems.raise_if_any();
   Params v = make_params(p.impl().node, s, p.impl().file, p.path());
   std::string t = v.s("type");
-  kind_ = t == "step" ? Kind::Step : t == "exponential" ? Kind::Exponential : t == "cosine" ? Kind::Cosine : Kind::Constant;
+  kind_ = t == "step"          ? Kind::Step
+          : t == "exponential" ? Kind::Exponential
+          : t == "cosine"      ? Kind::Cosine
+                               : Kind::Constant;
   warmup_ = v.i("warmup_steps");
   if (kind_ == Kind::Step) {
     if (!v.given("step_size")) v.fail("a step schedule needs 'step_size'");
@@ -40,9 +46,12 @@ double Schedule::at(int64_t step) const {
   if (warmup_ > 0 && step < warmup_) return base_ * double(step + 1) / double(warmup_);
   int64_t s = step - warmup_;
   switch (kind_) {
-    case Kind::Constant: return base_;
-    case Kind::Step: return base_ * std::pow(gamma_, double(s / step_size_));
-    case Kind::Exponential: return base_ * std::pow(gamma_, double(s) / double(decay_steps_));
+    case Kind::Constant:
+      return base_;
+    case Kind::Step:
+      return base_ * std::pow(gamma_, double(s / step_size_));
+    case Kind::Exponential:
+      return base_ * std::pow(gamma_, double(s) / double(decay_steps_));
     case Kind::Cosine: {
       double f = std::min(1.0, double(s) / double(decay_steps_));
       return min_lr_ + (base_ - min_lr_) * 0.5 * (1 + std::cos(M_PI * f));

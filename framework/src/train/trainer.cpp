@@ -25,14 +25,29 @@ void add_training_params(Spec& s) {
   s.add("batch_size", Type::Int).def(32).min(1).doc("samples per step");
   s.add("epochs", Type::Int).def(10).min(1).doc("passes over the training data");
   s.add("shuffle", Type::Bool).def("true").doc("reshuffle the training data every epoch (seeded)");
-  s.add("optimizer", Type::Any).def("nadam").entry(Kind::Optimizer).doc("optimizer: a name or {type: NAME, lr: ...}");
-  s.add("lr_schedule", Type::Map).doc("learning-rate schedule: {type: constant|step|exponential|cosine, "
-                                      "warmup_steps, step_size, gamma, decay_steps, decay_rate, min_lr}");
-  s.add("clip_norm", Type::Float).def(0.0).min(0).doc("clip gradients to this global L2 norm (0: off)");
-  s.add("clip_value", Type::Float).def(0.0).min(0).doc("clip each gradient value to ±this (0: off)");
-  s.add("early_stopping", Type::Map).doc("{monitor: valid_loss, patience: 3, min_delta: 0, restore_best: false}");
+  s.add("optimizer", Type::Any)
+      .def("nadam")
+      .entry(Kind::Optimizer)
+      .doc("optimizer: a name or {type: NAME, lr: ...}");
+  s.add("lr_schedule", Type::Map)
+      .doc(
+          "learning-rate schedule: {type: constant|step|exponential|cosine, "
+          "warmup_steps, step_size, gamma, decay_steps, decay_rate, min_lr}");
+  s.add("clip_norm", Type::Float)
+      .def(0.0)
+      .min(0)
+      .doc("clip gradients to this global L2 norm (0: off)");
+  s.add("clip_value", Type::Float)
+      .def(0.0)
+      .min(0)
+      .doc("clip each gradient value to ±this (0: off)");
+  s.add("early_stopping", Type::Map)
+      .doc("{monitor: valid_loss, patience: 3, min_delta: 0, restore_best: false}");
   s.add("checkpoint", Type::Map).doc("{every: 1 (epochs), keep_best: true, monitor: valid_loss}");
-  s.add("log_every", Type::Float).def(10.0).min(0).doc("seconds between progress lines when not on a terminal");
+  s.add("log_every", Type::Float)
+      .def(10.0)
+      .min(0)
+      .doc("seconds between progress lines when not on a terminal");
 }
 
 namespace {
@@ -50,7 +65,8 @@ std::string fmt(const char* f, double v) {
 
 std::string fmt_terms(const LossTerms& t) {
   std::string s;
-  for (size_t i = 0; i < t.size(); ++i) s += (i ? "  " : "") + t[i].first + " " + fmt("%.5f", t[i].second);
+  for (size_t i = 0; i < t.size(); ++i)
+    s += (i ? "  " : "") + t[i].first + " " + fmt("%.5f", t[i].second);
   return s;
 }
 
@@ -107,7 +123,8 @@ ExtraTerms::ExtraTerms(StageContext& ctx, Model& model, const std::string& key) 
   if (!p.given(key)) return;
   Params list = p.child(key);
   const auto& node = list.impl().node;
-  if (!node.IsSequence()) list.fail("expected a list of terms such as [{type: kl_sparsity, on: coding, weight: 0.005}]");
+  if (!node.IsSequence())
+    list.fail("expected a list of terms such as [{type: kl_sparsity, on: coding, weight: 0.005}]");
   for (size_t i = 0; i < node.size(); ++i) {
     Spec open;
     open.open = true;
@@ -119,11 +136,13 @@ ExtraTerms::ExtraTerms(StageContext& ctx, Model& model, const std::string& key) 
     if (t->node < 0) {
       std::vector<std::string> names;
       for (auto& n : model.nodes()) names.push_back(n.name);
-      e.fail("on", "model '" + model.name() + "' has no layer '" + on + "'" + suggestion(on, names));
+      e.fail("on",
+             "model '" + model.name() + "' has no layer '" + on + "'" + suggestion(on, names));
     }
     t->weight = e.given("weight") ? float(e.f("weight")) : 1.f;
     t->loss = create_from<Loss>(ctx.registry(), e, {"on", "weight"});
-    if (t->loss->needs_target()) e.fail("type", "a loss term on a layer must be a penalty (no target), e.g. kl_sparsity");
+    if (t->loss->needs_target())
+      e.fail("type", "a loss term on a layer must be a penalty (no target), e.g. kl_sparsity");
     Params ty = e;
     t->name = node[i]["type"] ? node[i]["type"].Scalar() : "term";
     terms_.push_back(std::move(t));
@@ -162,7 +181,8 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
   int64_t max_steps = ctx.max_steps();
   bool shuffle = p.b("shuffle");
   auto optimizer = create_from<Optimizer>(ctx.registry(), p.child("optimizer"));
-  Schedule schedule(optimizer->learning_rate(), p.given("lr_schedule") ? p.child("lr_schedule") : Params());
+  Schedule schedule(optimizer->learning_rate(),
+                    p.given("lr_schedule") ? p.child("lr_schedule") : Params());
   double clip_norm = p.f("clip_norm"), clip_value = p.f("clip_value");
 
   // Early stopping and best-checkpoint settings.
@@ -208,9 +228,13 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     for (size_t i = 0; i < params.size(); ++i)
       for (size_t k = 0; k < slot_names.size(); ++k)
         t.push_back({"optimizer." + slot_names[k] + "." + params[i]->name, &slots[i][k]});
-    save_safetensors(path, t, {{"stage", ctx.name()}, {"epoch", std::to_string(epoch)},
-                               {"step", std::to_string(step)}, {"best", fmt("%.9g", best)},
-                               {"since_best", std::to_string(since_best)}, {"format", "loom-1"}});
+    save_safetensors(path, t,
+                     {{"stage", ctx.name()},
+                      {"epoch", std::to_string(epoch)},
+                      {"step", std::to_string(step)},
+                      {"best", fmt("%.9g", best)},
+                      {"since_best", std::to_string(since_best)},
+                      {"format", "loom-1"}});
   };
   auto load = [&](const std::string& path, bool with_state) {
     TensorFile f = load_safetensors(path);
@@ -247,10 +271,12 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     LossTerms terms = hooks.step(b, rc);
     for (auto& [name, v] : terms)
       if (!std::isfinite(v))
-        throw Error("stage '" + ctx.name() + "': the loss became " + (std::isnan(v) ? "NaN" : "infinite") +
-                    " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step) +
-                    " (term '" + name + "'); training stopped" +
-                    (std::filesystem::exists(last_path) ? "; the last good checkpoint is kept: " + last_path : ""));
+        throw Error(
+            "stage '" + ctx.name() + "': the loss became " + (std::isnan(v) ? "NaN" : "infinite") +
+            " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step) +
+            " (term '" + name + "'); training stopped" +
+            (std::filesystem::exists(last_path) ? "; the last good checkpoint is kept: " + last_path
+                                                : ""));
     synchronise_gradients(params);
     if (clip_value > 0)
       for (auto& q : params)
@@ -330,16 +356,18 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
           last_log = Clock::now();
           int width = 24, done = int(width * k / std::max<int64_t>(nb, 1));
           double rate = images / std::max(el, 1e-9), eta = (nb - k) * (el / k);
-          std::fprintf(stderr, "\r%s epoch %lld/%lld [%s%s] %lld/%lld  %.0f img/s  ETA %.0fs  %s   ",
+          std::fprintf(stderr,
+                       "\r%s epoch %lld/%lld [%s%s] %lld/%lld  %.0f img/s  ETA %.0fs  %s   ",
                        ctx.name().c_str(), (long long)epoch + 1, (long long)epochs,
-                       std::string(size_t(done), '=').c_str(), std::string(size_t(width - done), ' ').c_str(),
-                       (long long)k, (long long)nb, rate, eta, fmt_terms(avg.mean()).c_str());
+                       std::string(size_t(done), '=').c_str(),
+                       std::string(size_t(width - done), ' ').c_str(), (long long)k, (long long)nb,
+                       rate, eta, fmt_terms(avg.mean()).c_str());
           std::fflush(stderr);
         } else if (!tty && log_every > 0 && seconds_since(last_log) > log_every) {
           last_log = Clock::now();
-          ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + " step " + std::to_string(k) + "/" +
-                  std::to_string(nb) + "  " + fmt("%.0f img/s", images / std::max(el, 1e-9)) + "  " +
-                  fmt_terms(avg.mean()));
+          ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + " step " +
+                  std::to_string(k) + "/" + std::to_string(nb) + "  " +
+                  fmt("%.0f img/s", images / std::max(el, 1e-9)) + "  " + fmt_terms(avg.mean()));
         }
       }
       if (max_steps > 0 && step >= max_steps) break;
@@ -355,7 +383,8 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
       j["epoch"] = epoch + 1;
       j["step"] = step;
       j["split"] = split;
-      for (size_t i = 0; i < terms.size(); ++i) j[i == 0 ? "loss" : terms[i].first] = terms[i].second;
+      for (size_t i = 0; i < terms.size(); ++i)
+        j[i == 0 ? "loss" : terms[i].first] = terms[i].second;
       if (with_rate) j["images_per_s"] = rate;
       j["lr"] = schedule.at(step > 0 ? step - 1 : 0);
       j["time_s"] = secs;
@@ -365,7 +394,8 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     LossTerms va;
     if (has_valid) {
       auto tv = Clock::now();
-      va = evaluate(ctx, hooks.valid, std::max<int64_t>(batch_size, 256), hooks.step, hooks.paired_valid);
+      va = evaluate(ctx, hooks.valid, std::max<int64_t>(batch_size, 256), hooks.step,
+                    hooks.paired_valid);
       line("valid", va, seconds_since(tv), false);
     }
     result.epochs = epoch + 1;
@@ -373,9 +403,9 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     result.last_train_loss = tr.empty() ? 0 : tr[0].second;
     result.last_valid_loss = va.empty() ? 0 : va[0].second;
     if (!ctx.quiet())
-      ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + "  train " +
-              fmt_terms(tr) + (va.empty() ? "" : "  |  valid " + fmt_terms(va)) + "  " +
-              fmt("%.0f img/s", rate) + "  " + fmt("%.1fs", el));
+      ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) +
+              "  train " + fmt_terms(tr) + (va.empty() ? "" : "  |  valid " + fmt_terms(va)) +
+              "  " + fmt("%.0f img/s", rate) + "  " + fmt("%.1fs", el));
     double monitored = has_valid ? result.last_valid_loss : result.last_train_loss;
     bool improved = monitored < best - min_delta;
     if (improved) {
@@ -388,8 +418,9 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     if ((epoch + 1) % ckpt_every == 0 || epoch + 1 == epochs) save(last_path, epoch + 1);
     if (hooks.on_epoch_end) hooks.on_epoch_end(epoch + 1);
     if (early && since_best >= patience) {
-      ctx.log(ctx.name() + ": early stopping after epoch " + std::to_string(epoch + 1) + " (no improvement for " +
-              std::to_string(patience) + " epochs; best " + fmt("%.5f", best) + ")");
+      ctx.log(ctx.name() + ": early stopping after epoch " + std::to_string(epoch + 1) +
+              " (no improvement for " + std::to_string(patience) + " epochs; best " +
+              fmt("%.5f", best) + ")");
       result.stopped_early = true;
       break;
     }

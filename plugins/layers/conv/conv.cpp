@@ -303,7 +303,8 @@ class GemmDeconvForward {
     const Geom& g = g_;
     for (int64_t oc = 0; oc < g.oc; ++oc)
       for (int64_t ic = 0; ic < g.ic; ++ic)
-        for (int64_t k = 0; k < k_; ++k) wr_[(oc * k_ + k) * g.ic + ic] = w[(oc * g.ic + ic) * k_ + k];
+        for (int64_t k = 0; k < k_; ++k)
+          wr_[(oc * k_ + k) * g.ic + ic] = w[(oc * g.ic + ic) * k_ + k];
     wm_.set_data_handle(wr_.data());
     xm_.set_data_handle(const_cast<float*>(x));
     cm_.set_data_handle(cols_.data());

@@ -35,7 +35,12 @@ class ActivationLayer : public Layer {
  private:
   Eltwise& prepare(int64_t n) {
     Eltwise& e = cache_[n];
-    if (!e.ready()) e.init(act_, act_ == Act::LeakyRelu ? alpha_ : (act_ == Act::Elu || act_ == Act::Swish) ? alpha_ : 0.f, n);
+    if (!e.ready())
+      e.init(act_,
+             act_ == Act::LeakyRelu                     ? alpha_
+             : (act_ == Act::Elu || act_ == Act::Swish) ? alpha_
+                                                        : 0.f,
+             n);
     return e;
   }
   Act act_;
@@ -51,7 +56,8 @@ void register_activations(Registry& r) {
     Spec s(doc);
     if (has_alpha) s.add("alpha", Type::Float).def(alpha_default).doc("slope / scale parameter");
     r.add<Layer>(name, s, [act, has_alpha, alpha_default](const Params& p) {
-      return std::make_unique<ActivationLayer>(act, has_alpha ? float(p.f("alpha")) : alpha_default);
+      return std::make_unique<ActivationLayer>(act,
+                                               has_alpha ? float(p.f("alpha")) : alpha_default);
     });
   };
   add("relu", "Rectified linear unit: max(x, 0).", Act::Relu, 0.f, false);

@@ -28,7 +28,8 @@ class DenseBase : public Layer {
     if (!fused()) {
       // The activation's backward needs its input: keep the pre-activation values.
       pre_.resize({m * units_});
-      k.fwd.run(in[0]->data(), kernel_->value.data(), pre_.data(), use_bias_ ? bias_->value.data() : nullptr);
+      k.fwd.run(in[0]->data(), kernel_->value.data(), pre_.data(),
+                use_bias_ ? bias_->value.data() : nullptr);
       k.act.forward(pre_.data(), out.data());
       return;
     }
@@ -46,7 +47,9 @@ class DenseBase : public Layer {
       k.act.backward(fused() ? out.data() : pre_.data(), out.data(), dout.data(), dz_.data());
       dz = dz_.data();
     }
-    if (kernel_->trainable) k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz), kernel_->grad.data());
+    if (kernel_->trainable)
+      k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz),
+               kernel_->grad.data());
     if (use_bias_ && bias_->trainable) {
       if (ones_.size() < m) {
         ones_.resize({m});
@@ -74,19 +77,21 @@ class DenseBase : public Layer {
       init_prims(k, m);
       int64_t m_ = m;
       k.db.init(matrix(1, m_), matrix(m_, units_), matrix(1, units_), false, accumulate());
-      if (act_ != Act::Linear) k.act.init(act_, act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, m * units_);
+      if (act_ != Act::Linear)
+        k.act.init(act_, act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, m * units_);
     }
     return k;
   }
   // Activations whose backward works from the output are fused into the matmul as a post-op.
   bool fused() const {
-    return act_ == Act::Linear || act_ == Act::Relu || act_ == Act::LeakyRelu || act_ == Act::Sigmoid ||
-           act_ == Act::Tanh || act_ == Act::Elu;
+    return act_ == Act::Linear || act_ == Act::Relu || act_ == Act::LeakyRelu ||
+           act_ == Act::Sigmoid || act_ == Act::Tanh || act_ == Act::Elu;
   }
   dnnl::post_ops forward_ops() const {
     dnnl::post_ops ops;
     if (act_ != Act::Linear && fused())
-      ops.append_eltwise(1.f, layers::act_post_op(act_), act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
+      ops.append_eltwise(1.f, layers::act_post_op(act_),
+                         act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
     return ops;
   }
   Shape out_shape(const Shape& in) const {
@@ -107,8 +112,7 @@ class DenseBase : public Layer {
 
 class DenseLayer : public DenseBase {
  public:
-  explicit DenseLayer(const Params& p)
-      : DenseBase(p), kernel_init_(p.s("kernel_initializer")) {
+  explicit DenseLayer(const Params& p) : DenseBase(p), kernel_init_(p.s("kernel_initializer")) {
     units_ = p.i("units");
   }
   Shape infer(const std::vector<Shape>& in) override {
@@ -145,12 +149,12 @@ class DenseTransposeLayer : public DenseBase {
     if (std::count(ref.begin(), ref.end(), '.') < 2 && ref.find(".kernel") == std::string::npos)
       ref += ".kernel";
     kernel_ = b.shared(ref, "tied_to");
-    if (kernel_->value.rank() != 2)
-      throw Error("tied_to '" + tied_to_ + "' is not a dense kernel");
+    if (kernel_->value.rank() != 2) throw Error("tied_to '" + tied_to_ + "' is not a dense kernel");
     // The tied kernel is (units_enc, in_enc)... stored (in, units) of the encoder layer.
     if (kernel_->value.dim(1) != in_)
-      throw Error("tied kernel '" + kernel_->name + "' has shape " + to_string(kernel_->value.shape()) +
-                  ": its " + std::to_string(kernel_->value.dim(1)) +
+      throw Error("tied kernel '" + kernel_->name + "' has shape " +
+                  to_string(kernel_->value.shape()) + ": its " +
+                  std::to_string(kernel_->value.dim(1)) +
                   " units do not match this layer's input size " + std::to_string(in_));
     units_ = kernel_->value.dim(0);
     if (use_bias_) bias_ = b.param("bias", {units_}, bias_init_, in_, units_);
@@ -160,7 +164,8 @@ class DenseTransposeLayer : public DenseBase {
  private:
   void init_prims(Prims& k, int64_t m) override {
     // y (m x units) = x (m x in) · Kᵀ where K is (units x in)
-    k.fwd.init(matrix(m, in_), matrix(in_, units_, true), matrix(m, units_), use_bias_, forward_ops());
+    k.fwd.init(matrix(m, in_), matrix(in_, units_, true), matrix(m, units_), use_bias_,
+               forward_ops());
     // dK (units x in) += dzᵀ (units x m) · x (m x in)
     k.dw.init(matrix(units_, m, true), matrix(m, in_), matrix(units_, in_), false, accumulate());
     // dx (m x in) = dz (m x units) · K (units x in)
@@ -172,7 +177,10 @@ class DenseTransposeLayer : public DenseBase {
 };
 
 void add_common(Spec& s) {
-  s.add("activation", Type::String).def("linear").choices(act_names()).doc("activation applied to the output");
+  s.add("activation", Type::String)
+      .def("linear")
+      .choices(act_names())
+      .doc("activation applied to the output");
   s.add("alpha", Type::Float).def(0.3).doc("slope for leaky_relu, scale for elu");
   s.add("use_bias", Type::Bool).def("true").doc("add a learned bias");
   s.add("bias_initializer", Type::String).def("zeros").doc("initializer of the bias");
@@ -187,11 +195,15 @@ void register_dense(Registry& r) {
   d.add("kernel_initializer", Type::String).def("glorot_uniform").doc("initializer of the kernel");
   r.add<Layer>("dense", d, [](const Params& p) { return std::make_unique<DenseLayer>(p); });
 
-  Spec t("Dense layer using the transposed kernel of another dense layer (tied autoencoders): "
-         "y = activation(x · Wᵀ + b), with its own bias.");
-  t.add("tied_to", Type::String).required().doc("the dense layer whose kernel is reused: layer or model.layer");
+  Spec t(
+      "Dense layer using the transposed kernel of another dense layer (tied autoencoders): "
+      "y = activation(x · Wᵀ + b), with its own bias.");
+  t.add("tied_to", Type::String)
+      .required()
+      .doc("the dense layer whose kernel is reused: layer or model.layer");
   add_common(t);
-  r.add<Layer>("dense_transpose", t, [](const Params& p) { return std::make_unique<DenseTransposeLayer>(p); });
+  r.add<Layer>("dense_transpose", t,
+               [](const Params& p) { return std::make_unique<DenseTransposeLayer>(p); });
 }
 
 }  // namespace loom::core

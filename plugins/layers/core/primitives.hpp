@@ -26,7 +26,8 @@ class Gemm {
  public:
   void init(const md& src, const md& wei, const md& dst, bool bias, const dnnl::post_ops& ops) {
     auto& eng = dnn::engine();
-    md bias_md = bias ? md({1, dst.dims()[1]}, dt::f32, dnnl::memory::dims{dst.dims()[1], 1}) : md();
+    md bias_md =
+        bias ? md({1, dst.dims()[1]}, dt::f32, dnnl::memory::dims{dst.dims()[1], 1}) : md();
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, bias_md, dst), attr, eng);
@@ -44,10 +45,13 @@ class Gemm {
     dst_.set_data_handle(dst);
     if (has_bias_) {
       bias_.set_data_handle(const_cast<float*>(bias));
-      prim_.execute(dnn::stream(), {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_},
-                                    {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, dst_}});
+      prim_.execute(dnn::stream(), {{DNNL_ARG_SRC, src_},
+                                    {DNNL_ARG_WEIGHTS, wei_},
+                                    {DNNL_ARG_BIAS, bias_},
+                                    {DNNL_ARG_DST, dst_}});
     } else {
-      prim_.execute(dnn::stream(), {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_}, {DNNL_ARG_DST, dst_}});
+      prim_.execute(dnn::stream(),
+                    {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, wei_}, {DNNL_ARG_DST, dst_}});
     }
   }
 
@@ -81,10 +85,13 @@ class Eltwise {
     md m({n}, dt::f32, dnnl::memory::format_tag::a);
     float beta = 0.f;
     dnnl::eltwise_forward::primitive_desc f(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_forward(act), m, alpha, beta), eng);
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_forward(act), m, alpha,
+                                    beta),
+        eng);
     fwd_ = dnnl::eltwise_forward(f);
     dnnl::algorithm b = act_backward(act, &uses_dst_);
-    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(b, m, m, alpha, beta), eng, f);
+    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(b, m, m, alpha, beta),
+                                              eng, f);
     bwd_ = dnnl::eltwise_backward(bp);
     x_ = dnnl::memory(m, eng, nullptr);
     y_ = dnnl::memory(m, eng, nullptr);
@@ -103,7 +110,8 @@ class Eltwise {
     dy_.set_data_handle(const_cast<float*>(dy));
     dx_.set_data_handle(dx);
     bwd_.execute(dnn::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, x_},
-                                 {DNNL_ARG_DIFF_DST, dy_}, {DNNL_ARG_DIFF_SRC, dx_}});
+                                 {DNNL_ARG_DIFF_DST, dy_},
+                                 {DNNL_ARG_DIFF_SRC, dx_}});
   }
 
  private:

@@ -106,14 +106,17 @@ class ActivityRegularizationLayer : public Layer {
 }  // namespace
 
 void register_regularization(Registry& r) {
-  Spec d("Dropout: while training, zeroes each value with probability `rate` and scales the rest "
-         "by 1/(1-rate); identity at inference.");
+  Spec d(
+      "Dropout: while training, zeroes each value with probability `rate` and scales the rest "
+      "by 1/(1-rate); identity at inference.");
   d.add("rate", Type::Float).required().range(0, 0.999).doc("probability of dropping a value");
   r.add<Layer>("dropout", d, [](const Params& p) { return std::make_unique<DropoutLayer>(p); });
   Spec g("Adds zero-mean Gaussian noise while training; identity at inference.");
   g.add("stddev", Type::Float).required().min(0).doc("standard deviation of the noise");
-  r.add<Layer>("gaussian_noise", g, [](const Params& p) { return std::make_unique<GaussianNoiseLayer>(p); });
-  Spec a("Identity that adds an activity penalty l1·Σ|x| + l2·Σx² (mean over the batch) to the loss.");
+  r.add<Layer>("gaussian_noise", g,
+               [](const Params& p) { return std::make_unique<GaussianNoiseLayer>(p); });
+  Spec a(
+      "Identity that adds an activity penalty l1·Σ|x| + l2·Σx² (mean over the batch) to the loss.");
   a.add("l1", Type::Float).def(0.0).min(0).doc("L1 factor");
   a.add("l2", Type::Float).def(0.0).min(0).doc("L2 factor");
   r.add<Layer>("activity_regularization", a,

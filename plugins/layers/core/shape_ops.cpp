@@ -44,12 +44,13 @@ class ReshapeLayer : public CopyLayer {
     }
     int64_t n = numel(in[0]);
     if (unknown >= 0) {
-      if (n % known) throw Error("cannot reshape " + std::to_string(n) + " values into " + to_string(target_));
+      if (n % known)
+        throw Error("cannot reshape " + std::to_string(n) + " values into " + to_string(target_));
       s[unknown] = n / known;
     }
     if (numel(s) != n)
-      throw Error("cannot reshape " + to_string(in[0]) + " (" + std::to_string(n) + " values) into " +
-                  to_string(s) + " (" + std::to_string(numel(s)) + " values)");
+      throw Error("cannot reshape " + to_string(in[0]) + " (" + std::to_string(n) +
+                  " values) into " + to_string(s) + " (" + std::to_string(numel(s)) + " values)");
     return s;
   }
 
@@ -63,7 +64,9 @@ class AddLayer : public Layer {
   int max_inputs() const override { return 64; }
   Shape infer(const std::vector<Shape>& in) override {
     for (auto& s : in)
-      if (s != in[0]) throw Error("add needs inputs of equal shape, got " + to_string(in[0]) + " and " + to_string(s));
+      if (s != in[0])
+        throw Error("add needs inputs of equal shape, got " + to_string(in[0]) + " and " +
+                    to_string(s));
     return in[0];
   }
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
@@ -114,7 +117,8 @@ class ConcatLayer : public Layer {
   Shape infer(const std::vector<Shape>& in) override {
     int64_t rank = int64_t(in[0].size());
     int64_t a = axis_ < 0 ? axis_ + rank : axis_;
-    if (a < 0 || a >= rank) throw Error("axis " + std::to_string(axis_) + " is out of range for " + to_string(in[0]));
+    if (a < 0 || a >= rank)
+      throw Error("axis " + std::to_string(axis_) + " is out of range for " + to_string(in[0]));
     ax_ = a;
     Shape out = in[0];
     out[a] = 0;
@@ -123,7 +127,8 @@ class ConcatLayer : public Layer {
       if (s.size() != in[0].size()) throw Error("concat inputs must have equal rank");
       for (int64_t d = 0; d < rank; ++d)
         if (d != a && s[d] != in[0][d])
-          throw Error("concat inputs differ outside axis " + std::to_string(axis_) + ": " + to_string(in[0]) + " and " + to_string(s));
+          throw Error("concat inputs differ outside axis " + std::to_string(axis_) + ": " +
+                      to_string(in[0]) + " and " + to_string(s));
       out[a] += s[a];
       sizes_.push_back(s[a]);
     }
@@ -139,7 +144,8 @@ class ConcatLayer : public Layer {
     for (size_t i = 0; i < in.size(); ++i) {
       int64_t chunk = sizes_[i] * inner_;
       for (int64_t o = 0; o < outer; ++o)
-        std::memcpy(out.data() + o * total_ * inner_ + off, in[i]->data() + o * chunk, chunk * sizeof(float));
+        std::memcpy(out.data() + o * total_ * inner_ + off, in[i]->data() + o * chunk,
+                    chunk * sizeof(float));
       off += chunk;
     }
   }
@@ -152,7 +158,8 @@ class ConcatLayer : public Layer {
       int64_t chunk = sizes_[i] * inner_;
       if (din[i])
         for (int64_t o = 0; o < outer; ++o)
-          std::memcpy(din[i]->data() + o * chunk, dout.data() + o * total_ * inner_ + off, chunk * sizeof(float));
+          std::memcpy(din[i]->data() + o * chunk, dout.data() + o * total_ * inner_ + off,
+                      chunk * sizeof(float));
       off += chunk;
     }
   }
@@ -172,9 +179,12 @@ void register_shape_ops(Registry& r) {
   r.add<Layer>("reshape", rs, [](const Params& p) { return std::make_unique<ReshapeLayer>(p); });
   r.add<Layer>("add", Spec("Element-wise sum of two or more inputs of equal shape."),
                [](const Params&) { return std::make_unique<AddLayer>(); });
-  Spec c("Concatenates inputs along an axis (0 = first axis after the batch: channels of "
-         "(C, H, W) images, features of vectors).");
-  c.add("axis", Type::Int).def(0).doc("axis, counted without the batch; negative counts from the end");
+  Spec c(
+      "Concatenates inputs along an axis (0 = first axis after the batch: channels of "
+      "(C, H, W) images, features of vectors).");
+  c.add("axis", Type::Int)
+      .def(0)
+      .doc("axis, counted without the batch; negative counts from the end");
   r.add<Layer>("concat", c, [](const Params& p) { return std::make_unique<ConcatLayer>(p); });
 }
 
