@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/dnn.hpp"
 #include "loom/error.hpp"
 
 namespace loom::layers {
@@ -87,5 +88,50 @@ inline dnnl::post_ops act_post_ops(Act a, float alpha) {
   if (a != Act::Linear) ops.append_eltwise(1.f, act_post_op(a), act_alpha(a, alpha), 0.f);
   return ops;
 }
+
+// Elementwise forward + backward of one activation on a flat buffer of n values (alpha as
+// oneDNN takes it: see act_alpha). Backward works from the output where oneDNN allows.
+class Eltwise {
+ public:
+  void init(Act act, float alpha, int64_t n) {
+    auto& eng = dnn::engine();
+    dnnl::memory::desc m({n}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::a);
+    float beta = 0.f;
+    dnnl::eltwise_forward::primitive_desc f(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_alg(act, &uses_dst_), m,
+                                    alpha, beta),
+        eng);
+    fwd_ = dnnl::eltwise_forward(f);
+    dnnl::algorithm b = act_alg(act, &uses_dst_);
+    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(b, m, m, alpha, beta),
+                                              eng, f);
+    bwd_ = dnnl::eltwise_backward(bp);
+    x_ = dnnl::memory(m, eng, nullptr);
+    y_ = dnnl::memory(m, eng, nullptr);
+    dy_ = dnnl::memory(m, eng, nullptr);
+    dx_ = dnnl::memory(m, eng, nullptr);
+  }
+  bool ready() const { return bool(fwd_); }
+  void forward(const float* x, float* y) {
+    x_.set_data_handle(const_cast<float*>(x));
+    y_.set_data_handle(y);
+    fwd_.execute(dnn::stream(), {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, y_}});
+  }
+  // x: forward input, y: forward output
+  void backward(const float* x, const float* y, const float* dy, float* dx) {
+    x_.set_data_handle(const_cast<float*>(uses_dst_ ? y : x));
+    dy_.set_data_handle(const_cast<float*>(dy));
+    dx_.set_data_handle(dx);
+    bwd_.execute(dnn::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, x_},
+                                 {DNNL_ARG_DIFF_DST, dy_},
+                                 {DNNL_ARG_DIFF_SRC, dx_}});
+  }
+
+ private:
+  dnnl::eltwise_forward fwd_;
+  dnnl::eltwise_backward bwd_;
+  dnnl::memory x_, y_, dy_, dx_;
+  bool uses_dst_ = false;
+};
 
 }  // namespace loom::layers

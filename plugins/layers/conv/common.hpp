@@ -35,48 +35,7 @@ using layers::act_post_op;
 using layers::act_post_ops;
 using layers::parse_act;
 
-// Elementwise backward of an activation on a flat buffer of n values (the forward is fused).
-class ActBackward {
- public:
-  void init(Act act, float alpha, int64_t n) {
-    auto& eng = dnn::engine();
-    md m({n}, dt::f32, tag::a);
-    dnnl::algorithm a = act_alg(act, &uses_dst_);
-    float al = act_alpha(act, alpha);
-    dnnl::eltwise_forward::primitive_desc f(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, a, m, al, 0.f), eng);
-    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(a, m, m, al, 0.f), eng,
-                                              f);
-    fwd_ = dnnl::eltwise_forward(f);
-    bwd_ = dnnl::eltwise_backward(bp);
-    x_ = dnnl::memory(m, eng, nullptr);
-    dy_ = dnnl::memory(m, eng, nullptr);
-    dx_ = dnnl::memory(m, eng, nullptr);
-  }
-  bool ready() const { return bool(bwd_); }
-  // Needs the pre-activation input only for activations without a dst form; `pre` may then be
-  // recomputed by the caller. `y` is the activated output.
-  bool uses_dst() const { return uses_dst_; }
-  void forward(const float* x, float* y) {
-    x_.set_data_handle(const_cast<float*>(x));
-    dx_.set_data_handle(y);
-    fwd_.execute(dnn::stream(), {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, dx_}});
-  }
-  void backward(const float* x_or_y, const float* dy, float* dx) {
-    x_.set_data_handle(const_cast<float*>(x_or_y));
-    dy_.set_data_handle(const_cast<float*>(dy));
-    dx_.set_data_handle(dx);
-    bwd_.execute(dnn::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, x_},
-                                 {DNNL_ARG_DIFF_DST, dy_},
-                                 {DNNL_ARG_DIFF_SRC, dx_}});
-  }
-
- private:
-  dnnl::eltwise_forward fwd_;
-  dnnl::eltwise_backward bwd_;
-  dnnl::memory x_, dy_, dx_;
-  bool uses_dst_ = false;
-};
+using layers::Eltwise;
 
 // ---- ports: a plain user buffer on one side, the layout a primitive wants on the other ----
 

@@ -163,11 +163,11 @@ class ActivatedLayer : public Layer {
     if (act_ != Act::Linear) {
       dz_.resize({out.size()});
       if (fused_) {
-        act(out.size()).backward(out.data(), dout.data(), dz_.data());
+        act(out.size()).backward(out.data(), out.data(), dout.data(), dz_.data());
       } else {
         pre_.resize({out.size()});
         compute(n, in[0]->data(), pre_.data());
-        act(out.size()).backward(pre_.data(), dout.data(), dz_.data());
+        act(out.size()).backward(pre_.data(), out.data(), dout.data(), dz_.data());
       }
       dz = dz_.data();
     }
@@ -186,12 +186,12 @@ class ActivatedLayer : public Layer {
   bool fused_ = false;
 
  private:
-  ActBackward& act(int64_t size) {
-    ActBackward& a = acts_[size];
-    if (!a.ready()) a.init(act_, alpha_, size);
+  Eltwise& act(int64_t size) {
+    Eltwise& a = acts_[size];
+    if (!a.ready()) a.init(act_, act_alpha(act_, alpha_), size);
     return a;
   }
-  std::map<int64_t, ActBackward> acts_;
+  std::map<int64_t, Eltwise> acts_;
   Tensor pre_, dz_;
 };
 

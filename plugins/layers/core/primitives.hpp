@@ -70,55 +70,6 @@ inline dnnl::post_ops accumulate() {
 using layers::Act;
 using layers::act_names;
 using layers::parse_act;
-// Standalone eltwise algorithm (the "use dst for backward" form where oneDNN has one).
-inline dnnl::algorithm act_forward(Act a) {
-  bool uses_dst;
-  return layers::act_alg(a, &uses_dst);
-}
-inline dnnl::algorithm act_backward(Act a, bool* uses_dst) { return layers::act_alg(a, uses_dst); }
-
-// Elementwise forward + backward for one activation on a flat buffer of n values.
-class Eltwise {
- public:
-  void init(Act act, float alpha, int64_t n) {
-    auto& eng = dnn::engine();
-    md m({n}, dt::f32, dnnl::memory::format_tag::a);
-    float beta = 0.f;
-    dnnl::eltwise_forward::primitive_desc f(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, act_forward(act), m, alpha,
-                                    beta),
-        eng);
-    fwd_ = dnnl::eltwise_forward(f);
-    dnnl::algorithm b = act_backward(act, &uses_dst_);
-    dnnl::eltwise_backward::primitive_desc bp(dnnl::eltwise_backward::desc(b, m, m, alpha, beta),
-                                              eng, f);
-    bwd_ = dnnl::eltwise_backward(bp);
-    x_ = dnnl::memory(m, eng, nullptr);
-    y_ = dnnl::memory(m, eng, nullptr);
-    dy_ = dnnl::memory(m, eng, nullptr);
-    dx_ = dnnl::memory(m, eng, nullptr);
-  }
-  bool ready() const { return bool(fwd_); }
-  void forward(const float* x, float* y) {
-    x_.set_data_handle(const_cast<float*>(x));
-    y_.set_data_handle(y);
-    fwd_.execute(dnn::stream(), {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, y_}});
-  }
-  // x: forward input, y: forward output
-  void backward(const float* x, const float* y, const float* dy, float* dx) {
-    x_.set_data_handle(const_cast<float*>(uses_dst_ ? y : x));
-    dy_.set_data_handle(const_cast<float*>(dy));
-    dx_.set_data_handle(dx);
-    bwd_.execute(dnn::stream(), {{uses_dst_ ? DNNL_ARG_DST : DNNL_ARG_SRC, x_},
-                                 {DNNL_ARG_DIFF_DST, dy_},
-                                 {DNNL_ARG_DIFF_SRC, dx_}});
-  }
-
- private:
-  dnnl::eltwise_forward fwd_;
-  dnnl::eltwise_backward bwd_;
-  dnnl::memory x_, y_, dy_, dx_;
-  bool uses_dst_ = false;
-};
+using layers::Eltwise;
 
 }  // namespace loom::core
