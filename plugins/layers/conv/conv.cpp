@@ -38,6 +38,27 @@ struct Geom {
   int64_t dh = 0, dw = 0;  // oneDNN dilation (rate - 1)
   int64_t pt = 0, pb = 0, pl = 0, pr = 0;
   int64_t groups = 1;
+
+  // Sets the input (C, H, W), the output channels and the dilation rates, then the output size
+  // and padding of each spatial axis from axis(in, dilated kernel, stride).
+  template <class AxisFn>
+  void place(const Shape& in, int64_t out_channels, int64_t rh, int64_t rw, AxisFn axis) {
+    ic = in[0];
+    ih = in[1];
+    iw = in[2];
+    oc = out_channels;
+    dh = rh - 1;
+    dw = rw - 1;
+    Axis h = axis(ih, (kh - 1) * rh + 1, sh), w = axis(iw, (kw - 1) * rw + 1, sw);
+    if (h.out <= 0 || w.out <= 0)
+      throw Error("input " + to_string(in) + " is smaller than the (dilated) kernel");
+    oh = h.out;
+    ow = w.out;
+    pt = h.before;
+    pb = h.after;
+    pl = w.before;
+    pr = w.after;
+  }
 };
 
 // One convolution (Deconv = false) or deconvolution with its backward primitives.
@@ -213,22 +234,8 @@ class Conv2DLayer : public ActivatedLayer {
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    g_.ic = in[0][0];
-    g_.ih = in[0][1];
-    g_.iw = in[0][2];
-    g_.oc = filters_;
-    g_.dh = rh_ - 1;
-    g_.dw = rw_ - 1;
-    Axis h = conv_axis(g_.ih, (g_.kh - 1) * rh_ + 1, g_.sh, same_);
-    Axis w = conv_axis(g_.iw, (g_.kw - 1) * rw_ + 1, g_.sw, same_);
-    if (h.out <= 0 || w.out <= 0)
-      throw Error("input " + to_string(in[0]) + " is smaller than the (dilated) kernel");
-    g_.oh = h.out;
-    g_.ow = w.out;
-    g_.pt = h.before;
-    g_.pb = h.after;
-    g_.pl = w.before;
-    g_.pr = w.after;
+    g_.place(in[0], filters_, rh_, rw_,
+             [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
     return {g_.oc, g_.oh, g_.ow};
   }
 
@@ -371,20 +378,8 @@ class Conv2DTransposeLayer : public ActivatedLayer {
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    g_.ic = in[0][0];
-    g_.ih = in[0][1];
-    g_.iw = in[0][2];
-    g_.oc = filters_;
-    g_.dh = rh_ - 1;
-    g_.dw = rw_ - 1;
-    Axis h = axis(g_.ih, (g_.kh - 1) * rh_ + 1, g_.sh, same_);
-    Axis w = axis(g_.iw, (g_.kw - 1) * rw_ + 1, g_.sw, same_);
-    g_.oh = h.out;
-    g_.ow = w.out;
-    g_.pt = h.before;
-    g_.pb = h.after;
-    g_.pl = w.before;
-    g_.pr = w.after;
+    g_.place(in[0], filters_, rh_, rw_,
+             [this](int64_t n, int64_t k, int64_t st) { return axis(n, k, st, same_); });
     return {g_.oc, g_.oh, g_.ow};
   }
 
@@ -450,23 +445,9 @@ class SeparableConv2DLayer : public ActivatedLayer {
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    dg_.ic = in[0][0];
-    dg_.ih = in[0][1];
-    dg_.iw = in[0][2];
-    dg_.oc = dg_.ic * mult_;
+    dg_.place(in[0], in[0][0] * mult_, rh_, rw_,
+              [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
     dg_.groups = dg_.ic;
-    dg_.dh = rh_ - 1;
-    dg_.dw = rw_ - 1;
-    Axis h = conv_axis(dg_.ih, (dg_.kh - 1) * rh_ + 1, dg_.sh, same_);
-    Axis w = conv_axis(dg_.iw, (dg_.kw - 1) * rw_ + 1, dg_.sw, same_);
-    if (h.out <= 0 || w.out <= 0)
-      throw Error("input " + to_string(in[0]) + " is smaller than the (dilated) kernel");
-    dg_.oh = h.out;
-    dg_.ow = w.out;
-    dg_.pt = h.before;
-    dg_.pb = h.after;
-    dg_.pl = w.before;
-    dg_.pr = w.after;
     pg_ = Geom();
     pg_.ic = dg_.oc;
     pg_.ih = pg_.oh = dg_.oh;
