@@ -9,28 +9,6 @@
 
 namespace loom::recipes {
 
-// Runs `model` over `split` and returns the values of node `node` (-1: the output), (N, ...).
-Tensor predict_split(Model& model, const DataSplit& split, int node, int64_t batch_size,
-                     uint64_t seed) {
-  int target = node < 0 ? model.output_node() : node;
-  Shape out_shape = model.nodes()[size_t(target)].shape;
-  Shape all = out_shape;
-  all.insert(all.begin(), split.count);
-  Tensor out(all);
-  int64_t per_in = numel(split.data->sample_shape), per_out = numel(out_shape);
-  for (int64_t first = 0; first < split.count; first += batch_size) {
-    int64_t n = std::min(batch_size, split.count - first);
-    Tensor x({n, per_in});
-    for (int64_t i = 0; i < n; ++i)
-      std::copy(split.sample(first + i), split.sample(first + i) + per_in, x.data() + i * per_in);
-    Tensor in = as_model_input(x, model);
-    model.forward(RunContext{false, seed, 0}, {&in});
-    const Tensor& v = model.value(target);
-    std::copy(v.data(), v.data() + n * per_out, out.data() + first * per_out);
-  }
-  return out;
-}
-
 class PredictRecipe : public Recipe {
  public:
   explicit PredictRecipe(const Params&) {}
@@ -44,7 +22,8 @@ class PredictRecipe : public Recipe {
       if (node < 0)
         p.fail("output", "model '" + model->name() + "' has no layer '" + p.s("output") + "'");
     }
-    Tensor out = predict_split(*model, split, node, p.i("batch_size"), ctx.seed());
+    Tensor out = predict(*model, split.sample(0), split.count, numel(split.data->sample_shape), node,
+                         p.i("batch_size"), ctx.seed());
     if (p.b("round"))
       for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
     if (p.given("publish")) {

@@ -287,25 +287,6 @@ Dataset read_scaled(const std::string& path, float lo, float hi) {
   return d;
 }
 
-// Runs `model` over samples and returns the values of node `target`, (N, node shape...).
-Tensor run_model(Model& model, int target, const float* x, int64_t n, int64_t per, int64_t bs,
-                 uint64_t seed) {
-  Shape os = model.nodes()[size_t(target)].shape, all = os;
-  all.insert(all.begin(), n);
-  Tensor out(all);
-  int64_t per_out = numel(os);
-  bs = std::max<int64_t>(1, bs);
-  for (int64_t first = 0; first < n; first += bs) {
-    int64_t m = std::min(bs, n - first);
-    Tensor chunk({m, per});
-    std::copy(x + first * per, x + (first + m) * per, chunk.data());
-    Tensor in = as_model_input(chunk, model);
-    model.forward(RunContext{false, seed, 0}, {&in});
-    const Tensor& v = model.value(target);
-    std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -362,7 +343,7 @@ int cmd_predict(int argc, char** argv) {
     if (target < 0)
       throw Error("model '" + model_name + "' has no layer '" + a.get("output") + "'");
   }
-  Tensor out = run_model(*model, target, d.x.data(), d.count, numel(d.sample_shape),
+  Tensor out = predict(*model, d.x.data(), d.count, numel(d.sample_shape), target,
                          a.integer("batch-size", 256), run.seed());
   if (a.flag("round"))
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
@@ -521,7 +502,7 @@ int cmd_sample(int argc, char** argv) {
     std::vector<float> pair(size_t(2 * per));
     std::copy(d.sample(i), d.sample(i) + per, pair.begin());
     std::copy(d.sample(j), d.sample(j) + per, pair.begin() + per);
-    Tensor ends = run_model(*enc, target, pair.data(), 2, per, 2, seed);
+    Tensor ends = predict(*enc, pair.data(), 2, per, target, 2, seed);
     Shape all = coding;
     all.insert(all.begin(), steps);
     Tensor codings(all);

@@ -78,4 +78,10 @@ class LOOM_API Model {
   std::vector<std::vector<int>> consumers_;
 };
 
+// Runs `model` in inference mode over n samples of per_sample values each, stored one after
+// another, batch_size at a time, and returns the values of node `node` (-1: the output), shaped
+// (n, node shape...). Throws a clear Error when per_sample does not fit the model's input.
+LOOM_API Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_sample,
+                        int node = -1, int64_t batch_size = 256, uint64_t seed = 0);
+
 }  // namespace loom

@@ -19,25 +19,32 @@ void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_index,
   }
 }
 
+Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, int node,
+               int64_t batch_size, uint64_t seed) {
+  int target = node < 0 ? model.output_node() : node;
+  Shape os = model.nodes()[size_t(target)].shape, all = os;
+  all.insert(all.begin(), n);
+  Tensor out(all);
+  int64_t per_out = numel(os);
+  batch_size = std::max<int64_t>(1, batch_size);
+  for (int64_t first = 0; first < n; first += batch_size) {
+    int64_t m = std::min(batch_size, n - first);
+    Tensor chunk({m, per_in});
+    std::copy(samples + first * per_in, samples + (first + m) * per_in, chunk.data());
+    Tensor in = as_model_input(chunk, model);
+    model.forward(RunContext{false, seed, 0}, {&in});
+    const Tensor& v = model.value(target);
+    std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
+  }
+  return out;
+}
+
 Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed) {
   if (model.num_inputs() != 1)
     throw Error("model '" + model.name() + "' takes " + std::to_string(model.num_inputs()) +
                 " inputs; samples are decoded by a model with one input");
   int64_t n = codings.rank() ? codings.dim(0) : 0;
-  Shape os = model.output_shape(), all = os;
-  all.insert(all.begin(), n);
-  Tensor out(all);
-  if (n == 0) return out;
-  int64_t per_out = numel(os);
-  batch_size = std::max<int64_t>(1, batch_size);
-  for (int64_t first = 0; first < n; first += batch_size) {
-    int64_t m = std::min(batch_size, n - first);
-    Tensor in = as_model_input(codings.slice(first, first + m), model);
-    model.forward(RunContext{false, seed, 0}, {&in});
-    const Tensor& v = model.output();
-    std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
-  }
-  return out;
+  return predict(model, codings.data(), n, n ? codings.size() / n : 0, -1, batch_size, seed);
 }
 
 Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed, int64_t batch_size,
