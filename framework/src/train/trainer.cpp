@@ -298,18 +298,24 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
     return terms;
   };
 
+  // The training batches of one epoch (shuffled by epoch, augmented), at most `limit` samples.
+  auto train_loader = [&](int64_t epoch, int64_t limit) {
+    LoaderOptions o;
+    o.batch_size = batch_size;
+    o.shuffle = shuffle;
+    o.seed = ctx.seed();
+    o.epoch = epoch;
+    o.limit = limit;
+    return BatchLoader(hooks.train, hooks.paired_train, o, transform_of(hooks.train));
+  };
+
   if (const StageContext::BenchSettings* bs = ctx.bench()) {
     // Steady-state throughput: warm-up, then timed windows, with the data stage running.
     std::vector<double> rates;
     int64_t total = bs->warmup + bs->windows * bs->steps, done = 0, epoch = 0;
     auto window_start = Clock::now();
     while (done < total) {
-      LoaderOptions o;
-      o.batch_size = batch_size;
-      o.shuffle = shuffle;
-      o.seed = ctx.seed();
-      o.epoch = epoch++;
-      BatchLoader loader(hooks.train, hooks.paired_train, o, transform_of(hooks.train));
+      BatchLoader loader = train_loader(epoch++, -1);
       while (done < total) {
         auto b = loader.next();
         if (!b) break;
@@ -334,13 +340,7 @@ FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
   int64_t train_images = 0;
   for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
     if (max_steps > 0 && step >= max_steps) break;
-    LoaderOptions o;
-    o.batch_size = batch_size;
-    o.shuffle = shuffle;
-    o.seed = ctx.seed();
-    o.epoch = epoch;
-    if (max_steps > 0) o.limit = (max_steps - step) * batch_size;
-    BatchLoader loader(hooks.train, hooks.paired_train, o, transform_of(hooks.train));
+    BatchLoader loader = train_loader(epoch, max_steps > 0 ? (max_steps - step) * batch_size : -1);
     Averager avg;
     auto t0 = Clock::now();
     auto last_log = t0;
