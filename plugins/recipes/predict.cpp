@@ -22,8 +22,8 @@ class PredictRecipe : public Recipe {
       if (node < 0)
         p.fail("output", "model '" + model->name() + "' has no layer '" + p.s("output") + "'");
     }
-    Tensor out = predict(*model, split.sample(0), split.count, numel(split.data->sample_shape), node,
-                         p.i("batch_size"), ctx.seed());
+    Tensor out = predict(*model, split.sample(0), split.count, numel(split.data->sample_shape),
+                         node, p.i("batch_size"), ctx.seed());
     if (p.b("round"))
       for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
     if (p.given("publish")) {

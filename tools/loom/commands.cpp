@@ -287,7 +287,6 @@ Dataset read_scaled(const std::string& path, float lo, float hi) {
   return d;
 }
 
-
 }  // namespace
 
 int cmd_predict(int argc, char** argv) {
@@ -344,7 +343,7 @@ int cmd_predict(int argc, char** argv) {
       throw Error("model '" + model_name + "' has no layer '" + a.get("output") + "'");
   }
   Tensor out = predict(*model, d.x.data(), d.count, numel(d.sample_shape), target,
-                         a.integer("batch-size", 256), run.seed());
+                       a.integer("batch-size", 256), run.seed());
   if (a.flag("round"))
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
   std::string out_path = a.get("out");

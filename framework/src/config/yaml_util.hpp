@@ -8,6 +8,7 @@
 
 #include "loom/error.hpp"
 #include "loom/params.hpp"
+#include "loom/registry.hpp"
 
 namespace loom {
 
@@ -48,6 +49,11 @@ LOOM_API Params make_params(const YAML::Node& node, const Spec& spec, const std:
 LOOM_API void check_params(const YAML::Node& node, const Spec& spec, const std::string& file,
                            const std::string& path, const std::set<std::string>& reserved,
                            Problems& problems);
+
+// The registered type named by the scalar node `name`, or an Error located at that node:
+// "path: unknown KIND 'x' (did you mean 'y'?)".
+LOOM_API const TypeInfo& find_type(const Registry& registry, Kind kind, const YAML::Node& name,
+                                   const std::string& file, const std::string& path);
 
 // Checks one value against one parameter declaration; returns "" or the reason.
 std::string check_value(const YAML::Node& value, const ParamSpec& p);

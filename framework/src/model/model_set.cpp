@@ -303,10 +303,7 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     if (!entry["type"])
       throw Error(where, path, "a layer needs a 'type' (or 'model' to use a model)");
     std::string type = entry["type"].Scalar();
-    const TypeInfo* info = registry_.find(Kind::Layer, type);
-    if (!info)
-      throw Error(location_of(entry["type"], file_), path,
-                  "unknown layer '" + type + "'" + suggestion(type, registry_.names(Kind::Layer)));
+    const TypeInfo* info = &find_type(registry_, Kind::Layer, entry["type"], file_, path);
     std::string local;
     if (entry["name"]) {
       local = entry["name"].Scalar();

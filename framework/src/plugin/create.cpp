@@ -9,6 +9,15 @@ Registry& global_registry() {
   return *r;
 }
 
+const TypeInfo& find_type(const Registry& registry, Kind kind, const YAML::Node& name,
+                          const std::string& file, const std::string& path) {
+  std::string n = name.Scalar();
+  if (const TypeInfo* t = registry.find(kind, n)) return *t;
+  throw Error(location_of(name, file), path,
+              std::string("unknown ") + kind_name(kind) + " '" + n + "'" +
+                  suggestion(n, registry.names(kind)));
+}
+
 const TypeInfo& resolve_entry(const Registry& registry, Kind kind, const Params& entry,
                               const std::set<std::string>& reserved, Params* params) {
   const Params::Impl& im = entry.impl();
@@ -25,11 +34,7 @@ const TypeInfo& resolve_entry(const Registry& registry, Kind kind, const Params&
     throw Error(location_of(node, im.file), im.path,
                 std::string("expected a ") + kind_name(kind) + " name or a mapping with a 'type'");
   }
-  const TypeInfo* t = registry.find(kind, name);
-  if (!t)
-    throw Error(location_of(at, im.file), im.path,
-                std::string("unknown ") + kind_name(kind) + " '" + name + "'" +
-                    suggestion(name, registry.names(kind)));
+  const TypeInfo* t = &find_type(registry, kind, at, im.file, im.path);
   std::set<std::string> skip = reserved;
   skip.insert("type");
   Problems problems;

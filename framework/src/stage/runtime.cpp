@@ -114,11 +114,8 @@ void Runtime::validate_datasets(Problems& problems) {
         throw Error(location_of(node, file_.path), path,
                     "missing required key 'source' (e.g. source: idx)");
       d->source = node["source"].Scalar();
-      const TypeInfo* t = registry().find(Kind::Source, d->source);
-      if (!t)
-        throw Error(location_of(node["source"], file_.path), path + ".source",
-                    "unknown source '" + d->source + "'" +
-                        suggestion(d->source, registry().names(Kind::Source)));
+      const TypeInfo* t =
+          &find_type(registry(), Kind::Source, node["source"], file_.path, path + ".source");
       Problems local;
       check_params(node, t->spec, file_.path, path, kDatasetReserved, local);
       local.raise_if_any();
@@ -211,11 +208,8 @@ void Runtime::validate_stages(Problems& problems) {
       s->name = name;
       s->recipe = node["recipe"].Scalar();
       s->where = location_of(node, file_.path);
-      const TypeInfo* t = registry().find(Kind::Recipe, s->recipe);
-      if (!t)
-        throw Error(location_of(node["recipe"], file_.path), path + ".recipe",
-                    "unknown recipe '" + s->recipe + "'" +
-                        suggestion(s->recipe, registry().names(Kind::Recipe)));
+      const TypeInfo* t =
+          &find_type(registry(), Kind::Recipe, node["recipe"], file_.path, path + ".recipe");
       Problems local;
       check_params(node, t->spec, file_.path, path, kStageReserved, local);
       if (node["after"]) {

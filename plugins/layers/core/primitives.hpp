@@ -69,7 +69,7 @@ inline dnnl::post_ops accumulate() {
 
 using layers::Act;
 using layers::act_names;
-using layers::parse_act;
 using layers::Eltwise;
+using layers::parse_act;
 
 }  // namespace loom::core
