@@ -7,10 +7,25 @@
 //   build(builder)       -> create parameters (once, after infer); infer() is called once more
 //                           afterwards, so a layer whose shape depends on a shared parameter
 //                           (dense_transpose) can refine it.
-//   forward / backward   -> many times. backward receives the forward inputs and output, the
-//                           gradient of the loss w.r.t. the output, and writes (overwrites) the
-//                           input gradients din[i] (null when not needed) and ADDS parameter
-//                           gradients into Param::grad (parameters may be shared).
+//   forward / backward   -> many times.
+//
+// The contract, answered once:
+// - `out` (forward) and every non-null `din[i]` (backward) arrive sized to (batch, shape...);
+//   their contents are unspecified: write every element.
+// - backward receives the inputs and output of the layer's most recent forward and the gradient
+//   of the loss w.r.t. that output; it OVERWRITES din[i] (null when not needed) and ADDS into
+//   Param::grad (a parameter may be shared by several layers).
+// - Param::grad is zeroed by the trainer before each step of the group that owns the parameter.
+//   When ctx.frozen is set the stage does not train this layer: skip parameter gradients (they
+//   would be discarded) and leave running statistics alone, but still fill din.
+// - Re-entrancy: a layer object keeps what backward needs from its last forward. A second
+//   forward before backward (a discriminator applied to real, then to fake images) replaces that
+//   state; the model refuses such a backward with a clear message, so recipes either run
+//   forward+backward per call or concatenate the batches into one call.
+// - Threads: one layer object is used by one thread at a time (stages that share a layer never
+//   run concurrently); inside forward/backward a layer may use oneDNN's threads freely.
+// - Per-channel parameters (biases, batch-norm scale) take fan_in = fan_out = the channel count;
+//   kernels take fan_in = inputs per output unit x receptive field, fan_out likewise.
 // Layers own their oneDNN primitives and create them once per input shape.
 #pragma once
 #include <memory>
@@ -32,10 +47,26 @@ struct LOOM_API Param {
 };
 using ParamPtr = std::shared_ptr<Param>;
 
+// What one forward/backward call is. Stochastic layers draw from counter-based streams keyed by
+// stream(layer key) and row(b), so a result never depends on threads, and backward can
+// regenerate the noise of its forward instead of storing it.
 struct RunContext {
   bool training = false;  // dropout, noise and batch statistics act only when training
   uint64_t seed = 0;      // pipeline seed
-  int64_t step = 0;       // global step: keys the random streams of stochastic layers
+  int64_t step = 0;       // global step (training) or pass number (inference)
+  // Distinguishes calls within one step (a discriminator on real, then on fake images) and
+  // inference passes over the same data; 0 for the single call of a plain training step.
+  uint64_t salt = 0;
+  int64_t first = 0;  // index of the batch's first sample within its pass over the data
+  // Set per layer by the model: this stage does not train the layer's parameters (`freeze:`).
+  // A frozen layer keeps its running statistics (batch norm) and need not add to Param::grad;
+  // it still back-propagates into its inputs.
+  bool frozen = false;
+
+  // The random stream of a layer (key = hash_string(layer name)) for this call.
+  uint64_t stream(uint64_t key) const { return salt ? key ^ (0x9e3779b97f4a7c15ULL * salt) : key; }
+  // The stream index of row b of the batch: unique across the batches of one pass.
+  uint64_t row(int64_t b) const { return uint64_t(first + b); }
 };
 
 // Given to Layer::build by the framework.
