@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "loom/create.hpp"
+#include "loom/plugin.hpp"
 #include "loom/plugins.hpp"
 #include "support/cli.hpp"
 #include "support/harness.hpp"
@@ -33,8 +34,8 @@ TEST(PluginLoading, AbiMismatchIsRefused) {
   loom::Registry r;
   std::string msg = load_error(r, plugin("test_abi_mismatch"));
   EXPECT_NE(msg.find(plugin("test_abi_mismatch")), std::string::npos) << msg;
-  EXPECT_NE(msg.find("plugin ABI version mismatch: this Loom expects version 1, the library was "
-                     "built for version 999"),
+  EXPECT_NE(msg.find("plugin ABI version mismatch: this Loom expects version " +
+                     std::to_string(loom::kAbiVersion) + ", the library was built for version 999"),
             std::string::npos)
       << msg;
   EXPECT_TRUE(r.all().empty());

@@ -31,6 +31,19 @@ std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std
   return std::shared_ptr<Model>(m.get(), [set, m](Model*) {});
 }
 
+std::vector<std::shared_ptr<Model>> models_from_yaml(const std::string& models_yaml,
+                                                     const std::vector<std::string>& names,
+                                                     uint64_t seed) {
+  auto set = std::make_shared<ModelSet>(registry(), seed, "<test>");
+  set->declare(YAML::Load(models_yaml));
+  std::vector<std::shared_ptr<Model>> out;
+  for (auto& n : names) {
+    std::shared_ptr<Model> m = set->get(n);
+    out.push_back(std::shared_ptr<Model>(m.get(), [set, m](Model*) {}));
+  }
+  return out;
+}
+
 Params entry_from_yaml(const std::string& yaml) {
   Spec open;
   open.open = true;

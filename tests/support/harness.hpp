@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "loom/model.hpp"
 #include "loom/params.hpp"
@@ -17,6 +18,11 @@ Registry& registry();
 //   model_from_yaml("m: {input: [4], layers: [{type: dense, units: 3}]}", "m")
 std::shared_ptr<Model> model_from_yaml(const std::string& models_yaml, const std::string& name,
                                        uint64_t seed = 1);
+
+// Several models of one `models:` section, sharing their layers as a pipeline's models do.
+std::vector<std::shared_ptr<Model>> models_from_yaml(const std::string& models_yaml,
+                                                     const std::vector<std::string>& names,
+                                                     uint64_t seed = 1);
 
 // Params over an inline YAML entry (e.g. "{type: rotate, degrees: 15}"), for create_from<>().
 Params entry_from_yaml(const std::string& yaml);

@@ -101,9 +101,14 @@ class LOOM_API Layer {
   // The layer's qualified name, set by the framework before build().
   const std::string& name() const { return name_; }
   void set_name(const std::string& n) { name_ = n; }
+  // Set by the model graph at each forward, so a backward that would use the state of another
+  // call is refused (see "Re-entrancy" above).
+  uint64_t forward_serial() const { return forward_serial_; }
+  void set_forward_serial(uint64_t s) { forward_serial_ = s; }
 
  private:
   std::string name_;
+  uint64_t forward_serial_ = 0;
 };
 
 }  // namespace loom

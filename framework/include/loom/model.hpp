@@ -26,6 +26,7 @@ struct LOOM_API ModelNode {
   Shape shape;                   // without the batch dimension
   Location where;                // YAML location of the layer entry
   std::string path;              // YAML path of the layer entry
+  bool frozen = false;           // `trainable: false` on the entry: not trained through this model
 };
 
 class LOOM_API Model {
@@ -47,7 +48,18 @@ class LOOM_API Model {
 
   // Unique parameters (shared ones once), in first-use order.
   const std::vector<ParamPtr>& params() const { return params_; }
+  // The parameters a stage training this model steps: trainable ones (not running statistics) of
+  // nodes that are not frozen. A parameter shared by a frozen and a trained node is trained.
+  std::vector<ParamPtr> trainable_params() const;
   int64_t param_count(bool trainable_only = false) const;
+
+  // Freezing for the current stage: nodes frozen by their entry (`trainable: false`) plus every
+  // node named by `names` — a model name ("encoder": its layers, wherever inlined) or a layer
+  // ("encoder.dense_1", "dense_1"). Frozen nodes run with RunContext::frozen (no parameter
+  // gradients, running statistics kept) and still pass gradients to earlier nodes. Returns the
+  // names that matched nothing. Reset with set_frozen({}).
+  std::vector<std::string> set_frozen(const std::vector<std::string>& names);
+  bool frozen(int node) const { return frozen_[size_t(node)] != 0; }
 
   // Runs the graph. Inputs are batch-first tensors matching input_shape(i).
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs);
@@ -74,7 +86,8 @@ class LOOM_API Model {
   std::vector<int> inputs_, outputs_;
   std::vector<ParamPtr> params_;
   std::vector<Tensor> values_, grads_, scratch_;
-  std::vector<char> has_grad_, trainable_below_;
+  std::vector<char> has_grad_, trainable_below_, frozen_;
+  std::vector<uint64_t> serials_;  // each node's forward serial of the last forward
   std::vector<std::vector<int>> consumers_;
 };
 

@@ -5,6 +5,7 @@
 // metrics.jsonl, progress, NaN guard).
 #pragma once
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,6 +39,23 @@ struct LOOM_API Batch {
 
 // Named loss terms of one step; the first is the total that is minimised.
 using LossTerms = std::vector<std::pair<std::string, double>>;
+
+// The gradient-synchronisation seam for data-parallel training, owned by the runtime and reached
+// through StageContext::reducer(). One process: every call is a no-op. Many processes (MPI):
+// each rank trains on its shard of every epoch (the loader shards by rank()/world()), and the
+// trainer calls reduce_gradients() once per group step, after backward and before clipping.
+class LOOM_API GradientReducer {
+ public:
+  virtual ~GradientReducer();
+  virtual int rank() const { return 0; }
+  virtual int world() const { return 1; }
+  // Replaces each gradient by its mean over the ranks.
+  virtual void reduce_gradients(const std::vector<ParamPtr>& params) { (void)params; }
+  // Replaces each loss term by its mean over the ranks (what every rank then logs).
+  virtual void reduce_terms(LossTerms& terms) { (void)terms; }
+  // Makes every rank's values equal rank 0's (parameters at start, after a resume).
+  virtual void broadcast(const std::vector<Tensor*>& tensors) { (void)tensors; }
+};
 
 class LOOM_API StageContext {
  public:
@@ -74,14 +92,92 @@ class LOOM_API StageContext {
     (void)images_per_s_per_window;
     (void)batch;
   }
+  // Gradient synchronisation across processes (a no-op reducer on one process).
+  virtual GradientReducer& reducer();
+  // The stage's `freeze:` list (models or layers this stage does not train).
+  virtual std::vector<std::string> freeze() const;
 };
 
 // Declares the shared training parameters (batch_size, epochs, optimizer, lr_schedule, clip,
 // early_stopping, checkpoint, shuffle, ...) on a recipe's Spec.
 LOOM_API void add_training_params(Spec& spec);
 
+// Parameter groups, each with its own optimizer, learning-rate schedule, slots and clipping,
+// stepped explicitly. A single-model recipe has one group (fit() makes it); an adversarial recipe
+// has "generator" and "discriminator"; EMA shadows and other state that must survive --resume
+// are registered with track(). The trainer writes and reads checkpoints.
+class LOOM_API Trainer {
+ public:
+  explicit Trainer(StageContext& ctx);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // How a group is stepped: an optimizer entry (`nadam` or {type: adam, lr: 2e-4, beta_1: 0.5}),
+  // an optional learning-rate schedule, gradient clipping.
+  struct GroupSettings {
+    Params optimizer;
+    Params lr_schedule;  // empty: constant
+    bool has_schedule = false;
+    double clip_norm = 0, clip_value = 0;
+  };
+  // The stage's own `optimizer`, `lr_schedule`, `clip_norm`, `clip_value`.
+  GroupSettings stage_settings() const;
+  // A group over `params` (duplicates removed).
+  void add_group(const std::string& name, const std::vector<ParamPtr>& params,
+                 const GroupSettings& settings);
+  bool has_group(const std::string& name) const;
+  std::vector<std::string> groups() const;
+  const std::vector<ParamPtr>& params(const std::string& group) const;
+
+  // Zeroes the gradients of a group's parameters (sizes them on first use).
+  void zero_grad(const std::string& group);
+  // One update of a group: gradient reduction across ranks, clipping, the optimizer with the
+  // group's scheduled learning rate and its own 1-based update count, then the update hooks.
+  void step(const std::string& group);
+  // Called after every step(group), e.g. to update an EMA of the weights.
+  void on_update(std::function<void(const std::string& group)> hook);
+  int64_t updates(const std::string& group) const;
+  double lr(const std::string& group) const;  // the rate of the last update (the first before any)
+
+  // An exponential moving average of `group`'s parameters, updated after each of its steps
+  // (shadow = decay·shadow + (1−decay)·value, from the values at the first step), saved in
+  // checkpoints as "ema.<param>". swap_ema() exchanges shadows and live values (call it twice).
+  void add_ema(const std::string& group, double decay);
+  bool has_ema() const;
+  void swap_ema();
+
+  // Extra state saved in checkpoints and restored by --resume: tensors under `name.<i>`,
+  // integers as metadata.
+  void track(const std::string& name, std::vector<Tensor*> tensors);
+  void track(const std::string& name, int64_t* value);
+
+  // The global step: batches trained so far in this stage (keys the random streams).
+  int64_t step_count() const { return step_; }
+  void set_step_count(int64_t s) { step_ = s; }
+
+  // Every tensor of the stage's models by qualified name (the weights a checkpoint holds).
+  void add_weights(const std::vector<ParamPtr>& params);
+  // Writes a checkpoint atomically: weights, optimizer slots, tracked state and `metadata`.
+  void save(const std::string& path,
+            const std::vector<std::pair<std::string, std::string>>& metadata);
+  // Reads one: weights always; with `with_state` also slots, EMA and tracked state. Every tensor
+  // is checked against the model's shape, naming the tensor and both shapes. Returns metadata.
+  std::map<std::string, std::string> load(const std::string& path, bool with_state);
+
+  StageContext& context() { return ctx_; }
+
+ private:
+  struct Group;
+  struct Impl;
+  StageContext& ctx_;
+  std::unique_ptr<Impl> impl_;
+  int64_t step_ = 0;
+};
+
 struct LOOM_API TrainHooks {
-  // Forward + loss (+ backward when training): returns the loss terms of the batch.
+  // Forward + loss (+ backward when training): returns the loss terms of the batch. With
+  // fit(ctx, trainer, hooks) the step also steps the trainer's groups itself.
   std::function<LossTerms(const Batch&, const RunContext&)> step;
   // Called after each epoch's validation (e.g. to write a reconstruction grid).
   std::function<void(int64_t epoch)> on_epoch_end;
@@ -96,8 +192,25 @@ struct LOOM_API FitResult {
   bool stopped_early = false;
 };
 
-// The shared training loop over `model`'s trainable parameters.
+// The training loop every recipe shares: epochs, data, validation, metrics, early stopping,
+// checkpoints and --resume, the NaN guard, progress and bench mode. hooks.step runs one
+// training step (zero_grad / forward / backward / trainer.step for each group it trains).
+LOOM_API FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks);
+
+// The single-model form: one group "model" over `model`'s trainable parameters (minus the
+// stage's `freeze:`), stepped after hooks.step has run forward and backward.
 LOOM_API FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks);
+
+// Applies the stage's `freeze:` list (and the entries' trainable: false) to `model`, and
+// returns the names that match no layer as a located error. Reset when the guard is destroyed.
+class LOOM_API FreezeGuard {
+ public:
+  FreezeGuard(StageContext& ctx, Model& model, std::vector<std::string> extra = {});
+  ~FreezeGuard();
+
+ private:
+  Model& model_;
+};
 
 // Runs `step` over a split in inference mode and returns the mean of each term.
 LOOM_API LossTerms evaluate(StageContext& ctx, const DataSplit& split, int64_t batch_size,

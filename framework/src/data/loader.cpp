@@ -119,8 +119,6 @@ BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions option
       opt_(options),
       transform_(std::move(transform)),
       shared_(std::make_shared<Shared>()) {
-  count_ = split_.count;
-  if (opt_.limit >= 0) count_ = std::min(count_, opt_.limit);
   if (paired_.data && paired_.count != split_.count)
     throw Error("paired data '" + paired_.name + "' has " + std::to_string(paired_.count) +
                 " samples, '" + split_.name + "' has " + std::to_string(split_.count));
@@ -130,6 +128,16 @@ BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions option
     Rng rng(opt_.seed, "shuffle", uint64_t(opt_.epoch), 0);
     for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng.below(i)]);
   }
+  if (opt_.world > 1) {
+    // Rank r takes every world-th block of batch_size samples of the epoch's permutation, so
+    // step k of N ranks with batch b sees exactly the samples of step k of one rank with N·b.
+    std::vector<int64_t> shard;
+    for (size_t i = 0; i < order_.size(); ++i)
+      if (int64_t(i) / opt_.batch_size % opt_.world == opt_.rank) shard.push_back(order_[i]);
+    order_ = std::move(shard);
+  }
+  count_ = int64_t(order_.size());
+  if (opt_.limit >= 0) count_ = std::min(count_, opt_.limit);
   shared_->queue.set_capacity(std::max<int64_t>(1, opt_.prefetch));
   thread_ = std::thread([this] { produce(); });
 }

@@ -20,6 +20,7 @@ struct LoaderOptions {
   int64_t prefetch = 4;     // batches in flight
   bool with_labels = true;  // copy labels when the dataset has them
   int64_t limit = -1;       // stop after this many samples (benchmarks, --max-steps)
+  int rank = 0, world = 1;  // data-parallel shard: this process's part of every epoch
 };
 
 // A chain of augmenters, applied to the training inputs only.

@@ -32,7 +32,10 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
     Tensor chunk({m, per_in});
     std::copy(samples + first * per_in, samples + (first + m) * per_in, chunk.data());
     Tensor in = as_model_input(chunk, model);
-    model.forward(RunContext{false, seed, 0}, {&in});
+    RunContext rc;
+    rc.seed = seed;
+    rc.first = first;  // stochastic layers (sampling with deterministic: false) draw per sample
+    model.forward(rc, {&in});
     const Tensor& v = model.value(target);
     std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
   }

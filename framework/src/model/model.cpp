@@ -1,10 +1,18 @@
 #include "loom/model.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <set>
 #include <sstream>
 
 namespace loom {
+
+namespace {
+uint64_t next_forward_serial() {
+  static std::atomic<uint64_t> serial{0};
+  return ++serial;
+}
+}  // namespace
 
 Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> inputs,
              std::vector<int> outputs)
@@ -15,6 +23,9 @@ Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> in
   scratch_.resize(n);
   has_grad_.assign(n, 0);
   trainable_below_.assign(n, 0);
+  frozen_.assign(n, 0);
+  serials_.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) frozen_[i] = nodes_[i].frozen;
   consumers_.resize(n);
   std::set<Param*> seen;
   for (size_t i = 0; i < n; ++i) {
@@ -45,11 +56,48 @@ int Model::find(const std::string& name) const {
   return found;
 }
 
+std::vector<ParamPtr> Model::trainable_params() const {
+  std::set<Param*> seen;
+  std::vector<ParamPtr> out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (frozen_[i]) continue;
+    for (auto& p : nodes_[i].params)
+      if (p->trainable && seen.insert(p.get()).second) out.push_back(p);
+  }
+  // First-use order, as params().
+  std::vector<ParamPtr> ordered;
+  for (auto& p : params_)
+    if (seen.count(p.get())) ordered.push_back(p);
+  return ordered;
+}
+
 int64_t Model::param_count(bool trainable_only) const {
   int64_t n = 0;
-  for (auto& p : params_)
-    if (!trainable_only || p->trainable) n += p->value.size();
+  for (auto& p : trainable_only ? trainable_params() : params_) n += p->value.size();
   return n;
+}
+
+std::vector<std::string> Model::set_frozen(const std::vector<std::string>& names) {
+  std::vector<std::string> unmatched;
+  for (size_t i = 0; i < nodes_.size(); ++i) frozen_[i] = nodes_[i].frozen;
+  for (auto& n : names) {
+    bool matched = false;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const std::string& q = nodes_[i].name;
+      if (!nodes_[i].layer) continue;
+      // "encoder" matches encoder.*; "encoder.dense_1" matches itself; a local layer name
+      // ("dense_1") matches any node whose last component it is.
+      bool hit = q == n || q.rfind(n + ".", 0) == 0 ||
+                 (q.size() > n.size() && q.compare(q.size() - n.size(), n.size(), n) == 0 &&
+                  q[q.size() - n.size() - 1] == '.');
+      if (hit) {
+        frozen_[i] = 1;
+        matched = true;
+      }
+    }
+    if (!matched) unmatched.push_back(n);
+  }
+  return unmatched;
 }
 
 void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs) {
@@ -67,6 +115,10 @@ void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inp
     values_[inputs_[i]] = x;
   }
   std::vector<const Tensor*> in;
+  RunContext local = ctx;
+  // One serial per call: a layer used at several nodes of this graph keeps what each use needs
+  // (its own affair); one used by another call in between is refused at backward.
+  uint64_t serial = next_forward_serial();
   for (size_t i = 0; i < nodes_.size(); ++i) {
     has_grad_[i] = 0;
     ModelNode& node = nodes_[i];
@@ -76,7 +128,10 @@ void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inp
     Shape s = node.shape;
     s.insert(s.begin(), batch);
     values_[i].resize(s);
-    node.layer->forward(ctx, in, values_[i]);
+    local.frozen = ctx.frozen || frozen_[i];
+    node.layer->forward(local, in, values_[i]);
+    serials_[i] = serial;
+    node.layer->set_forward_serial(serial);
   }
 }
 
@@ -110,7 +165,8 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
     if (!nodes_[i].layer) {
       t = input_grads;
     } else {
-      for (auto& p : nodes_[i].params) t |= p->trainable;
+      if (!frozen_[i] && !ctx.frozen)
+        for (auto& p : nodes_[i].params) t |= p->trainable;
       for (int j : nodes_[i].inputs) t |= trainable_below_[j];
     }
     trainable_below_[i] = t;
@@ -118,9 +174,16 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
   std::vector<const Tensor*> in;
   std::vector<Tensor*> din;
   std::vector<int> pending;
+  RunContext local = ctx;
   for (size_t k = n; k-- > 0;) {
     ModelNode& node = nodes_[k];
     if (!node.layer || !has_grad_[k] || !trainable_below_[k]) continue;
+    if (node.layer->forward_serial() != serials_[k])
+      throw Error("layer '" + node.name + "' ran again (in another call or model) after model '" +
+                  name_ +
+                  "' used it and before its backward: run forward and backward per call, or "
+                  "concatenate the batches into one call");
+    local.frozen = ctx.frozen || frozen_[k];
     in.clear();
     din.clear();
     pending.clear();
@@ -146,7 +209,7 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
         pending.push_back(int(a));
       }
     }
-    node.layer->backward(ctx, in, values_[k], grads_[k], din);
+    node.layer->backward(local, in, values_[k], grads_[k], din);
     for (int a : pending) {
       Tensor& g = grads_[node.inputs[a]];
       const Tensor& s = *din[a];

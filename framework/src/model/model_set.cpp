@@ -286,8 +286,7 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
         if (!src.layer) continue;
         ModelNode copy = src;
         for (auto& j : copy.inputs) j = remap.at(j);
-        if (!trainable)
-          for (auto& p : copy.params) p->trainable = false;
+        if (!trainable) copy.frozen = true;  // through this model only: the parameters stay shared
         remap[int(k)] = add_node(copy);
       }
       std::string label = entry["name"] ? entry["name"].Scalar() : sub;
@@ -361,8 +360,7 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
       if (msg.find(file_) == 0) throw;
       throw Error(where, at, msg);
     }
-    if (!trainable)
-      for (auto& p : nodes[idx].params) p->trainable = false;
+    nodes[idx].frozen = !trainable;
     by_name[local] = idx;
     last = idx;
   }

@@ -1,6 +1,7 @@
 #include <png.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -16,7 +17,10 @@ void write_atomically(const std::string& path,
   namespace fs = std::filesystem;
   fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // Unique per write: two stages (or threads) may write the same file at once; each gets its own
+  // temp file and the last rename wins with a complete file.
+  static std::atomic<uint64_t> serial{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(++serial);
   try {
     write(tmp);
     // Flush file contents to disk before the rename makes them visible.

@@ -29,13 +29,6 @@ struct Runtime::DatasetDecl {
   std::mutex mutex;
 };
 
-struct Runtime::StageDecl {
-  std::string name, recipe;
-  Params params;
-  std::vector<std::string> after;
-  Location where;
-};
-
 namespace {
 
 const std::set<std::string> kDatasetReserved{"source", "splits", "scale", "transform"};
@@ -251,6 +244,8 @@ void Runtime::validate_stages(Problems& problems) {
         std::string v = node[ps.name].Scalar();
         bool is_model = ps.name == "model" || ps.name.ends_with("_model");
         bool is_data = ps.name == "data" || ps.name.ends_with("_data");
+        if (models_->has(v) && std::find(s->models.begin(), s->models.end(), v) == s->models.end())
+          s->models.push_back(v);
         if (is_model && !models_->has(v)) {
           local.add(location_of(node[ps.name], file_.path), path + "." + ps.name,
                     "unknown model '" + v + "'" + suggestion(v, models_->names()));
@@ -279,6 +274,30 @@ void Runtime::validate_stages(Problems& problems) {
           }
         }
       }
+      // `freeze:` names layers or models inside the stage's models.
+      if (node["freeze"] && node["freeze"].IsSequence())
+        for (auto f : node["freeze"]) {
+          std::string n = f.Scalar();
+          std::vector<std::string> known;
+          bool found = false;
+          for (auto& mn : s->models) {
+            auto m = models_->get(mn);
+            std::vector<std::string> left = m->set_frozen({n});
+            m->set_frozen({});
+            found |= left.empty();
+            for (auto& nd : m->nodes()) {
+              if (!nd.layer) continue;
+              known.push_back(nd.name);
+              std::string prefix = nd.name.substr(0, nd.name.find('.'));  // its model
+              if (std::find(known.begin(), known.end(), prefix) == known.end())
+                known.push_back(prefix);
+            }
+          }
+          if (!found)
+            local.add(location_of(f, file_.path), path + ".freeze",
+                      "'" + n + "' names no layer or model of this stage's models" +
+                          suggestion(n, known));
+        }
       for (auto& m : local.list()) problems.add(m);
       stages_.push_back(std::move(s));
     } catch (const Error& e) {
@@ -305,6 +324,7 @@ void Runtime::validate_stages(Problems& problems) {
     return false;
   };
   for (auto& s : stages_) visit(s->name);
+  if (problems.empty()) order_sharing_stages();
 }
 
 std::shared_ptr<const Dataset> Runtime::load_dataset(DatasetDecl& d) {
@@ -434,6 +454,11 @@ std::string Runtime::summary() {
       s += " after";
       for (auto& a : st->after) s += " " + a;
     }
+    if (!st->shares_with.empty()) {
+      s += " (shares layers with";
+      for (auto& a : st->shares_with) s += " " + a;
+      s += ", so runs after it)";
+    }
     s += "\n";
   }
   return s;
@@ -512,7 +537,6 @@ void Runtime::run() {
           }
           try {
             run_stage(*s);
-            save_weights();
           } catch (const std::exception& e) {
             std::lock_guard<std::mutex> lock(err_mutex);
             errors.push_back(e.what());
@@ -527,6 +551,9 @@ void Runtime::run() {
   }
   for (auto* r : roots) r->try_put(tbb::flow::continue_msg());
   g.wait_for_all();
+  // Once, when no stage runs: the weights every stage left (also after a failed stage, so the
+  // stages that finished can be used), never a mix of two stages' moments.
+  if (failed.size() < stages_.size()) save_weights();
   if (!errors.empty()) {
     std::string all;
     for (size_t i = 0; i < errors.size(); ++i) all += (i ? "\n" : "") + errors[i];

@@ -66,9 +66,20 @@ class LOOM_API Runtime {
 
  private:
   struct DatasetDecl;
-  struct StageDecl;
+  struct StageDecl {
+    std::string name, recipe;
+    Params params;
+    std::vector<std::string> after;
+    Location where;
+    std::vector<std::string> models;  // models the stage names (model, generator, ...)
+    // Stages this one waits for because they share layers (added to `after`), for the summary.
+    std::vector<std::string> shares_with;
+  };
   void validate_datasets(Problems& problems);
   void validate_stages(Problems& problems);
+  // Stages that share a layer (and so its weights and its per-call state) never run at once:
+  // each such pair not already ordered by `after` runs in declaration order.
+  void order_sharing_stages();
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
 

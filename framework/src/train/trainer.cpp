@@ -1,17 +1,9 @@
-// The shared training loop.
-#include <unistd.h>
-
-#include <chrono>
+// The Trainer: parameter groups (optimizer, schedule, slots, clipping), EMA, tracked state and
+// checkpoints.
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <map>
-#include <nlohmann/json.hpp>
+#include <set>
 
-#include "config/yaml_util.hpp"
-#include "data/loader.hpp"
 #include "loom/create.hpp"
-#include "loom/loss.hpp"
 #include "loom/optimizer.hpp"
 #include "loom/training.hpp"
 #include "output/safetensors.hpp"
@@ -19,416 +11,319 @@
 
 namespace loom {
 
-StageContext::~StageContext() = default;
+GradientReducer::~GradientReducer() = default;
 
-void add_training_params(Spec& s) {
-  s.add("batch_size", Type::Int).def(32).min(1).doc("samples per step");
-  s.add("epochs", Type::Int).def(10).min(1).doc("passes over the training data");
-  s.add("shuffle", Type::Bool).def("true").doc("reshuffle the training data every epoch (seeded)");
-  s.add("optimizer", Type::Any)
-      .def("nadam")
-      .entry(Kind::Optimizer)
-      .doc("optimizer: a name or {type: NAME, lr: ...}");
-  s.add("lr_schedule", Type::Map)
-      .doc(
-          "learning-rate schedule: {type: constant|step|exponential|cosine, "
-          "warmup_steps, step_size, gamma, decay_steps, decay_rate, min_lr}");
-  s.add("clip_norm", Type::Float)
-      .def(0.0)
-      .min(0)
-      .doc("clip gradients to this global L2 norm (0: off)");
-  s.add("clip_value", Type::Float)
-      .def(0.0)
-      .min(0)
-      .doc("clip each gradient value to ±this (0: off)");
-  s.add("early_stopping", Type::Map)
-      .doc("{monitor: valid_loss, patience: 3, min_delta: 0, restore_best: false}");
-  s.add("checkpoint", Type::Map).doc("{every: 1 (epochs), keep_best: true, monitor: valid_loss}");
-  s.add("log_every", Type::Float)
-      .def(10.0)
-      .min(0)
-      .doc("seconds between progress lines when not on a terminal");
+GradientReducer& StageContext::reducer() {
+  static GradientReducer single_process;
+  return single_process;
+}
+
+std::vector<std::string> StageContext::freeze() const {
+  if (!params().given("freeze")) return {};
+  return params().strings("freeze");
+}
+
+struct Trainer::Group {
+  std::string name;
+  std::vector<ParamPtr> params;
+  std::unique_ptr<Optimizer> optimizer;
+  std::vector<std::string> slot_names;
+  std::vector<std::vector<Tensor>> slots;
+  std::unique_ptr<Schedule> schedule;
+  double clip_norm = 0, clip_value = 0;
+  int64_t updates = 0;
+  // EMA
+  double ema_decay = 0;
+  std::vector<Tensor> shadow;
+  bool shadow_ready = false;
+};
+
+struct Trainer::Impl {
+  std::vector<std::unique_ptr<Group>> groups;
+  std::vector<std::function<void(const std::string&)>> hooks;
+  std::vector<std::pair<std::string, std::vector<Tensor*>>> tensors;
+  std::vector<std::pair<std::string, int64_t*>> values;
+  std::vector<ParamPtr> weights;
+  bool ema_swapped = false;
+
+  Group& group(const std::string& name) {
+    for (auto& g : groups)
+      if (g->name == name) return *g;
+    std::string known;
+    for (auto& g : groups) known += (known.empty() ? "" : ", ") + g->name;
+    throw Error("no parameter group '" + name + "' (groups: " + known + ")");
+  }
+};
+
+Trainer::Trainer(StageContext& ctx) : ctx_(ctx), impl_(std::make_unique<Impl>()) {}
+Trainer::~Trainer() = default;
+
+Trainer::GroupSettings Trainer::stage_settings() const {
+  const Params& p = ctx_.params();
+  GroupSettings g;
+  g.optimizer = p.child("optimizer");
+  g.has_schedule = p.given("lr_schedule");
+  if (g.has_schedule) g.lr_schedule = p.child("lr_schedule");
+  if (p.has("clip_norm")) g.clip_norm = p.f("clip_norm");
+  if (p.has("clip_value")) g.clip_value = p.f("clip_value");
+  return g;
+}
+
+void Trainer::add_group(const std::string& name, const std::vector<ParamPtr>& params,
+                        const GroupSettings& settings) {
+  if (has_group(name)) throw Error("parameter group '" + name + "' declared twice");
+  auto g = std::make_unique<Group>();
+  g->name = name;
+  std::set<Param*> seen;
+  for (auto& p : params)
+    if (seen.insert(p.get()).second) g->params.push_back(p);
+  g->optimizer = create_from<Optimizer>(ctx_.registry(), settings.optimizer);
+  g->schedule = std::make_unique<Schedule>(g->optimizer->learning_rate(),
+                                           settings.has_schedule ? settings.lr_schedule : Params());
+  g->clip_norm = settings.clip_norm;
+  g->clip_value = settings.clip_value;
+  g->slot_names = g->optimizer->slot_names();
+  g->slots.resize(g->params.size());
+  for (size_t i = 0; i < g->params.size(); ++i)
+    for (size_t k = 0; k < g->slot_names.size(); ++k)
+      g->slots[i].emplace_back(g->params[i]->value.shape());
+  impl_->groups.push_back(std::move(g));
+}
+
+bool Trainer::has_group(const std::string& name) const {
+  for (auto& g : impl_->groups)
+    if (g->name == name) return true;
+  return false;
+}
+
+std::vector<std::string> Trainer::groups() const {
+  std::vector<std::string> out;
+  for (auto& g : impl_->groups) out.push_back(g->name);
+  return out;
+}
+
+const std::vector<ParamPtr>& Trainer::params(const std::string& group) const {
+  return impl_->group(group).params;
+}
+
+void Trainer::zero_grad(const std::string& group) {
+  for (auto& p : impl_->group(group).params) {
+    if (p->grad.size() != p->value.size()) p->grad.resize(p->value.shape());
+    p->grad.zero();
+  }
+}
+
+void Trainer::step(const std::string& group) {
+  Group& g = impl_->group(group);
+  ctx_.reducer().reduce_gradients(g.params);
+  if (g.clip_value > 0) {
+    float c = float(g.clip_value);
+    for (auto& q : g.params)
+      for (int64_t i = 0; i < q->grad.size(); ++i)
+        q->grad[i] = std::min(c, std::max(-c, q->grad[i]));
+  }
+  if (g.clip_norm > 0) {
+    double sq = 0;
+    for (auto& q : g.params)
+      for (int64_t i = 0; i < q->grad.size(); ++i) sq += double(q->grad[i]) * q->grad[i];
+    double norm = std::sqrt(sq);
+    if (norm > g.clip_norm) {
+      float s = float(g.clip_norm / norm);
+      for (auto& q : g.params)
+        for (int64_t i = 0; i < q->grad.size(); ++i) q->grad[i] *= s;
+    }
+  }
+  float lr = float(g.schedule->at(g.updates));
+  ++g.updates;
+  for (size_t i = 0; i < g.params.size(); ++i)
+    g.optimizer->update(*g.params[i], g.slots[i], lr, g.updates);
+  if (g.ema_decay > 0) {
+    if (!g.shadow_ready) {
+      for (size_t i = 0; i < g.params.size(); ++i) g.shadow[i].copy_from(g.params[i]->value);
+      g.shadow_ready = true;
+    } else {
+      float d = float(g.ema_decay), e = 1.f - d;
+      for (size_t i = 0; i < g.params.size(); ++i) {
+        float* s = g.shadow[i].data();
+        const float* v = g.params[i]->value.data();
+        for (int64_t k = 0; k < g.shadow[i].size(); ++k) s[k] = d * s[k] + e * v[k];
+      }
+    }
+  }
+  for (auto& h : impl_->hooks) h(group);
+}
+
+void Trainer::on_update(std::function<void(const std::string&)> hook) {
+  impl_->hooks.push_back(std::move(hook));
+}
+
+int64_t Trainer::updates(const std::string& group) const { return impl_->group(group).updates; }
+
+double Trainer::lr(const std::string& group) const {
+  Group& g = impl_->group(group);
+  return g.schedule->at(g.updates > 0 ? g.updates - 1 : 0);
+}
+
+void Trainer::add_ema(const std::string& group, double decay) {
+  Group& g = impl_->group(group);
+  if (!(decay > 0 && decay < 1)) throw Error("ema: the decay must be in (0, 1)");
+  g.ema_decay = decay;
+  g.shadow.clear();
+  for (auto& p : g.params) g.shadow.emplace_back(p->value.shape());
+}
+
+bool Trainer::has_ema() const {
+  for (auto& g : impl_->groups)
+    if (g->ema_decay > 0) return true;
+  return false;
+}
+
+void Trainer::swap_ema() {
+  for (auto& g : impl_->groups) {
+    if (g->ema_decay <= 0 || !g->shadow_ready) continue;
+    for (size_t i = 0; i < g->params.size(); ++i) {
+      float* a = g->params[i]->value.data();
+      float* b = g->shadow[i].data();
+      for (int64_t k = 0; k < g->shadow[i].size(); ++k) std::swap(a[k], b[k]);
+    }
+  }
+  impl_->ema_swapped = !impl_->ema_swapped;
+}
+
+void Trainer::track(const std::string& name, std::vector<Tensor*> tensors) {
+  impl_->tensors.push_back({name, std::move(tensors)});
+}
+
+void Trainer::track(const std::string& name, int64_t* value) {
+  impl_->values.push_back({name, value});
+}
+
+void Trainer::add_weights(const std::vector<ParamPtr>& params) {
+  std::set<Param*> seen;
+  for (auto& p : impl_->weights) seen.insert(p.get());
+  for (auto& p : params)
+    if (seen.insert(p.get()).second) impl_->weights.push_back(p);
+}
+
+void Trainer::save(const std::string& path,
+                   const std::vector<std::pair<std::string, std::string>>& metadata) {
+  if (impl_->ema_swapped)
+    throw Error("internal: checkpoint written while EMA weights are swapped in");
+  std::vector<std::pair<std::string, const Tensor*>> t;
+  for (auto& q : impl_->weights) t.push_back({q->name, &q->value});
+  std::map<std::string, std::string> meta(metadata.begin(), metadata.end());
+  meta["format"] = "loom-2";
+  meta["step"] = std::to_string(step_);
+  for (auto& g : impl_->groups) {
+    for (size_t i = 0; i < g->params.size(); ++i)
+      for (size_t k = 0; k < g->slot_names.size(); ++k)
+        t.push_back({"optimizer." + (impl_->groups.size() > 1 ? g->name + "." : std::string()) +
+                         g->slot_names[k] + "." + g->params[i]->name,
+                     &g->slots[i][k]});
+    meta["updates." + g->name] = std::to_string(g->updates);
+    if (g->ema_decay > 0 && g->shadow_ready) {
+      for (size_t i = 0; i < g->params.size(); ++i)
+        t.push_back({"ema." + g->params[i]->name, &g->shadow[i]});
+    }
+  }
+  for (auto& [name, list] : impl_->tensors)
+    for (size_t i = 0; i < list.size(); ++i) t.push_back({name + "." + std::to_string(i), list[i]});
+  for (auto& [name, v] : impl_->values) meta["state." + name] = std::to_string(*v);
+  save_safetensors(path, t, meta);
 }
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
+// Copies a checkpoint tensor into a live one, or says which tensor no longer fits and why.
+void restore(const std::string& path, const std::string& name, const Tensor& from, Tensor& to) {
+  if (from.shape() != to.shape())
+    throw Error(path + ": tensor '" + name + "' has shape " + to_string(from.shape()) +
+                " but the pipeline's model needs " + to_string(to.shape()) +
+                " (the architecture changed since this checkpoint was written; start a new run "
+                "folder, or --overwrite this one)");
+  to.copy_from(from);
 }
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
-std::string fmt_terms(const LossTerms& t) {
-  std::string s;
-  for (size_t i = 0; i < t.size(); ++i)
-    s += (i ? "  " : "") + t[i].first + " " + fmt("%.5f", t[i].second);
-  return s;
-}
-
-struct Averager {
-  std::vector<std::pair<std::string, double>> sums;
-  double weight = 0;
-  void add(const LossTerms& t, double w) {
-    if (sums.empty())
-      for (auto& [k, v] : t) sums.push_back({k, 0.0});
-    for (size_t i = 0; i < t.size() && i < sums.size(); ++i) sums[i].second += t[i].second * w;
-    weight += w;
+int64_t to_int(const std::string& path, const std::map<std::string, std::string>& meta,
+               const std::string& key) {
+  auto it = meta.find(key);
+  if (it == meta.end()) throw Error(path + ": the checkpoint has no '" + key + "' entry");
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(it->second, &pos);
+    if (pos != it->second.size()) throw 0;
+    return v;
+  } catch (...) {
+    throw Error(path + ": the checkpoint's '" + key + "' entry is not an integer");
   }
-  LossTerms mean() const {
-    LossTerms m = sums;
-    for (auto& [k, v] : m) v = weight > 0 ? v / weight : 0;
-    return m;
-  }
-};
-
-// The one place where gradients of a step are complete: data-parallel training will all-reduce
-// them here.
-void synchronise_gradients(const std::vector<ParamPtr>&) {}
+}
 
 }  // namespace
 
-LossTerms evaluate(StageContext& ctx, const DataSplit& split, int64_t batch_size,
-                   const std::function<LossTerms(const Batch&, const RunContext&)>& step,
-                   const DataSplit& paired) {
-  Averager avg;
-  if (split.count == 0) return {};
-  LoaderOptions o;
-  o.batch_size = batch_size;
-  o.shuffle = false;
-  o.seed = ctx.seed();
-  BatchLoader loader(split, paired, o);
-  RunContext rc{false, ctx.seed(), 0};
-  while (auto b = loader.next()) avg.add(step(*b, rc), double(b->size));
-  return avg.mean();
-}
-
-std::unique_ptr<Loss> make_loss(StageContext& ctx, const Params& entry) {
-  return create_from<Loss>(ctx.registry(), entry);
-}
-
-struct ExtraTerms::Term {
-  std::string name;
-  int node;
-  float weight;
-  std::unique_ptr<Loss> loss;
-};
-
-ExtraTerms::ExtraTerms(StageContext& ctx, Model& model, const std::string& key) {
-  const Params& p = ctx.params();
-  if (!p.given(key)) return;
-  Params list = p.child(key);
-  const auto& node = list.impl().node;
-  if (!node.IsSequence())
-    list.fail("expected a list of terms such as [{type: kl_sparsity, on: coding, weight: 0.005}]");
-  for (size_t i = 0; i < node.size(); ++i) {
-    Spec open;
-    open.open = true;
-    Params e = make_params(node[i], open, list.impl().file, index_path(list.path(), i));
-    if (!e.given("on")) e.fail("a loss term needs 'on': the layer whose output it penalises");
-    auto t = std::make_unique<Term>();
-    std::string on = e.s("on");
-    t->node = model.find(on);
-    if (t->node < 0) {
-      std::vector<std::string> names;
-      for (auto& n : model.nodes()) names.push_back(n.name);
-      e.fail("on",
-             "model '" + model.name() + "' has no layer '" + on + "'" + suggestion(on, names));
-    }
-    t->weight = e.given("weight") ? float(e.f("weight")) : 1.f;
-    t->loss = create_from<Loss>(ctx.registry(), e, {"on", "weight"});
-    if (t->loss->needs_target())
-      e.fail("type", "a loss term on a layer must be a penalty (no target), e.g. kl_sparsity");
-    Params ty = e;
-    t->name = node[i]["type"] ? node[i]["type"].Scalar() : "term";
-    terms_.push_back(std::move(t));
-  }
-}
-
-ExtraTerms::~ExtraTerms() = default;
-bool ExtraTerms::empty() const { return terms_.empty(); }
-
-double ExtraTerms::add_terms(Model& model, bool training, LossTerms& out) {
-  double total = 0;
-  for (auto& t : terms_) {
-    const Tensor& v = model.value(t->node);
-    Tensor* g = nullptr;
-    Tensor grad;
-    if (training) {
-      grad.resize(v.shape());
-      g = &grad;
-    }
-    double value = t->loss->compute(v, nullptr, g, t->weight);
-    if (training) {
-      Tensor& seed = model.seed_grad(t->node);
-      for (int64_t i = 0; i < seed.size(); ++i) seed[i] += grad[i];
-    }
-    total += t->weight * value;
-    out.push_back({t->name, t->weight * value});
-  }
-  return total;
-}
-
-FitResult fit(StageContext& ctx, Model& model, const TrainHooks& hooks) {
-  const Params& p = ctx.params();
-  FitResult result;
-  int64_t batch_size = p.i("batch_size");
-  int64_t epochs = ctx.epochs_override() > 0 ? ctx.epochs_override() : p.i("epochs");
-  int64_t max_steps = ctx.max_steps();
-  bool shuffle = p.b("shuffle");
-  auto optimizer = create_from<Optimizer>(ctx.registry(), p.child("optimizer"));
-  Schedule schedule(optimizer->learning_rate(),
-                    p.given("lr_schedule") ? p.child("lr_schedule") : Params());
-  double clip_norm = p.f("clip_norm"), clip_value = p.f("clip_value");
-
-  // Early stopping and best-checkpoint settings.
-  bool early = p.given("early_stopping");
-  int64_t patience = 3;
-  double min_delta = 0;
-  bool restore_best = false;
-  if (early) {
-    Params e = p.child("early_stopping");
-    if (e.given("patience")) patience = e.i("patience");
-    if (e.given("min_delta")) min_delta = e.f("min_delta");
-    if (e.given("restore_best")) restore_best = e.b("restore_best");
-    if (e.given("monitor") && e.s("monitor") != "valid_loss" && e.s("monitor") != "train_loss")
-      e.fail("monitor", "monitor must be valid_loss or train_loss");
-  }
-  int64_t ckpt_every = 1;
-  bool keep_best = true;
-  if (p.given("checkpoint")) {
-    Params c = p.child("checkpoint");
-    if (c.given("every")) ckpt_every = c.i("every");
-    if (c.given("keep_best")) keep_best = c.b("keep_best");
-  }
-  bool has_valid = hooks.valid.count > 0;
-
-  // Optimizer state.
-  std::vector<ParamPtr> params;
-  for (auto& q : model.params())
-    if (q->trainable) params.push_back(q);
-  std::vector<std::vector<Tensor>> slots(params.size());
-  auto slot_names = optimizer->slot_names();
-  for (size_t i = 0; i < params.size(); ++i)
-    for (size_t k = 0; k < slot_names.size(); ++k) slots[i].emplace_back(params[i]->value.shape());
-
-  std::string last_path = ctx.out_path("checkpoints/" + ctx.name() + "/last.safetensors");
-  std::string best_path = ctx.out_path("checkpoints/" + ctx.name() + "/best.safetensors");
-  int64_t step = 0, start_epoch = 0;
-  double best = INFINITY;
-  int64_t since_best = 0;
-
-  auto save = [&](const std::string& path, int64_t epoch) {
-    std::vector<std::pair<std::string, const Tensor*>> t;
-    for (auto& q : model.params()) t.push_back({q->name, &q->value});
-    for (size_t i = 0; i < params.size(); ++i)
-      for (size_t k = 0; k < slot_names.size(); ++k)
-        t.push_back({"optimizer." + slot_names[k] + "." + params[i]->name, &slots[i][k]});
-    save_safetensors(path, t,
-                     {{"stage", ctx.name()},
-                      {"epoch", std::to_string(epoch)},
-                      {"step", std::to_string(step)},
-                      {"best", fmt("%.9g", best)},
-                      {"since_best", std::to_string(since_best)},
-                      {"format", "loom-1"}});
+std::map<std::string, std::string> Trainer::load(const std::string& path, bool with_state) {
+  TensorFile f = load_safetensors(path);
+  auto need = [&](const std::string& name) -> const Tensor& {
+    auto it = f.tensors.find(name);
+    if (it == f.tensors.end()) throw Error(path + ": has no tensor '" + name + "'");
+    return it->second;
   };
-  auto load = [&](const std::string& path, bool with_state) {
-    TensorFile f = load_safetensors(path);
-    for (auto& q : model.params()) {
-      auto it = f.tensors.find(q->name);
-      if (it == f.tensors.end()) throw Error(path + ": has no tensor '" + q->name + "'");
-      q->value.copy_from(it->second);
-    }
-    if (!with_state) return f;
-    for (size_t i = 0; i < params.size(); ++i)
-      for (size_t k = 0; k < slot_names.size(); ++k) {
-        auto it = f.tensors.find("optimizer." + slot_names[k] + "." + params[i]->name);
-        if (it != f.tensors.end()) slots[i][k].copy_from(it->second);
-      }
-    return f;
-  };
-
-  if (ctx.resume() && std::filesystem::exists(last_path)) {
-    TensorFile f = load(last_path, true);
-    start_epoch = std::stoll(f.metadata["epoch"]);
-    step = std::stoll(f.metadata["step"]);
-    best = std::stod(f.metadata["best"]);
-    since_best = std::stoll(f.metadata["since_best"]);
-    ctx.log("resuming '" + ctx.name() + "' after epoch " + std::to_string(start_epoch) + " (step " +
-            std::to_string(step) + ") from " + last_path);
+  // Check every shape before changing anything, so a failed load leaves the model as it was.
+  for (auto& q : impl_->weights) {
+    const Tensor& src = need(q->name);
+    if (src.shape() != q->value.shape()) restore(path, q->name, src, q->value);
   }
-
-  // One optimisation step on a batch: forward/backward (the recipe's step), gradient
-  // synchronisation, clipping, the optimizer update.
-  auto train_step = [&](const Batch& b, int64_t epoch) -> LossTerms {
-    ++step;
-    RunContext rc{true, ctx.seed(), step};
-    model.zero_grads();
-    LossTerms terms = hooks.step(b, rc);
-    for (auto& [name, v] : terms)
-      if (!std::isfinite(v))
-        throw Error(
-            "stage '" + ctx.name() + "': the loss became " + (std::isnan(v) ? "NaN" : "infinite") +
-            " at epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step) +
-            " (term '" + name + "'); training stopped" +
-            (std::filesystem::exists(last_path) ? "; the last good checkpoint is kept: " + last_path
-                                                : ""));
-    synchronise_gradients(params);
-    if (clip_value > 0)
-      for (auto& q : params)
-        for (int64_t i = 0; i < q->grad.size(); ++i)
-          q->grad[i] = std::min(float(clip_value), std::max(-float(clip_value), q->grad[i]));
-    if (clip_norm > 0) {
-      double sq = 0;
-      for (auto& q : params)
-        for (int64_t i = 0; i < q->grad.size(); ++i) sq += double(q->grad[i]) * q->grad[i];
-      double norm = std::sqrt(sq);
-      if (norm > clip_norm) {
-        float s = float(clip_norm / norm);
-        for (auto& q : params)
-          for (int64_t i = 0; i < q->grad.size(); ++i) q->grad[i] *= s;
+  for (auto& q : impl_->weights) q->value.copy_from(need(q->name));
+  if (!with_state) return f.metadata;
+  bool legacy = f.metadata["format"] != "loom-2";
+  for (auto& g : impl_->groups) {
+    for (size_t i = 0; i < g->params.size(); ++i)
+      for (size_t k = 0; k < g->slot_names.size(); ++k) {
+        std::string prefix = impl_->groups.size() > 1 ? g->name + "." : std::string();
+        std::string name = "optimizer." + prefix + g->slot_names[k] + "." + g->params[i]->name;
+        auto it = f.tensors.find(name);
+        if (it == f.tensors.end())
+          throw Error(path + ": has no optimizer state '" + name +
+                      "' (written with another optimizer?); --resume needs it to continue the "
+                      "same run");
+        restore(path, name, it->second, g->slots[i][k]);
       }
-    }
-    float lr = float(schedule.at(step - 1));
-    for (size_t i = 0; i < params.size(); ++i) optimizer->update(*params[i], slots[i], lr, step);
-    return terms;
-  };
-
-  // The training batches of one epoch (shuffled by epoch, augmented), at most `limit` samples.
-  auto train_loader = [&](int64_t epoch, int64_t limit) {
-    LoaderOptions o;
-    o.batch_size = batch_size;
-    o.shuffle = shuffle;
-    o.seed = ctx.seed();
-    o.epoch = epoch;
-    o.limit = limit;
-    return BatchLoader(hooks.train, hooks.paired_train, o, transform_of(hooks.train));
-  };
-
-  if (const StageContext::BenchSettings* bs = ctx.bench()) {
-    // Steady-state throughput: warm-up, then timed windows, with the data stage running.
-    std::vector<double> rates;
-    int64_t total = bs->warmup + bs->windows * bs->steps, done = 0, epoch = 0;
-    auto window_start = Clock::now();
-    while (done < total) {
-      BatchLoader loader = train_loader(epoch++, -1);
-      while (done < total) {
-        auto b = loader.next();
-        if (!b) break;
-        if (b->size != batch_size) continue;  // only full batches are timed
-        train_step(*b, epoch);
-        ++done;
-        if (done == bs->warmup) window_start = Clock::now();
-        if (done > bs->warmup && (done - bs->warmup) % bs->steps == 0) {
-          double secs = seconds_since(window_start);
-          rates.push_back(double(bs->steps * batch_size) / secs);
-          window_start = Clock::now();
-        }
-      }
-    }
-    ctx.bench_result(rates, batch_size);
-    return result;
-  }
-
-  bool tty = isatty(2) && !ctx.quiet();
-  double log_every = p.f("log_every");
-  double train_time = 0;
-  int64_t train_images = 0;
-  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
-    if (max_steps > 0 && step >= max_steps) break;
-    BatchLoader loader = train_loader(epoch, max_steps > 0 ? (max_steps - step) * batch_size : -1);
-    Averager avg;
-    auto t0 = Clock::now();
-    auto last_log = t0;
-    int64_t nb = loader.batches(), k = 0, images = 0;
-    while (auto b = loader.next()) {
-      ++k;
-      LossTerms terms = train_step(*b, epoch);
-      avg.add(terms, double(b->size));
-      images += b->size;
-      if (!ctx.quiet()) {
-        double el = seconds_since(t0);
-        if (tty && (k == nb || seconds_since(last_log) > 0.1)) {
-          last_log = Clock::now();
-          int width = 24, done = int(width * k / std::max<int64_t>(nb, 1));
-          double rate = images / std::max(el, 1e-9), eta = (nb - k) * (el / k);
-          std::fprintf(stderr,
-                       "\r%s epoch %lld/%lld [%s%s] %lld/%lld  %.0f img/s  ETA %.0fs  %s   ",
-                       ctx.name().c_str(), (long long)epoch + 1, (long long)epochs,
-                       std::string(size_t(done), '=').c_str(),
-                       std::string(size_t(width - done), ' ').c_str(), (long long)k, (long long)nb,
-                       rate, eta, fmt_terms(avg.mean()).c_str());
-          std::fflush(stderr);
-        } else if (!tty && log_every > 0 && seconds_since(last_log) > log_every) {
-          last_log = Clock::now();
-          ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + " step " +
-                  std::to_string(k) + "/" + std::to_string(nb) + "  " +
-                  fmt("%.0f img/s", images / std::max(el, 1e-9)) + "  " + fmt_terms(avg.mean()));
-        }
-      }
-      if (max_steps > 0 && step >= max_steps) break;
-    }
-    double el = seconds_since(t0);
-    if (tty) std::fprintf(stderr, "\n");
-    train_time += el;
-    train_images += images;
-    LossTerms tr = avg.mean();
-    double rate = images / std::max(el, 1e-9);
-    auto line = [&](const std::string& split, const LossTerms& terms, double secs, bool with_rate) {
-      nlohmann::ordered_json j;
-      j["epoch"] = epoch + 1;
-      j["step"] = step;
-      j["split"] = split;
-      for (size_t i = 0; i < terms.size(); ++i)
-        j[i == 0 ? "loss" : terms[i].first] = terms[i].second;
-      if (with_rate) j["images_per_s"] = rate;
-      j["lr"] = schedule.at(step > 0 ? step - 1 : 0);
-      j["time_s"] = secs;
-      ctx.metric(j.dump());
-    };
-    line("train", tr, el, true);
-    LossTerms va;
-    if (has_valid) {
-      auto tv = Clock::now();
-      va = evaluate(ctx, hooks.valid, std::max<int64_t>(batch_size, 256), hooks.step,
-                    hooks.paired_valid);
-      line("valid", va, seconds_since(tv), false);
-    }
-    result.epochs = epoch + 1;
-    result.steps = step;
-    result.last_train_loss = tr.empty() ? 0 : tr[0].second;
-    result.last_valid_loss = va.empty() ? 0 : va[0].second;
-    if (!ctx.quiet())
-      ctx.log(ctx.name() + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) +
-              "  train " + fmt_terms(tr) + (va.empty() ? "" : "  |  valid " + fmt_terms(va)) +
-              "  " + fmt("%.0f img/s", rate) + "  " + fmt("%.1fs", el));
-    double monitored = has_valid ? result.last_valid_loss : result.last_train_loss;
-    bool improved = monitored < best - min_delta;
-    if (improved) {
-      best = monitored;
-      since_best = 0;
-      if (keep_best) save(best_path, epoch + 1);
-    } else {
-      ++since_best;
-    }
-    if ((epoch + 1) % ckpt_every == 0 || epoch + 1 == epochs) save(last_path, epoch + 1);
-    if (hooks.on_epoch_end) hooks.on_epoch_end(epoch + 1);
-    if (early && since_best >= patience) {
-      ctx.log(ctx.name() + ": early stopping after epoch " + std::to_string(epoch + 1) +
-              " (no improvement for " + std::to_string(patience) + " epochs; best " +
-              fmt("%.5f", best) + ")");
-      result.stopped_early = true;
-      break;
+    g->updates =
+        legacy ? to_int(path, f.metadata, "step") : to_int(path, f.metadata, "updates." + g->name);
+    if (g->ema_decay > 0) {
+      g->shadow_ready = f.tensors.count("ema." + g->params[0]->name) > 0;
+      if (g->shadow_ready)
+        for (size_t i = 0; i < g->params.size(); ++i)
+          restore(path, "ema." + g->params[i]->name, need("ema." + g->params[i]->name),
+                  g->shadow[i]);
     }
   }
-  if (restore_best && std::filesystem::exists(best_path)) load(best_path, false);
-  result.best_valid_loss = best;
-  result.images_per_s = train_images / std::max(train_time, 1e-9);
-  return result;
+  for (auto& [name, list] : impl_->tensors)
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string n = name + "." + std::to_string(i);
+      restore(path, n, need(n), *list[i]);
+    }
+  for (auto& [name, v] : impl_->values) *v = to_int(path, f.metadata, "state." + name);
+  step_ = to_int(path, f.metadata, "step");
+  return f.metadata;
 }
+
+FreezeGuard::FreezeGuard(StageContext& ctx, Model& model, std::vector<std::string> extra)
+    : model_(model) {
+  std::vector<std::string> names = ctx.freeze();
+  names.insert(names.end(), extra.begin(), extra.end());
+  auto unmatched = model.set_frozen(names);
+  for (auto& n : unmatched) {
+    bool listed = false;
+    for (auto& s : ctx.freeze()) listed |= s == n;
+    if (!listed) continue;  // extra names of the recipe may concern another model
+    std::vector<std::string> known;
+    for (auto& node : model.nodes()) known.push_back(node.name);
+    model.set_frozen({});
+    ctx.params().fail("freeze", "'" + n + "' names no layer or model inside model '" +
+                                    model.name() + "'" + suggestion(n, known));
+  }
+}
+
+FreezeGuard::~FreezeGuard() { model_.set_frozen({}); }
 
 }  // namespace loom
