@@ -2,12 +2,14 @@
 #include "loom/plugin.hpp"
 
 namespace loom::recipes {
+void register_adversarial(Registry& r);
 void register_augment(Registry& r);
 void register_autoencoder(Registry& r);
 void register_predict(Registry& r);
 void register_sample(Registry& r);
 void register_supervised(Registry& r);
 static void register_types(Registry& r) {
+  register_adversarial(r);
   register_augment(r);
   register_autoencoder(r);
   register_predict(r);
@@ -16,5 +18,5 @@ static void register_types(Registry& r) {
 }
 }  // namespace loom::recipes
 
-LOOM_PLUGIN("loom_recipes", "0.1.0", "Autoencoder, supervised and prediction recipes",
+LOOM_PLUGIN("loom_recipes", "0.1.0", "Autoencoder, adversarial, supervised and prediction recipes",
             loom::recipes::register_types)

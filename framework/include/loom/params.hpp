@@ -36,7 +36,7 @@ struct LOOM_API ParamSpec {
   std::string help;
   // The value is a registered type given as a name or {type: NAME, ...} (or a list of them),
   // validated against that type's own Spec when the pipeline is validated.
-  bool is_entry = false, is_entry_list = false;
+  bool is_entry = false, is_entry_list = false, is_entry_map = false;
   Kind entry_kind = Kind::Layer;
   std::vector<std::string> entry_reserved;  // extra keys the caller reads (e.g. on, weight)
 
@@ -49,6 +49,14 @@ struct LOOM_API ParamSpec {
     is_entry_list = true;
     entry_kind = k;
     entry_reserved = std::move(reserved);
+    return *this;
+  }
+  // A mapping from the names `keys` to entries of kind k, e.g. optimizers: {generator: adam,
+  // discriminator: {type: rmsprop, lr: 2e-4}}; each is validated like a single entry.
+  ParamSpec& entry_map(Kind k, std::vector<std::string> keys) {
+    is_entry_map = true;
+    entry_kind = k;
+    entry_reserved = std::move(keys);
     return *this;
   }
   ParamSpec& required() {

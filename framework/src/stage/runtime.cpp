@@ -73,6 +73,7 @@ class Context : public StageContext {
 }  // namespace
 
 Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::move(options)) {
+  keep_freed_memory_for_reuse();
   file_ = load_pipeline(pipeline, opt_.overrides);
   load_default_plugins(global_registry(), file_.plugin_dirs);
   out_dir_ = opt_.out_dir.empty() ? (fs::path("runs") / file_.name).string() : opt_.out_dir;
@@ -224,6 +225,31 @@ void Runtime::validate_stages(Problems& problems) {
       s->params = make_params(node, t->spec, file_.path, path);
       // Nested registry entries (optimizer, loss, terms, ...) are validated now, not at run time.
       for (auto& ps : t->spec.params) {
+        if (ps.is_entry_map && s->params.given(ps.name)) {
+          YAML::Node m = node[ps.name];
+          if (!m.IsMap()) {
+            local.add(location_of(m, file_.path), path + "." + ps.name,
+                      "expected a mapping such as {" + ps.entry_reserved[0] + ": ...}");
+            continue;
+          }
+          for (auto e = m.begin(); e != m.end(); ++e) {
+            std::string k = e->first.Scalar();
+            if (std::find(ps.entry_reserved.begin(), ps.entry_reserved.end(), k) ==
+                ps.entry_reserved.end()) {
+              local.add(location_of(e->first, file_.path), path + "." + ps.name + "." + k,
+                        "unknown key '" + k + "'" + suggestion(k, ps.entry_reserved));
+              continue;
+            }
+            try {
+              Params scratch;
+              resolve_entry(registry(), ps.entry_kind, s->params.child(ps.name).child(k), {},
+                            &scratch);
+            } catch (const Error& err) {
+              local.add(err.what());
+            }
+          }
+          continue;
+        }
         if (!(ps.is_entry || ps.is_entry_list) || !s->params.has(ps.name)) continue;
         try {
           Params scratch;
@@ -242,7 +268,8 @@ void Runtime::validate_stages(Problems& problems) {
       for (auto& ps : t->spec.params) {
         if (!node[ps.name] || ps.type != Type::String) continue;
         std::string v = node[ps.name].Scalar();
-        bool is_model = ps.name == "model" || ps.name.ends_with("_model");
+        bool is_model = ps.name == "model" || ps.name.ends_with("_model") ||
+                        ps.name == "generator" || ps.name == "discriminator";
         bool is_data = ps.name == "data" || ps.name.ends_with("_data");
         if (models_->has(v) && std::find(s->models.begin(), s->models.end(), v) == s->models.end())
           s->models.push_back(v);

@@ -17,6 +17,10 @@
 
 namespace loom {
 
+// Tunes glibc's allocator so per-step buffers are reused instead of mapped and unmapped each
+// step (core/allocator.cpp). Called once by every Runtime.
+LOOM_API void keep_freed_memory_for_reuse();
+
 struct LOOM_API RunOptions {
   std::string out_dir;  // default runs/<pipeline name>
   std::vector<std::string> overrides;

@@ -358,8 +358,10 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
       j["epoch"] = epoch + 1;
       j["step"] = trainer.step_count();
       j["split"] = split;
-      for (size_t i = 0; i < terms.size(); ++i)
-        j[i == 0 ? "loss" : terms[i].first] = terms[i].second;
+      for (size_t i = 0; i < terms.size(); ++i) {
+        if (i == 0) j["loss"] = terms[i].second;  // the first term, whatever its name
+        if (i > 0 || terms[i].first != "loss") j[terms[i].first] = terms[i].second;
+      }
       if (with_rate) j["images_per_s"] = rate;
       // The rate the last update used, per group ("lr" for the first).
       for (size_t g = 0; g < groups.size(); ++g) {
