@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "gan_losses.hpp"
+#include "adversarial_step.hpp"
 #include "loom/create.hpp"
 #include "loom/io.hpp"
 #include "loom/recipe.hpp"
@@ -112,129 +112,38 @@ class AdversarialRecipe : public Recipe {
     if (p.f("ema") > 0) trainer.add_ema("generator", p.f("ema"));
 
     int64_t per = numel(D->input_shape());
-    Tensor replay;
-    int64_t replay_filled = 0;
+    std::unique_ptr<ReplayBuffer> replay;
     if (replay_size > 0) {
-      replay = Tensor({replay_size, per});
-      trainer.track("replay", {&replay});
-      trainer.track("replay_filled", &replay_filled);
+      replay = std::make_unique<ReplayBuffer>(replay_size, per, replay_ratio);
+      trainer.track("replay", {&replay->rows()});
+      trainer.track("replay_filled", replay->filled_counter());
     }
-
-    Shape zshape = G->input_shape(0);
-    auto codings = [&](int64_t n, uint64_t stream) {
-      Shape s = zshape;
-      s.insert(s.begin(), n);
-      Tensor z(s);
-      latent->sample(z, stream, 0);
-      return z;
-    };
-    auto as_rows = [](const Tensor& t, const Shape& shape) {
-      Shape s = shape;
-      s.insert(s.begin(), t.dim(0));
-      return t.reshaped(s);
-    };
+    AdversarialSettings settings_of_step;
+    settings_of_step.loss = kind;
+    settings_of_step.label_smoothing = smoothing;
+    settings_of_step.d_steps = d_steps;
+    settings_of_step.conditional = conditional;
+    settings_of_step.stage_freeze = stage_freeze;
+    AdversarialStep step(*G, *D, trainer, *latent, settings_of_step, replay.get(), ctx.seed());
 
     TrainHooks hooks;
     hooks.train = train;
     hooks.step = [&](const Batch& b, const RunContext& rc) -> LossTerms {
-      int64_t B = b.size;
-      Tensor real = as_rows(b.x, D->input_shape());
+      Tensor real = AdversarialStep::rows_of(b.x, D->input_shape());
       Tensor labels;
-      if (conditional) labels = b.labels.reshaped({B, 1});
-      uint64_t base = mix64(ctx.seed() ^ mix64(uint64_t(rc.step) * 0x9e3779b97f4a7c15ULL));
-      double d_loss = 0, real_acc = 0, fake_acc = 0;
-
-      // Phase 1: the discriminator.
-      for (int64_t k = 0; k < d_steps; ++k) {
-        Tensor z = codings(B, mix64(base + 2 * uint64_t(k) + 1));
-        RunContext g_rc = rc;
-        g_rc.salt = 1;
-        g_rc.frozen = true;  // G is not trained here: no gradients, running statistics kept
-        std::vector<const Tensor*> g_in{&z};
-        if (conditional) g_in.push_back(&labels);
-        G->forward(g_rc, g_in);
-        Tensor both({2 * B, per});
-        std::copy(G->output().data(), G->output().data() + B * per, both.data());
-        if (replay_size > 0) {
-          // Replace a share of the fakes by past ones, then remember some of today's.
-          Rng rng(ctx.seed(), "replay", uint64_t(rc.step), uint64_t(k));
-          for (int64_t i = 0; i < B; ++i) {
-            bool use = replay_filled > 0 && rng.uniform() < replay_ratio;
-            int64_t slot = int64_t(rng.below(uint64_t(replay_size)));
-            float* row = both.data() + i * per;
-            if (use)
-              std::copy(replay.data() + (slot % replay_filled) * per,
-                        replay.data() + (slot % replay_filled + 1) * per, row);
-            const float* fresh = G->output().data() + i * per;
-            if (replay_filled < replay_size)
-              std::copy(fresh, fresh + per, replay.data() + (replay_filled++) * per);
-            else if (rng.uniform() < 0.5)
-              std::copy(fresh, fresh + per, replay.data() + slot * per);
-          }
-        }
-        std::copy(real.data(), real.data() + B * per, both.data() + B * per);
-        Tensor both_in = as_rows(both, D->input_shape());
-        Tensor both_labels;
-        std::vector<const Tensor*> d_in{&both_in};
-        if (conditional) {
-          both_labels = Tensor({2 * B, 1});
-          std::copy(labels.data(), labels.data() + B, both_labels.data());
-          std::copy(labels.data(), labels.data() + B, both_labels.data() + B);
-          d_in.push_back(&both_labels);
-        }
-        RunContext d_rc = rc;
-        d_rc.salt = 2 + uint64_t(k);
-        trainer.zero_grad("discriminator");
-        D->forward(d_rc, d_in);
-        const float* logits = D->output().data();
-        Tensor& seed = D->seed_grad(D->output_node());
-        double lf = gan_loss(kind, logits, B, false, false, smoothing, seed.data(), 0.5);
-        double lr = gan_loss(kind, logits + B, B, true, false, smoothing, seed.data() + B, 0.5);
-        D->backward(d_rc);
-        trainer.step("discriminator");
-        d_loss += 0.5 * (lf + lr) / double(d_steps);
-        for (int64_t i = 0; i < B; ++i) {
-          fake_acc += logits[i] < 0 ? 1.0 / double(B * d_steps) : 0;
-          real_acc += logits[B + i] > 0 ? 1.0 / double(B * d_steps) : 0;
-        }
-      }
-
-      // Phase 2: the generator, through a frozen discriminator.
-      Tensor z = codings(B, mix64(base));
-      RunContext g_rc = rc;
-      g_rc.salt = 100;
-      std::vector<const Tensor*> g_in{&z};
-      if (conditional) g_in.push_back(&labels);
-      trainer.zero_grad("generator");
-      G->forward(g_rc, g_in);
-      Tensor fake = as_rows(G->output(), D->input_shape());
-      std::vector<const Tensor*> d_in{&fake};
-      if (conditional) d_in.push_back(&labels);
-      std::vector<std::string> all_of_d = stage_freeze;
-      all_of_d.push_back(D->name());
-      D->set_frozen(all_of_d);
-      RunContext d_rc = rc;
-      d_rc.salt = 101;
-      D->forward(d_rc, d_in);
-      double g_loss = gan_loss(kind, D->output().data(), B, true, true, 0.0,
-                               D->seed_grad(D->output_node()).data(), 1.0);
-      D->backward(d_rc, /*input_grads=*/true);
-      D->set_frozen(stage_freeze);
-      const Tensor& dx = D->input_grad(0);
-      Tensor& gseed = G->seed_grad(G->output_node());
-      std::copy(dx.data(), dx.data() + dx.size(), gseed.data());
-      G->backward(g_rc);
-      trainer.step("generator");
+      if (conditional) labels = b.labels.reshaped({b.size, 1});
+      DiscriminatorStats d = step.discriminator_phase(real, conditional ? &labels : nullptr, rc);
+      double g_loss = step.generator_phase(b.size, conditional ? &labels : nullptr, rc);
       return {{"g_loss", g_loss},
-              {"d_loss", d_loss},
-              {"d_real_acc", real_acc},
-              {"d_fake_acc", fake_acc}};
+              {"d_loss", d.loss},
+              {"d_real_acc", d.real_acc},
+              {"d_fake_acc", d.fake_acc}};
     };
 
     // The fixed codings of the per-epoch grid (and labels: one row per class).
     int64_t cols = p.i("grid_cols");
     int64_t grid_n = conditional ? classes * cols : p.i("samples");
-    Tensor zfix = codings(grid_n, hash_string("grid") ^ ctx.seed());
+    Tensor zfix = step.codings(grid_n, hash_string("grid") ^ ctx.seed());
     Tensor yfix({grid_n, 1});
     for (int64_t i = 0; i < grid_n; ++i) yfix[i] = conditional ? float(i / cols) : 0.f;
     // The real images' own diversity, for comparison (the first grid_n training images).
@@ -261,8 +170,10 @@ class AdversarialRecipe : public Recipe {
       char name[64];
       std::snprintf(name, sizeof name, "samples/epoch_%03lld.png", (long long)epoch);
       if (ctx.reducer().rank() == 0) {
-        write_png_grid(ctx.out_path(name), images, G->output_shape(), cols, lo, hi);
-        write_png_grid(ctx.out_path("samples.png"), images, G->output_shape(), cols, lo, hi);
+        if (is_image_shape(G->output_shape())) {
+          write_png_grid(ctx.out_path(name), images, G->output_shape(), cols, lo, hi);
+          write_png_grid(ctx.out_path("samples.png"), images, G->output_shape(), cols, lo, hi);
+        }
         char line[256];
         std::snprintf(line, sizeof line,
                       "{\"epoch\":%lld,\"step\":%lld,\"split\":\"samples\",\"diversity\":%.6g,"

@@ -40,7 +40,10 @@ std::string source_path(const std::string& rel) { return std::string(LOOM_SOURCE
 CliResult run_loom(const std::vector<std::string>& args, const std::string& env) {
   std::string dir = temp_dir("cli");
   std::string cmd = env + " " + std::string(LOOM_BINARY_DIR) + "/bin/loom";
-  for (auto& a : args) cmd += " " + quote(a);
+  for (auto& a : args) {
+    cmd += ' ';
+    cmd += quote(a);
+  }
   cmd += " > " + dir + "/out 2> " + dir + "/err < /dev/null";
   int status = std::system(cmd.c_str());
   CliResult r;

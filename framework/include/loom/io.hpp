@@ -26,7 +26,12 @@ LOOM_API Tensor read_npy(const std::string& path);
 LOOM_API void write_npy(const std::string& path, const Tensor& t);
 LOOM_API void write_npy_labels(const std::string& path, const std::vector<int32_t>& labels);
 
-// A grid of grayscale or RGB images (rows x cols, each (C, H, W) with values in [lo, hi]).
+// Whether samples of this shape can be drawn: (H, W), (1, H, W) or (3, H, W).
+inline bool is_image_shape(const Shape& s) {
+  return s.size() == 2 || (s.size() == 3 && (s[0] == 1 || s[0] == 3));
+}
+// A grid of grayscale or RGB images (rows x cols, each (H, W) or (C, H, W) with values in
+// [lo, hi]).
 LOOM_API void write_png_grid(const std::string& path, const std::vector<const float*>& images,
                              const Shape& image_shape, int64_t cols, float lo, float hi);
 // A scatter plot of `values` (N, D) coloured by `labels` (empty, or N class indices): the values

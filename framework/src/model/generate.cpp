@@ -74,16 +74,14 @@ void write_samples(const std::string& path, const Tensor& samples, float lo, flo
   Tensor clipped = samples.clone();
   for (int64_t i = 0; i < clipped.size(); ++i) clipped[i] = std::clamp(clipped[i], lo, hi);
   if (path.ends_with(".png")) {
-    Shape img = shape;
-    if (img.size() == 2) img.insert(img.begin(), 1);
-    if (img.size() != 3 || (img[0] != 1 && img[0] != 3))
+    if (!is_image_shape(shape))
       throw Error(
           path +
           ": a PNG grid needs samples of shape (H, W), (1, H, W) or (3, H, W); the model makes " +
           to_string(shape) + " (write a dataset instead: .npy or an IDX name)");
     std::vector<const float*> images;
     for (int64_t i = 0; i < n; ++i) images.push_back(clipped.data() + i * per);
-    write_png_grid(path, images, img, cols, lo, hi);
+    write_png_grid(path, images, shape, cols, lo, hi);
     return;
   }
   auto w = DatasetWriter::open(path, shape, lo, hi, false);

@@ -92,9 +92,12 @@ void write_png_rgb(const std::string& path, const std::vector<uint8_t>& rgb, int
 }
 
 void write_png_grid(const std::string& path, const std::vector<const float*>& images,
-                    const Shape& shape, int64_t cols, float lo, float hi) {
+                    const Shape& image_shape, int64_t cols, float lo, float hi) {
+  Shape shape = image_shape;
+  if (shape.size() == 2) shape.insert(shape.begin(), 1);
   if (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
-    throw Error(path + ": a PNG grid needs (1, H, W) or (3, H, W) images, got " + to_string(shape));
+    throw Error(path + ": a PNG grid needs (H, W), (1, H, W) or (3, H, W) images, got " +
+                to_string(image_shape));
   int64_t c = shape[0], h = shape[1], w = shape[2];
   int64_t n = int64_t(images.size());
   cols = std::max<int64_t>(1, std::min(cols, n));

@@ -51,7 +51,7 @@ class BatchNormLayer : public Layer {
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     Prims& k = prims(in[0]->dim(0), ctx.training);
     run_forward(k, in[0]->data(), out.data());
-    if (ctx.training) {
+    if (ctx.training && !ctx.frozen) {  // a frozen layer normalises by the batch, keeps its stats
       const float* bm = static_cast<const float*>(k.mean.get_data_handle());
       const float* bv = static_cast<const float*>(k.var.get_data_handle());
       float* mm = mean_->value.data();
