@@ -19,9 +19,11 @@ class SampleRecipe : public Recipe {
           "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its "
           "samples");
     auto model = ctx.model(p.s("model"));
-    if (model->num_inputs() != 1)
+    bool conditional = model->num_inputs() == 2 && model->input_shape(1) == Shape{1};
+    if (model->num_inputs() != 1 && !conditional)
       p.fail("model", "model '" + model->name() + "' takes " + std::to_string(model->num_inputs()) +
-                          " inputs; sampling needs a decoder or generator with one input");
+                          " inputs; sampling needs a decoder or generator with one input (the "
+                          "codings), or two (the codings and a class label)");
     auto sampler = create_from<Sampler>(ctx.registry(), p.child("sampler"));
     // The value range of the samples: `range`, else that of `data` (after its scale), else [0, 1].
     float lo = 0.f, hi = 1.f;
@@ -37,14 +39,25 @@ class SampleRecipe : public Recipe {
     }
     int64_t n = p.i("n");
     uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
-    Tensor out = generate(*model, *sampler, n, seed, p.i("batch_size"));
+    std::vector<int32_t> labels;
+    if (conditional) {
+      int64_t classes = p.i("num_classes"), fixed = p.given("label") ? p.i("label") : -1;
+      if (fixed >= classes)
+        p.fail("label", "class " + std::to_string(fixed) + " is not in [0, " +
+                            std::to_string(classes) + ")");
+      labels = class_labels(n, classes, fixed);
+    }
+    AveragedWeights averaged(*model, p.b("ema"));
+    Tensor out =
+        generate(*model, *sampler, n, seed, p.i("batch_size"), 0, conditional ? &labels : nullptr);
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);
     std::string what = std::to_string(n) + " x " + to_string(model->output_shape()) + " from " +
-                       p.entry_type("sampler") + " codings " + to_string(model->input_shape());
+                       p.entry_type("sampler") + " codings " + to_string(model->input_shape()) +
+                       (averaged.count() ? " (averaged weights)" : "");
     if (p.given("write")) {
       std::string path = ctx.out_path(p.s("write"));
       int64_t cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
-      write_samples(path, out, lo, hi, cols);
+      write_samples(path, out, lo, hi, cols, conditional ? &labels : nullptr);
       ctx.log(ctx.name() + ": wrote " + what + " to " + path);
     }
     if (p.given("publish")) {
@@ -52,6 +65,7 @@ class SampleRecipe : public Recipe {
       d->count = n;
       d->sample_shape = model->output_shape();
       d->x.assign(out.data(), out.data() + out.size());
+      d->labels = labels;
       d->lo = lo;
       d->hi = hi;
       d->origin = "stage " + ctx.name();
@@ -86,6 +100,15 @@ void register_sample(Registry& r) {
   s.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
   s.add("seed", Type::Int).min(0).doc("random seed of the codings (default: the pipeline's seed)");
   s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
+  s.add("ema", Type::Bool)
+      .def("true")
+      .doc("use the moving average of the weights when the training stage kept one (ema:)");
+  s.add("label", Type::Int)
+      .min(0)
+      .doc(
+          "conditional generators: the class of every sample (default: all classes in turn, "
+          "one block each)");
+  s.add("num_classes", Type::Int).def(10).min(1).doc("conditional generators: the classes");
   r.add<Recipe>("sample", s, [](const Params& p) { return std::make_unique<SampleRecipe>(p); });
 }
 

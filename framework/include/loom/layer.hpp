@@ -44,6 +44,9 @@ struct LOOM_API Param {
   Tensor value;
   Tensor grad;
   bool trainable = true;  // false: never updated by an optimizer (frozen, or running statistics)
+  // The exponential moving average of `value` a training stage kept (`ema:`), or empty. Written
+  // beside the weights as "ema.<name>"; samplers use it (AveragedWeights) when present.
+  Tensor average;
 };
 using ParamPtr = std::shared_ptr<Param>;
 

@@ -94,7 +94,25 @@ class LOOM_API Model {
 // Runs `model` in inference mode over n samples of per_sample values each, stored one after
 // another, batch_size at a time, and returns the values of node `node` (-1: the output), shaped
 // (n, node shape...). Throws a clear Error when per_sample does not fit the model's input.
+// A model with a second input of shape (1) — a class label — takes one label per sample from
+// `labels`.
 LOOM_API Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_sample,
-                        int node = -1, int64_t batch_size = 256, uint64_t seed = 0);
+                        int node = -1, int64_t batch_size = 256, uint64_t seed = 0,
+                        const float* labels = nullptr);
+
+// While alive, the model's parameters that have an average (Param::average: the exponential
+// moving average a training stage kept) hold it, and their trained values wait in its place.
+class LOOM_API AveragedWeights {
+ public:
+  explicit AveragedWeights(Model& model, bool enable = true);
+  ~AveragedWeights();
+  AveragedWeights(const AveragedWeights&) = delete;
+  AveragedWeights& operator=(const AveragedWeights&) = delete;
+  // How many parameters were swapped (0: the model has no averages).
+  size_t count() const { return swapped_.size(); }
+
+ private:
+  std::vector<ParamPtr> swapped_;
+};
 
 }  // namespace loom

@@ -41,20 +41,28 @@ class LOOM_API Sampler {
 LOOM_API void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_index,
                               const std::function<void(float*, int64_t, Rng&)>& fill);
 
-// Runs `model` (one input) over `codings` (N, ...) in inference mode, `batch_size` rows at a
-// time, and returns its outputs (N, output shape...). Throws an Error naming both shapes when
-// the codings do not fit the model's input.
-LOOM_API Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed);
+// Runs `model` over `codings` (N, ...) in inference mode, `batch_size` rows at a time, and
+// returns its outputs (N, output shape...). A conditional model (second input: a class label of
+// shape (1)) takes `labels` (N values). Throws an Error naming both shapes when the codings do
+// not fit the model's input.
+LOOM_API Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed,
+                       const std::vector<int32_t>* labels = nullptr);
 
-// Draws `n` codings shaped like the model's input from `sampler` (samples first_index ..
-// first_index + n - 1) and decodes them.
+// Draws `n` codings shaped like the model's (first) input from `sampler` (samples first_index ..
+// first_index + n - 1) and decodes them (with `labels` for a conditional model).
 LOOM_API Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed,
-                         int64_t batch_size, int64_t first_index = 0);
+                         int64_t batch_size, int64_t first_index = 0,
+                         const std::vector<int32_t>* labels = nullptr);
 
 // Writes generated samples (N, ...) with values in [lo, hi] (clipped to it): a PNG grid of
 // `cols` columns when `path` ends in .png (samples of shape (H, W) or (C, H, W), C 1 or 3),
-// otherwise a dataset chosen by the path (DatasetWriter: .npy, IDX, a folder), unlabelled.
+// otherwise a dataset chosen by the path (DatasetWriter: .npy, IDX, a folder), with `labels`
+// when given (the classes a conditional generator was asked for).
 LOOM_API void write_samples(const std::string& path, const Tensor& samples, float lo, float hi,
-                            int64_t cols);
+                            int64_t cols, const std::vector<int32_t>* labels = nullptr);
+
+// The class of each of n samples of a conditional generator: all `fixed` when it is >= 0, else
+// in contiguous blocks over 0..classes-1 (a grid of `classes` rows shows one class per row).
+LOOM_API std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t fixed = -1);
 
 }  // namespace loom

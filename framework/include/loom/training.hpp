@@ -146,6 +146,9 @@ class LOOM_API Trainer {
   void add_ema(const std::string& group, double decay);
   bool has_ema() const;
   void swap_ema();
+  // Hands the EMA shadows to their parameters (Param::average), so that later stages, the
+  // weights file and `loom sample` can use them. fit() calls it when training ends.
+  void keep_averages();
 
   // Extra state saved in checkpoints and restored by --resume: tensors under `name.<i>`,
   // integers as metadata.

@@ -20,7 +20,16 @@ void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_index,
 }
 
 Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, int node,
-               int64_t batch_size, uint64_t seed) {
+               int64_t batch_size, uint64_t seed, const float* labels) {
+  bool conditional = model.num_inputs() == 2 && model.input_shape(1) == Shape{1};
+  if (model.num_inputs() > 1 && !conditional)
+    throw Error("model '" + model.name() + "' takes " + std::to_string(model.num_inputs()) +
+                " inputs; only a model whose second input is a class label (shape (1)) can run "
+                "here");
+  if (conditional && !labels)
+    throw Error("model '" + model.name() +
+                "' is conditional (its second input is a class label): give the classes to "
+                "generate");
   int target = node < 0 ? model.output_node() : node;
   Shape os = model.nodes()[size_t(target)].shape, all = os;
   all.insert(all.begin(), n);
@@ -28,42 +37,75 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
   int64_t per_out = numel(os);
   batch_size = std::max<int64_t>(1, batch_size);
   for (int64_t first = 0; first < n; first += batch_size) {
-    int64_t m = std::min(batch_size, n - first);
-    Tensor chunk({m, per_in});
+    // Every call runs a full batch (the last one padded with zeros): a sample's result must not
+    // depend on how many are predicted with it, and oneDNN's kernels may round differently for
+    // different batch sizes (measured on AVX2: sample 0 of 3 and of 20 differed in the last bit).
+    int64_t m = std::min(batch_size, n - first), rows = batch_size;
+    Tensor chunk({rows, per_in});
     std::copy(samples + first * per_in, samples + (first + m) * per_in, chunk.data());
     Tensor in = as_model_input(chunk, model);
+    std::vector<const Tensor*> inputs{&in};
+    Tensor label;
+    if (conditional) {
+      label = Tensor({rows, 1});
+      std::copy(labels + first, labels + first + m, label.data());
+      inputs.push_back(&label);
+    }
     RunContext rc;
     rc.seed = seed;
     rc.first = first;  // stochastic layers (sampling with deterministic: false) draw per sample
-    model.forward(rc, {&in});
+    model.forward(rc, inputs);
     const Tensor& v = model.value(target);
     std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
   }
   return out;
 }
 
-Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed) {
-  if (model.num_inputs() != 1)
-    throw Error("model '" + model.name() + "' takes " + std::to_string(model.num_inputs()) +
-                " inputs; samples are decoded by a model with one input");
+Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed,
+              const std::vector<int32_t>* labels) {
   int64_t n = codings.rank() ? codings.dim(0) : 0;
-  return predict(model, codings.data(), n, n ? codings.size() / n : 0, -1, batch_size, seed);
+  std::vector<float> l;
+  if (labels) {
+    if (int64_t(labels->size()) != n)
+      throw Error(std::to_string(labels->size()) + " class labels for " + std::to_string(n) +
+                  " samples");
+    l.assign(labels->begin(), labels->end());
+  }
+  return predict(model, codings.data(), n, n ? codings.size() / n : 0, -1, batch_size, seed,
+                 labels ? l.data() : nullptr);
 }
 
 Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed, int64_t batch_size,
-                int64_t first_index) {
-  if (model.num_inputs() != 1)
-    throw Error("model '" + model.name() + "' takes " + std::to_string(model.num_inputs()) +
-                " inputs; samples are decoded by a model with one input");
+                int64_t first_index, const std::vector<int32_t>* labels) {
   Shape cs = model.input_shape();
   cs.insert(cs.begin(), n);
   Tensor codings(cs);
   sampler.sample(codings, seed, first_index);
-  return decode(model, codings, batch_size, seed);
+  return decode(model, codings, batch_size, seed, labels);
 }
 
-void write_samples(const std::string& path, const Tensor& samples, float lo, float hi,
-                   int64_t cols) {
+std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t fixed) {
+  std::vector<int32_t> l(size_t(std::max<int64_t>(n, 0)));
+  int64_t block = std::max<int64_t>(1, (n + classes - 1) / std::max<int64_t>(classes, 1));
+  for (int64_t i = 0; i < n; ++i) l[size_t(i)] = int32_t(fixed >= 0 ? fixed : i / block);
+  return l;
+}
+
+AveragedWeights::AveragedWeights(Model& model, bool enable) {
+  if (!enable) return;
+  for (auto& p : model.params())
+    if (p->average.size() == p->value.size() && p->average.size() > 0) {
+      std::swap(p->value, p->average);
+      swapped_.push_back(p);
+    }
+}
+
+AveragedWeights::~AveragedWeights() {
+  for (auto& p : swapped_) std::swap(p->value, p->average);
+}
+
+void write_samples(const std::string& path, const Tensor& samples, float lo, float hi, int64_t cols,
+                   const std::vector<int32_t>* labels) {
   if (samples.rank() < 2) throw Error(path + ": no samples to write");
   if (!(hi > lo))
     throw Error(path + ": the value range [" + std::to_string(lo) + ", " + std::to_string(hi) +
@@ -84,8 +126,9 @@ void write_samples(const std::string& path, const Tensor& samples, float lo, flo
     write_png_grid(path, images, shape, cols, lo, hi);
     return;
   }
-  auto w = DatasetWriter::open(path, shape, lo, hi, false);
-  for (int64_t i = 0; i < n; ++i) w->write(clipped.data() + i * per, 0);
+  auto w = DatasetWriter::open(path, shape, lo, hi, labels != nullptr);
+  for (int64_t i = 0; i < n; ++i)
+    w->write(clipped.data() + i * per, labels ? (*labels)[size_t(i)] : 0);
   w->close();
 }
 

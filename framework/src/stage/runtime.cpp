@@ -467,6 +467,9 @@ void Runtime::add_bench_report(BenchReport r) {
 void Runtime::save_weights() {
   std::vector<std::pair<std::string, const Tensor*>> t;
   for (auto& [name, p] : models_->params()) t.push_back({name, &p->value});
+  for (auto& [name, p] : models_->params())
+    if (p->average.size() == p->value.size() && p->average.size() > 0)
+      t.push_back({"ema." + name, &p->average});
   save_safetensors(out_path("weights.safetensors"), t,
                    {{"pipeline", file_.name}, {"format", "loom-1"}});
 }

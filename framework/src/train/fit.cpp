@@ -415,6 +415,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     }
   }
   if (restore_best && std::filesystem::exists(best_path)) trainer.load(best_path, false);
+  trainer.keep_averages();
   result.best_valid_loss = best;
   result.images_per_s = train_images * reducer.world() / std::max(train_time, 1e-9);
   return result;

@@ -190,6 +190,13 @@ void Trainer::swap_ema() {
   impl_->ema_swapped = !impl_->ema_swapped;
 }
 
+void Trainer::keep_averages() {
+  for (auto& g : impl_->groups) {
+    if (g->ema_decay <= 0 || !g->shadow_ready) continue;
+    for (size_t i = 0; i < g->params.size(); ++i) g->params[i]->average = g->shadow[i].clone();
+  }
+}
+
 void Trainer::track(const std::string& name, std::vector<Tensor*> tensors) {
   impl_->tensors.push_back({name, std::move(tensors)});
 }
