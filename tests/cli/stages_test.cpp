@@ -147,3 +147,18 @@ TEST(Stages, FreezeIsPerStage) {
   EXPECT_NE(e.err.find("freeze"), std::string::npos) << e.err;
   EXPECT_NE(e.err.find("did you mean"), std::string::npos) << e.err;
 }
+
+TEST(Stages, ValidatePrintsWhatEachStageTrains) {
+  std::string dir = temp_dir("validate-trainable");
+  CliResult r = run_loom({"validate", write_pipeline(dir, "freeze: [encoder]")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // encoder 784*16+16 = 12560, decoder 16*784+784 = 13328, head 16*10+10 = 170.
+  EXPECT_NE(r.out.find("train (autoencoder)\n    trains 25888 of 25888 trainable parameters\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("trains 170 of 12730 trainable parameters (12560 frozen)"),
+            std::string::npos)
+      << r.out;
+  // Stages that do not train print no such line.
+  EXPECT_EQ(r.out.find("codings (predict) after train\n    trains"), std::string::npos) << r.out;
+}

@@ -490,8 +490,34 @@ std::string Runtime::summary() {
       s += ", so runs after it)";
     }
     s += "\n";
+    if (st->params.has("epochs") && !st->models.empty()) s += trainable_summary(*st);
   }
   return s;
+}
+
+// What a training stage updates, after its `freeze:` list and the models' `trainable: false`.
+std::string Runtime::trainable_summary(StageDecl& st) {
+  std::vector<std::string> freeze;
+  if (st.params.given("freeze")) freeze = st.params.strings("freeze");
+  std::set<const Param*> seen, trained;
+  int64_t total = 0, trainable = 0;
+  std::string frozen_models;
+  for (auto& name : st.models) {
+    if (!models_->has(name)) continue;
+    auto m = models_->get(name);
+    m->set_frozen(freeze);
+    for (auto& p : m->trainable_params()) trained.insert(p.get());
+    m->set_frozen({});
+    for (auto& p : m->params())
+      if (p->trainable && seen.insert(p.get()).second) {
+        total += p->value.size();
+        if (trained.count(p.get())) trainable += p->value.size();
+      }
+  }
+  std::string s = "    trains " + std::to_string(trainable) + " of " + std::to_string(total) +
+                  " trainable parameters";
+  if (trainable < total) s += " (" + std::to_string(total - trainable) + " frozen)";
+  return s + "\n";
 }
 
 std::string Runtime::dot() {

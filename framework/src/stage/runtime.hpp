@@ -84,6 +84,7 @@ class LOOM_API Runtime {
   // Stages that share a layer (and so its weights and its per-call state) never run at once:
   // each such pair not already ordered by `after` runs in declaration order.
   void order_sharing_stages();
+  std::string trainable_summary(StageDecl& st);
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
 
