@@ -51,15 +51,15 @@ class DropoutLayer : public Layer {
     for (int64_t b = 0; b < batch; ++b) {
       uint64_t key = Rng(ctx.seed, stream, uint64_t(ctx.step), ctx.row(b)).next_u64();
       const uint32_t lo = uint32_t(key), hi = uint32_t(key >> 32);
-      const float* xb = x.data() + b * per;
-      float* yb = out.data() + b * per;
-      uint8_t* mb = mask_.data() + b * per;
-      for (int64_t i = 0; i < per; ++i) {
-        uint32_t h = hash32(hash32(uint32_t(i) + lo) ^ hi);
-        uint8_t m = h >= threshold;
-        mb[i] = m;
-        yb[i] = xb[i] * (float(m) * keep);
+      const float* __restrict xb = x.data() + b * per;
+      float* __restrict yb = out.data() + b * per;
+      uint8_t* __restrict mb = mask_.data() + b * per;
+      const uint32_t n = uint32_t(per);
+      for (uint32_t i = 0; i < n; ++i) {
+        uint32_t h = hash32(hash32(i + lo) ^ hi);
+        mb[i] = h >= threshold;
       }
+      for (uint32_t i = 0; i < n; ++i) yb[i] = xb[i] * (float(mb[i]) * keep);
     }
   }
 
@@ -71,9 +71,9 @@ class DropoutLayer : public Layer {
       return;
     }
     const float keep = 1.f / (1.f - rate_);
-    const float* g = dout.data();
-    const uint8_t* m = mask_.data();
-    float* d = din[0]->data();
+    const float* __restrict g = dout.data();
+    const uint8_t* __restrict m = mask_.data();
+    float* __restrict d = din[0]->data();
     int64_t n = dout.size();
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
     for (int64_t i = 0; i < n; ++i) d[i] = g[i] * (float(m[i]) * keep);
