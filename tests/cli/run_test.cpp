@@ -32,7 +32,12 @@ TEST(Runs, SameSeedSameMetricsAcrossThreadCounts) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   EXPECT_EQ(losses(a), losses(b));
-  EXPECT_EQ(losses(a), losses(c));
+  // Across thread counts dense's data gradient may round differently (README, "Threads and
+  // reproducibility"): the metrics agree to 6 digits, not to the bit.
+  auto la = losses(a), lc = losses(c);
+  ASSERT_EQ(la.size(), lc.size());
+  for (size_t i = 0; i < la.size(); ++i)
+    EXPECT_NEAR(la[i].second, lc[i].second, 1e-6 * la[i].second);
   // A different seed gives different numbers.
   std::string d = temp_dir("det") + "/d";
   ASSERT_EQ(run_loom({"run", stacked(), "--out", d, "--subset", "1500", "--epochs", "2", "--set",

@@ -82,11 +82,11 @@ class BatchNormLayer : public Layer {
     k.src.set_data_handle(const_cast<float*>(in[0]->data()));
     k.dst.set_data_handle(const_cast<float*>(dout.data()));
     k.dsrc.set_data_handle(dx);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, k.src},
-                                               {DNNL_ARG_MEAN, k.mean},
-                                               {DNNL_ARG_VARIANCE, k.var},
-                                               {DNNL_ARG_DIFF_DST, k.dst},
-                                               {DNNL_ARG_DIFF_SRC, k.dsrc}};
+    dnn::Args args{{DNNL_ARG_SRC, k.src},
+                   {DNNL_ARG_MEAN, k.mean},
+                   {DNNL_ARG_VARIANCE, k.var},
+                   {DNNL_ARG_DIFF_DST, k.dst},
+                   {DNNL_ARG_DIFF_SRC, k.dsrc}};
     if (scale_) {
       k.gamma.set_data_handle(gamma_->value.data());
       args[DNNL_ARG_SCALE] = k.gamma;
@@ -97,7 +97,7 @@ class BatchNormLayer : public Layer {
       args[DNNL_ARG_SHIFT] = k.beta;
       args[DNNL_ARG_DIFF_SHIFT] = k.dbeta;
     }
-    k.bwd.execute(dnn::stream(), args);
+    scratch_.run(k.bwd, std::move(args));
     auto add = [&](const ParamPtr& p, const dnnl::memory& m) {
       if (!p || !p->trainable) return;
       const float* g = static_cast<const float*>(m.get_data_handle());
@@ -124,10 +124,10 @@ class BatchNormLayer : public Layer {
       k.mean.set_data_handle(mean_->value.data());
       k.var.set_data_handle(var_->value.data());
     }
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, k.src},
-                                               {DNNL_ARG_DST, k.dst},
-                                               {DNNL_ARG_MEAN, k.mean},
-                                               {DNNL_ARG_VARIANCE, k.var}};
+    dnn::Args args{{DNNL_ARG_SRC, k.src},
+                   {DNNL_ARG_DST, k.dst},
+                   {DNNL_ARG_MEAN, k.mean},
+                   {DNNL_ARG_VARIANCE, k.var}};
     if (scale_) {
       k.gamma.set_data_handle(gamma_->value.data());
       args[DNNL_ARG_SCALE] = k.gamma;
@@ -136,7 +136,7 @@ class BatchNormLayer : public Layer {
       k.beta.set_data_handle(beta_->value.data());
       args[DNNL_ARG_SHIFT] = k.beta;
     }
-    k.fwd.execute(dnn::stream(), args);
+    scratch_.run(k.fwd, std::move(args));
     k.last_in = x;
   }
 
@@ -154,11 +154,13 @@ class BatchNormLayer : public Layer {
     dnnl::batch_normalization_forward::primitive_desc fpd(
         dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, data, eps_,
                                                 flags),
-        eng);
+        dnn::Scratchpad::attr(), eng);
     dnnl::batch_normalization_backward::primitive_desc bpd(
         dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, data, data, eps_,
                                                  flags),
-        eng, fpd);
+        dnn::Scratchpad::attr(), eng, fpd);
+    scratch_.reserve(fpd);
+    scratch_.reserve(bpd);
     p->fwd = dnnl::batch_normalization_forward(fpd);
     p->bwd = dnnl::batch_normalization_backward(bpd);
     p->training = training;
@@ -184,6 +186,7 @@ class BatchNormLayer : public Layer {
   std::string gamma_init_, beta_init_, mean_init_, var_init_;
   int64_t c_ = 0, spatial_ = 1;
   ParamPtr gamma_, beta_, mean_, var_;
+  dnn::Scratchpad scratch_;
   std::map<std::pair<int64_t, bool>, std::unique_ptr<Prims>> cache_;
 };
 

@@ -1,107 +1,22 @@
-// Shared helpers of the convolutional layer library (oneDNN 2.6 API): the elementwise
-// activation backward, "ports"
-// that move data between Loom's plain NCHW tensors and the layouts oneDNN picks, and parsing of
-// the Keras-style size parameters.
+// Shared helpers of the convolutional layer library: the oneDNN adapter's names, parsing of the
+// Keras-style size parameters and the output-size rules.
 #pragma once
-#include <dnnl.hpp>
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "../activations.hpp"
-#include "loom/dnn.hpp"
+#include "dnn/conv.hpp"
 #include "loom/error.hpp"
 #include "loom/params.hpp"
 
 namespace loom::conv {
 
-using dt = dnnl::memory::data_type;
-using md = dnnl::memory::desc;
-using tag = dnnl::memory::format_tag;
-using dims = dnnl::memory::dims;
-
-inline md plain4(int64_t n, int64_t c, int64_t h, int64_t w) {
-  return md({n, c, h, w}, dt::f32, tag::nchw);
-}
-inline md any4(int64_t n, int64_t c, int64_t h, int64_t w) {
-  return md({n, c, h, w}, dt::f32, tag::any);
-}
-
-using layers::Act;
-using layers::act_alg;
-using layers::act_alpha;
-using layers::act_names;
-using layers::act_post_op;
-using layers::act_post_ops;
-using layers::parse_act;
-
-using layers::Eltwise;
-
-// ---- ports: a plain user buffer on one side, the layout a primitive wants on the other ----
-
-// Input port: the user's plain buffer is reordered (when the layouts differ) into an internal
-// buffer owned by the port. The reorder primitive and the buffer are created once.
-class InPort {
- public:
-  void init(const md& user, const md& want) {
-    auto& eng = dnn::engine();
-    user_ = dnnl::memory(user, eng, nullptr);
-    needs_ = user != want;
-    if (needs_) {
-      prim_ = dnnl::memory(want, eng);
-      reorder_ = dnnl::reorder(user_, prim_);
-    } else {
-      prim_ = user_;
-    }
-  }
-  const dnnl::memory& operator()(const float* p) {
-    user_.set_data_handle(const_cast<float*>(p));
-    if (needs_) reorder_.execute(dnn::stream(), user_, prim_);
-    return prim_;
-  }
-
- private:
-  dnnl::memory user_, prim_;
-  dnnl::reorder reorder_;
-  bool needs_ = false;
-};
-
-// Output port: the primitive writes into mem() (the user's buffer itself when the layouts
-// agree), then finish() reorders into the user's plain buffer. With accumulate, the primitive
-// always writes an internal buffer and finish() ADDS it to the user's buffer (reorder with a
-// sum post-op): used for parameter gradients.
-class OutPort {
- public:
-  void init(const md& user, const md& have, bool accumulate = false) {
-    auto& eng = dnn::engine();
-    user_ = dnnl::memory(user, eng, nullptr);
-    needs_ = accumulate || user != have;
-    if (needs_) {
-      prim_ = dnnl::memory(have, eng);
-      dnnl::primitive_attr attr;
-      if (accumulate) {
-        dnnl::post_ops ops;
-        ops.append_sum(1.f);
-        attr.set_post_ops(ops);
-      }
-      reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(prim_, user_, attr));
-    } else {
-      prim_ = user_;
-    }
-  }
-  const dnnl::memory& mem(float* p) {
-    user_.set_data_handle(p);
-    return prim_;
-  }
-  void finish() {
-    if (needs_) reorder_.execute(dnn::stream(), prim_, user_);
-  }
-
- private:
-  dnnl::memory user_, prim_;
-  dnnl::reorder reorder_;
-  bool needs_ = false;
-};
+using dnn::dims;
+using dnn::dt;
+using dnn::md;
+using dnn::plain4;
+using dnn::tag;
 
 // ---- Keras-style size parameters ----
 

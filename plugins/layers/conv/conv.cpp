@@ -13,12 +13,15 @@
 //                     bias             (filters)
 // Keras stores the same values as (kh, kw, in, out) etc.; only the axis order differs.
 //
-// oneDNN chooses the layouts of activations and weights (format_tag::any); ports reorder from
-// and to the plain tensors at the layer edges with reorder primitives and buffers created once
-// per batch size. Parameter gradients are added through reorders with a sum post-op.
-// Activations with a "use dst" backward (relu, leaky_relu, sigmoid, tanh, elu) are fused into
-// the last primitive as post-ops; the others (softplus, swish, gelu) run as a separate eltwise
-// and the pre-activation is recomputed in backward.
+// The primitives (dnn::Convolution, dnn::DeconvForwardGemm) live in the oneDNN adapter
+// (plugins/layers/dnn/); they are made once per batch size. Activations with a "use dst" backward
+// (relu, leaky_relu, sigmoid, tanh, elu) are fused into the last primitive as post-ops; the
+// others (selu, softplus, swish, gelu) run as a separate eltwise and the pre-activation is
+// recomputed in backward.
+//
+// Output sizes follow Keras. conv2d / separable_conv2d: valid floor((in - k_eff) / s) + 1, same
+// ceil(in / s). conv2d_transpose: same in·s; valid in·s + max(k_eff - s, 0); when k_eff < s the
+// last s - k_eff rows and columns of each stride cell are reached by no input and hold the bias.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -32,143 +35,40 @@
 namespace loom::conv {
 namespace {
 
-struct Geom {
-  int64_t n = 0, ic = 0, ih = 0, iw = 0, oc = 0, oh = 0, ow = 0;
-  int64_t kh = 1, kw = 1, sh = 1, sw = 1;
-  int64_t dh = 0, dw = 0;  // oneDNN dilation (rate - 1)
-  int64_t pt = 0, pb = 0, pl = 0, pr = 0;
-  int64_t groups = 1;
+using dnn::Act;
+using dnn::Activation;
+using Geom = dnn::ConvGeom;
 
-  // Sets the input (C, H, W), the output channels and the dilation rates, then the output size
-  // and padding of each spatial axis from axis(in, dilated kernel, stride).
-  template <class AxisFn>
-  void place(const Shape& in, int64_t out_channels, int64_t rh, int64_t rw, AxisFn axis) {
-    ic = in[0];
-    ih = in[1];
-    iw = in[2];
-    oc = out_channels;
-    dh = rh - 1;
-    dw = rw - 1;
-    Axis h = axis(ih, (kh - 1) * rh + 1, sh), w = axis(iw, (kw - 1) * rw + 1, sw);
-    if (h.out <= 0 || w.out <= 0)
-      throw Error("input " + to_string(in) + " is smaller than the (dilated) kernel");
-    oh = h.out;
-    ow = w.out;
-    pt = h.before;
-    pb = h.after;
-    pl = w.before;
-    pr = w.after;
-  }
-};
-
-// One convolution (Deconv = false) or deconvolution with its backward primitives.
-template <bool Deconv>
-class ConvCore {
-  using Fwd = std::conditional_t<Deconv, dnnl::deconvolution_forward, dnnl::convolution_forward>;
-  using BwdD = std::conditional_t<Deconv, dnnl::deconvolution_backward_data,
-                                  dnnl::convolution_backward_data>;
-  using BwdW = std::conditional_t<Deconv, dnnl::deconvolution_backward_weights,
-                                  dnnl::convolution_backward_weights>;
-
- public:
-  bool ready() const { return bool(fwd_); }
-
-  void init(const Geom& g, bool bias, const dnnl::post_ops& ops) {
-    auto& eng = dnn::engine();
-    const auto alg =
-        Deconv ? dnnl::algorithm::deconvolution_direct : dnnl::algorithm::convolution_direct;
-    md src_plain = plain4(g.n, g.ic, g.ih, g.iw), dst_plain = plain4(g.n, g.oc, g.oh, g.ow);
-    md src_any = any4(g.n, g.ic, g.ih, g.iw), dst_any = any4(g.n, g.oc, g.oh, g.ow);
-    dims wd = g.groups > 1 ? dims{g.groups, g.oc / g.groups, g.ic / g.groups, g.kh, g.kw}
-                           : dims{g.oc, g.ic, g.kh, g.kw};
-    md wei_plain(wd, dt::f32, g.groups > 1 ? tag::goihw : tag::oihw);
-    md wei_any(wd, dt::f32, tag::any);
-    md bias_md = bias ? md({g.oc}, dt::f32, tag::x) : md();
-    dims strides{g.sh, g.sw}, dil{g.dh, g.dw}, pl{g.pt, g.pl}, pr{g.pb, g.pr};
-
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
-    typename Fwd::primitive_desc fpd(
-        typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_md,
-                           dst_any, strides, dil, pl, pr),
-        attr, eng);
-    typename BwdD::primitive_desc dpd(
-        typename BwdD::desc(alg, src_any, wei_any, dst_any, strides, dil, pl, pr), eng, fpd);
-    typename BwdW::primitive_desc wpd(
-        typename BwdW::desc(alg, src_any, wei_any, bias_md, dst_any, strides, dil, pl, pr), eng,
-        fpd);
-    fwd_ = Fwd(fpd);
-    bwd_data_ = BwdD(dpd);
-    bwd_wei_ = BwdW(wpd);
-    bias_ = bias;
-
-    f_src_.init(src_plain, fpd.src_desc());
-    f_wei_.init(wei_plain, fpd.weights_desc());
-    f_dst_.init(dst_plain, fpd.dst_desc());
-    if (bias) bias_mem_ = dnnl::memory(bias_md, eng, nullptr);
-    d_ddst_.init(dst_plain, dpd.diff_dst_desc());
-    d_wei_.init(wei_plain, dpd.weights_desc());
-    d_dsrc_.init(src_plain, dpd.diff_src_desc());
-    w_src_.init(src_plain, wpd.src_desc());
-    w_ddst_.init(dst_plain, wpd.diff_dst_desc());
-    w_dwei_.init(wei_plain, wpd.diff_weights_desc(), true);
-    if (bias) w_dbias_.init(bias_md, wpd.diff_bias_desc(), true);
-  }
-
-  void forward(const float* x, const float* w, const float* b, float* y) {
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, f_src_(x)}, {DNNL_ARG_WEIGHTS, f_wei_(w)}, {DNNL_ARG_DST, f_dst_.mem(y)}};
-    if (bias_) {
-      bias_mem_.set_data_handle(const_cast<float*>(b));
-      args[DNNL_ARG_BIAS] = bias_mem_;
-    }
-    fwd_.execute(dnn::stream(), args);
-    f_dst_.finish();
-  }
-
-  // dz: gradient w.r.t. the (pre-activation) output. dx is overwritten; dw and db are added
-  // to. Any of them may be null.
-  void backward(const float* x, const float* dz, const float* w, float* dx, float* dw, float* db) {
-    if (dx) {
-      bwd_data_.execute(dnn::stream(), {{DNNL_ARG_DIFF_DST, d_ddst_(dz)},
-                                        {DNNL_ARG_WEIGHTS, d_wei_(w)},
-                                        {DNNL_ARG_DIFF_SRC, d_dsrc_.mem(dx)}});
-      d_dsrc_.finish();
-    }
-    if (dw || (bias_ && db)) {
-      std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, w_src_(x)},
-                                                 {DNNL_ARG_DIFF_DST, w_ddst_(dz)},
-                                                 {DNNL_ARG_DIFF_WEIGHTS, w_dwei_.mem(dw)}};
-      if (bias_) args[DNNL_ARG_DIFF_BIAS] = w_dbias_.mem(db);
-      bwd_wei_.execute(dnn::stream(), args);
-      if (dw) w_dwei_.finish();
-      if (bias_ && db) w_dbias_.finish();
-    }
-  }
-
- private:
-  Fwd fwd_;
-  BwdD bwd_data_;
-  BwdW bwd_wei_;
-  bool bias_ = false;
-  InPort f_src_, f_wei_, d_ddst_, d_wei_, w_src_, w_ddst_;
-  OutPort f_dst_, d_dsrc_, w_dwei_, w_dbias_;
-  dnnl::memory bias_mem_;
-};
+// Sets the input (C, H, W), the output channels and the dilation rates of g, then the output
+// size and padding of each spatial axis from axis(in, dilated kernel, stride).
+template <class AxisFn>
+void place(Geom& g, const Shape& in, int64_t out_channels, int64_t rh, int64_t rw, AxisFn axis) {
+  g.ic = in[0];
+  g.ih = in[1];
+  g.iw = in[2];
+  g.oc = out_channels;
+  g.dh = rh - 1;
+  g.dw = rw - 1;
+  Axis h = axis(g.ih, (g.kh - 1) * rh + 1, g.sh), w = axis(g.iw, (g.kw - 1) * rw + 1, g.sw);
+  if (h.out <= 0 || w.out <= 0)
+    throw Error("input " + to_string(in) + " is smaller than the (dilated) kernel");
+  g.oh = h.out;
+  g.ow = w.out;
+  g.pt = h.before;
+  g.pb = h.after;
+  g.pl = w.before;
+  g.pr = w.after;
+}
 
 // Shared by the three layers: the activation stage around a linear map computed by compute().
 class ActivatedLayer : public Layer {
  public:
   explicit ActivatedLayer(const Params& p)
-      : act_(parse_act(p.s("activation"))), alpha_(float(p.f("alpha"))) {
-    bool uses_dst;
-    act_alg(act_, &uses_dst);
-    fused_ = act_ != Act::Linear && uses_dst;
-  }
+      : act_(dnn::activation_param(p)), fused_(dnn::fusable(act_.act)) {}
 
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t n = in[0]->dim(0);
-    if (act_ == Act::Linear || fused_) {
+    if (act_.act == Act::Linear || fused_) {
       compute(n, in[0]->data(), out.data());
     } else {
       pre_.resize({out.size()});
@@ -181,7 +81,7 @@ class ActivatedLayer : public Layer {
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     int64_t n = in[0]->dim(0);
     const float* dz = dout.data();
-    if (act_ != Act::Linear) {
+    if (act_.act != Act::Linear) {
       dz_.resize({out.size()});
       if (fused_) {
         act(out.size()).backward(out.data(), out.data(), dout.data(), dz_.data());
@@ -199,20 +99,20 @@ class ActivatedLayer : public Layer {
   // y = the layer's linear map of x (with the activation when fused_).
   virtual void compute(int64_t n, const float* x, float* y) = 0;
   virtual void compute_backward(int64_t n, const float* x, const float* dz, float* dx) = 0;
-  dnnl::post_ops last_ops() const { return fused_ ? act_post_ops(act_, alpha_) : dnnl::post_ops(); }
+  dnnl::post_ops last_ops() const { return fused_ ? dnn::post_ops(act_) : dnnl::post_ops(); }
   static float* grad_of(const ParamPtr& p) { return p && p->trainable ? p->grad.data() : nullptr; }
 
-  Act act_;
-  float alpha_;
+  Activation act_;
   bool fused_ = false;
+  dnn::Scratchpad scratch_;  // declared before the primitives that use it
 
  private:
-  Eltwise& act(int64_t size) {
-    Eltwise& a = acts_[size];
-    if (!a.ready()) a.init(act_, act_alpha(act_, alpha_), size);
+  dnn::Eltwise& act(int64_t size) {
+    dnn::Eltwise& a = acts_[size];
+    if (!a.ready()) a.init(act_, size, scratch_);
     return a;
   }
-  std::map<int64_t, Eltwise> acts_;
+  std::map<int64_t, dnn::Eltwise> acts_;
   Tensor pre_, dz_;
 };
 
@@ -234,8 +134,8 @@ class Conv2DLayer : public ActivatedLayer {
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    g_.place(in[0], filters_, rh_, rw_,
-             [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
+    place(g_, in[0], filters_, rh_, rw_,
+          [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
     return {g_.oc, g_.oh, g_.ow};
   }
 
@@ -254,13 +154,13 @@ class Conv2DLayer : public ActivatedLayer {
   }
 
  private:
-  ConvCore<false>& core(int64_t n) {
+  dnn::Convolution<false>& core(int64_t n) {
     auto& c = cache_[n];
-    if (!c) c = std::make_unique<ConvCore<false>>();
+    if (!c) c = std::make_unique<dnn::Convolution<false>>();
     if (!c->ready()) {
       Geom g = g_;
       g.n = n;
-      c->init(g, use_bias_, last_ops());
+      c->init(g, use_bias_, last_ops(), scratch_);
     }
     return *c;
   }
@@ -270,88 +170,7 @@ class Conv2DLayer : public ActivatedLayer {
   int64_t rh_ = 1, rw_ = 1;
   Geom g_;
   ParamPtr kernel_, bias_;
-  std::map<int64_t, std::unique_ptr<ConvCore<false>>> cache_;
-};
-
-// The forward pass of a transposed convolution as one batched matmul and a col2im scatter:
-//   cols[n] (OC·KH·KW × IH·IW) = Wr (OC·KH·KW × IC) · x[n] (IC × IH·IW)
-//   y[n, oc, iy·sh − pt + ky·rh, ix·sw − pl + kx·rw] += cols[n][(oc, ky, kx), (iy, ix)]
-// oneDNN 2.6 runs a strided deconvolution as a convolution's backward-data pass, which measured
-// about 5 GFLOP/s here (5 of the 8.7 ms of a conv_ae step); the matmul path is several times
-// faster. Backward keeps oneDNN's deconvolution primitives (the gradient tests compare the two).
-class GemmDeconvForward {
- public:
-  bool ready() const { return bool(mm_); }
-  void init(const Geom& g, Act act, float alpha) {
-    g_ = g;
-    k_ = g.kh * g.kw;
-    m_ = g.oc * k_;
-    hw_ = g.ih * g.iw;
-    auto& eng = dnn::engine();
-    md w_md({1, m_, g.ic}, dt::f32, tag::abc), x_md({g.n, g.ic, hw_}, dt::f32, tag::abc),
-        c_md({g.n, m_, hw_}, dt::f32, tag::abc);
-    mm_ = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(w_md, x_md, c_md), eng));
-    wm_ = dnnl::memory(w_md, eng, nullptr);
-    xm_ = dnnl::memory(x_md, eng, nullptr);
-    cm_ = dnnl::memory(c_md, eng, nullptr);
-    wr_.resize({m_ * g.ic});
-    cols_.resize({g.n * m_ * hw_});
-    if (act != Act::Linear) {
-      md y_md({g.n * g.oc * g.oh * g.ow}, dt::f32, tag::a);
-      act_ = dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, act_post_op(act), y_md,
-                                      act_alpha(act, alpha), 0.f),
-          eng));
-      ym_ = dnnl::memory(y_md, eng, nullptr);
-    }
-  }
-  // The kernel is (OC, IC, KH, KW); y is overwritten.
-  void run(const float* x, const float* w, const float* b, float* y) {
-    const Geom& g = g_;
-    for (int64_t oc = 0; oc < g.oc; ++oc)
-      for (int64_t ic = 0; ic < g.ic; ++ic)
-        for (int64_t k = 0; k < k_; ++k)
-          wr_[(oc * k_ + k) * g.ic + ic] = w[(oc * g.ic + ic) * k_ + k];
-    wm_.set_data_handle(wr_.data());
-    xm_.set_data_handle(const_cast<float*>(x));
-    cm_.set_data_handle(cols_.data());
-    mm_.execute(dnn::stream(), {{DNNL_ARG_SRC, wm_}, {DNNL_ARG_WEIGHTS, xm_}, {DNNL_ARG_DST, cm_}});
-    int64_t ohw = g.oh * g.ow;
-    const float* cols = cols_.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t plane = 0; plane < g.n * g.oc; ++plane) {
-      int64_t n = plane / g.oc, oc = plane % g.oc;
-      float* yp = y + plane * ohw;
-      float bias = b ? b[oc] : 0.f;
-      for (int64_t i = 0; i < ohw; ++i) yp[i] = bias;
-      for (int64_t ky = 0; ky < g.kh; ++ky)
-        for (int64_t kx = 0; kx < g.kw; ++kx) {
-          const float* c = cols + (n * m_ + oc * k_ + ky * g.kw + kx) * hw_;
-          for (int64_t iy = 0; iy < g.ih; ++iy) {
-            int64_t oy = iy * g.sh - g.pt + ky * (g.dh + 1);
-            if (oy < 0 || oy >= g.oh) continue;
-            float* row = yp + oy * g.ow;
-            const float* crow = c + iy * g.iw;
-            for (int64_t ix = 0; ix < g.iw; ++ix) {
-              int64_t ox = ix * g.sw - g.pl + kx * (g.dw + 1);
-              if (ox >= 0 && ox < g.ow) row[ox] += crow[ix];
-            }
-          }
-        }
-    }
-    if (act_) {
-      ym_.set_data_handle(y);
-      act_.execute(dnn::stream(), {{DNNL_ARG_SRC, ym_}, {DNNL_ARG_DST, ym_}});
-    }
-  }
-
- private:
-  Geom g_;
-  int64_t k_ = 0, m_ = 0, hw_ = 0;
-  dnnl::matmul mm_;
-  dnnl::eltwise_forward act_;
-  dnnl::memory wm_, xm_, cm_, ym_;
-  Tensor wr_, cols_;
+  std::map<int64_t, std::unique_ptr<dnn::Convolution<false>>> cache_;
 };
 
 class Conv2DTransposeLayer : public ActivatedLayer {
@@ -368,18 +187,21 @@ class Conv2DTransposeLayer : public ActivatedLayer {
     std::tie(rh_, rw_) = pair_param(p, "dilation_rate");
   }
 
-  // Output size: valid (in-1)*s + k_eff; same in*s, with the padding of the forward
-  // convolution that maps the output back to the input (TensorFlow): total = max(k_eff - s, 0),
-  // half (rounded down) before. When k_eff < s, 'same' gives (in-1)*s + k_eff.
+  // Keras's output size: same in·s; valid in·s + max(k_eff - s, 0). The padding is that of the
+  // convolution mapping the output back to the input: before = max(k_eff - s, 0) / 2 with 'same'
+  // (TensorFlow), 0 with 'valid'; after = (in - 1)·s + k_eff - out - before, negative when
+  // k_eff < s (output cells no input reaches).
   static Axis axis(int64_t in, int64_t k_eff, int64_t s, bool same) {
-    int64_t total = same ? std::max<int64_t>(k_eff - s, 0) : 0;
-    return {(in - 1) * s + k_eff - total, total / 2, total - total / 2};
+    int64_t over = std::max<int64_t>(k_eff - s, 0);
+    int64_t out = same ? in * s : in * s + over;
+    int64_t before = same ? over / 2 : 0;
+    return {out, before, (in - 1) * s + k_eff - out - before};
   }
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    g_.place(in[0], filters_, rh_, rw_,
-             [this](int64_t n, int64_t k, int64_t st) { return axis(n, k, st, same_); });
+    place(g_, in[0], filters_, rh_, rw_,
+          [this](int64_t n, int64_t k, int64_t st) { return axis(n, k, st, same_); });
     return {g_.oc, g_.oh, g_.ow};
   }
 
@@ -392,11 +214,11 @@ class Conv2DTransposeLayer : public ActivatedLayer {
 
  protected:
   void compute(int64_t n, const float* x, float* y) override {
-    GemmDeconvForward& f = gemm_[n];
+    dnn::DeconvForwardGemm& f = gemm_[n];
     if (!f.ready()) {
       Geom g = g_;
       g.n = n;
-      f.init(g, fused_ ? act_ : Act::Linear, alpha_);
+      f.init(g, fused_ ? act_ : Activation{}, scratch_);
     }
     f.run(x, kernel_->value.data(), use_bias_ ? bias_->value.data() : nullptr, y);
   }
@@ -405,14 +227,14 @@ class Conv2DTransposeLayer : public ActivatedLayer {
   }
 
  private:
-  std::map<int64_t, GemmDeconvForward> gemm_;
-  ConvCore<true>& core(int64_t n) {
+  std::map<int64_t, dnn::DeconvForwardGemm> gemm_;
+  dnn::Convolution<true>& core(int64_t n) {
     auto& c = cache_[n];
-    if (!c) c = std::make_unique<ConvCore<true>>();
+    if (!c) c = std::make_unique<dnn::Convolution<true>>();
     if (!c->ready()) {
       Geom g = g_;
       g.n = n;
-      c->init(g, use_bias_, last_ops());
+      c->init(g, use_bias_, last_ops(), scratch_);
     }
     return *c;
   }
@@ -422,7 +244,7 @@ class Conv2DTransposeLayer : public ActivatedLayer {
   int64_t rh_ = 1, rw_ = 1;
   Geom g_;
   ParamPtr kernel_, bias_;
-  std::map<int64_t, std::unique_ptr<ConvCore<true>>> cache_;
+  std::map<int64_t, std::unique_ptr<dnn::Convolution<true>>> cache_;
 };
 
 class SeparableConv2DLayer : public ActivatedLayer {
@@ -445,8 +267,8 @@ class SeparableConv2DLayer : public ActivatedLayer {
 
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
-    dg_.place(in[0], in[0][0] * mult_, rh_, rw_,
-              [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
+    place(dg_, in[0], in[0][0] * mult_, rh_, rw_,
+          [this](int64_t n, int64_t k, int64_t st) { return conv_axis(n, k, st, same_); });
     dg_.groups = dg_.ic;
     pg_ = Geom();
     pg_.ic = dg_.oc;
@@ -485,7 +307,7 @@ class SeparableConv2DLayer : public ActivatedLayer {
 
  private:
   struct Cores {
-    ConvCore<false> depthwise, pointwise;
+    dnn::Convolution<false> depthwise, pointwise;
   };
   Cores& cores(int64_t n) {
     auto& c = cache_[n];
@@ -493,8 +315,8 @@ class SeparableConv2DLayer : public ActivatedLayer {
       c = std::make_unique<Cores>();
       Geom d = dg_, q = pg_;
       d.n = q.n = n;
-      c->depthwise.init(d, false, {});
-      c->pointwise.init(q, use_bias_, last_ops());
+      c->depthwise.init(d, false, {}, scratch_);
+      c->pointwise.init(q, use_bias_, last_ops(), scratch_);
     }
     return *c;
   }
@@ -519,9 +341,9 @@ void add_common(Spec& s, bool dilation = true) {
   if (dilation) s.add("dilation_rate", Type::Ints).def("[1]").doc("[d] or [dh, dw]");
   s.add("activation", Type::String)
       .def("linear")
-      .choices(act_names())
+      .choices(dnn::activation_names())
       .doc("activation applied to the output");
-  s.add("alpha", Type::Float).def(0.3).doc("slope for leaky_relu, scale for elu, swish factor");
+  s.add("alpha", Type::Float).doc(dnn::alpha_doc());
   s.add("use_bias", Type::Bool).def("true").doc("add a learned bias per output channel");
 }
 
@@ -538,7 +360,7 @@ void register_conv(Registry& r) {
 
   Spec t(
       "Transposed 2-D convolution (deconvolution) over (C, H, W) inputs. Output size: valid "
-      "(in-1)*s + k; same in*s. kernel is stored (filters, in_channels, kh, kw).");
+      "in*s + max(k - s, 0); same in*s (Keras). kernel is stored (filters, in_channels, kh, kw).");
   add_common(t);
   t.add("kernel_initializer", Type::String).def("glorot_uniform").doc("initializer of the kernel");
   t.add("bias_initializer", Type::String).def("zeros").doc("initializer of the bias");

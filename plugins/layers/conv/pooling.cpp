@@ -61,10 +61,9 @@ class PoolLayer : public Layer {
     }
     k.dst.set_data_handle(const_cast<float*>(dout.data()));
     k.src.set_data_handle(din[0]->data());
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, k.dst},
-                                               {DNNL_ARG_DIFF_SRC, k.src}};
+    dnn::Args args{{DNNL_ARG_DIFF_DST, k.dst}, {DNNL_ARG_DIFF_SRC, k.src}};
     if (k.ws) args[DNNL_ARG_WORKSPACE] = k.workspace;
-    k.bwd.execute(dnn::stream(), args);
+    scratch_.run(k.bwd, std::move(args));
   }
 
  private:
@@ -80,9 +79,9 @@ class PoolLayer : public Layer {
   void run_forward(Prims& k, const float* x, float* y) {
     k.src.set_data_handle(const_cast<float*>(x));
     k.dst.set_data_handle(y);
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, k.src}, {DNNL_ARG_DST, k.dst}};
+    dnn::Args args{{DNNL_ARG_SRC, k.src}, {DNNL_ARG_DST, k.dst}};
     if (k.ws) args[DNNL_ARG_WORKSPACE] = k.workspace;
-    k.fwd.execute(dnn::stream(), args);
+    scratch_.run(k.fwd, std::move(args));
     k.last_in = x;
   }
 
@@ -96,13 +95,16 @@ class PoolLayer : public Layer {
     dnnl::pooling_forward::primitive_desc fpd(
         dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training, alg_, src, dst, strides,
                                     kernel, pad_l_, pad_r_),
-        eng);
+        dnn::Scratchpad::attr(), eng);
     dnnl::pooling_backward::primitive_desc bpd(
-        dnnl::pooling_backward::desc(alg_, src, dst, strides, kernel, pad_l_, pad_r_), eng, fpd);
+        dnnl::pooling_backward::desc(alg_, src, dst, strides, kernel, pad_l_, pad_r_),
+        dnn::Scratchpad::attr(), eng, fpd);
+    scratch_.reserve(fpd);
+    scratch_.reserve(bpd);
     p->fwd = dnnl::pooling_forward(fpd);
     p->bwd = dnnl::pooling_backward(bpd);
-    p->src = dnnl::memory(src, eng, nullptr);
-    p->dst = dnnl::memory(dst, eng, nullptr);
+    p->src = dnn::unbound(src);
+    p->dst = dnn::unbound(dst);
     p->ws = fpd.workspace_desc().get_size() > 0;
     if (p->ws) p->workspace = dnnl::memory(fpd.workspace_desc(), eng);
     return *p;
@@ -113,6 +115,7 @@ class PoolLayer : public Layer {
   int64_t kh_ = 1, kw_ = 1, sh_ = 1, sw_ = 1;
   int64_t c_ = 0, ih_ = 0, iw_ = 0, oh_ = 0, ow_ = 0;
   dims pad_l_{0, 0}, pad_r_{0, 0};
+  dnn::Scratchpad scratch_;
   std::map<int64_t, std::unique_ptr<Prims>> cache_;
 };
 

@@ -32,7 +32,7 @@ class UpSampling2DLayer : public Layer {
     Prims& k = prims(in[0]->dim(0));
     k.src.set_data_handle(const_cast<float*>(in[0]->data()));
     k.dst.set_data_handle(out.data());
-    k.fwd.execute(dnn::stream(), {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_DST, k.dst}});
+    scratch_.run(k.fwd, {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_DST, k.dst}});
   }
 
   void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor&,
@@ -41,7 +41,7 @@ class UpSampling2DLayer : public Layer {
     Prims& k = prims(in[0]->dim(0));
     k.dst.set_data_handle(const_cast<float*>(dout.data()));
     k.src.set_data_handle(din[0]->data());
-    k.bwd.execute(dnn::stream(), {{DNNL_ARG_DIFF_DST, k.dst}, {DNNL_ARG_DIFF_SRC, k.src}});
+    scratch_.run(k.bwd, {{DNNL_ARG_DIFF_DST, k.dst}, {DNNL_ARG_DIFF_SRC, k.src}});
   }
 
  private:
@@ -57,9 +57,12 @@ class UpSampling2DLayer : public Layer {
     auto& eng = dnn::engine();
     md src = plain4(n, c_, ih_, iw_), dst = plain4(n, c_, ih_ * fh_, iw_ * fw_);
     dnnl::resampling_forward::primitive_desc fpd(
-        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, alg_, src, dst), eng);
+        dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, alg_, src, dst),
+        dnn::Scratchpad::attr(), eng);
     dnnl::resampling_backward::primitive_desc bpd(dnnl::resampling_backward::desc(alg_, src, dst),
-                                                  eng, fpd);
+                                                  dnn::Scratchpad::attr(), eng, fpd);
+    scratch_.reserve(fpd);
+    scratch_.reserve(bpd);
     p->fwd = dnnl::resampling_forward(fpd);
     p->bwd = dnnl::resampling_backward(bpd);
     p->src = dnnl::memory(src, eng, nullptr);
@@ -69,6 +72,7 @@ class UpSampling2DLayer : public Layer {
 
   dnnl::algorithm alg_;
   int64_t fh_ = 2, fw_ = 2, c_ = 0, ih_ = 0, iw_ = 0;
+  dnn::Scratchpad scratch_;
   std::map<int64_t, std::unique_ptr<Prims>> cache_;
 };
 

@@ -1,22 +1,27 @@
-// Standalone activation layers (relu, leaky_relu, sigmoid, tanh, linear, elu, softplus, swish,
-// gelu) on oneDNN eltwise primitives; the helpers are shared with layers that fuse activations.
-#include <cstring>
+// Standalone activation layers, one per entry of the activation table (plugins/layers/dnn/
+// activation.hpp): relu, leaky_relu, sigmoid, tanh, linear, elu, selu, softplus, swish, silu,
+// gelu, plus `activation` that names one ({type: activation, activation: elu}). They run the same
+// oneDNN eltwise primitives as the activations fused into dense and convolutional layers.
+#include "dnn/activation.hpp"
+
 #include <map>
 
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
-#include "primitives.hpp"
 
 namespace loom::core {
 
 namespace {
 
+using dnn::Act;
+using dnn::Activation;
+
 class ActivationLayer : public Layer {
  public:
-  ActivationLayer(Act act, float alpha) : act_(act), alpha_(alpha) {}
+  explicit ActivationLayer(const Activation& act) : act_(act) {}
   Shape infer(const std::vector<Shape>& in) override { return in[0]; }
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
-    if (act_ == Act::Linear) {
+    if (act_.act == Act::Linear) {
       out.copy_from(*in[0]);
       return;
     }
@@ -25,7 +30,7 @@ class ActivationLayer : public Layer {
   void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     if (!din[0]) return;
-    if (act_ == Act::Linear) {
+    if (act_.act == Act::Linear) {
       din[0]->copy_from(dout);
       return;
     }
@@ -33,43 +38,59 @@ class ActivationLayer : public Layer {
   }
 
  private:
-  Eltwise& prepare(int64_t n) {
-    Eltwise& e = cache_[n];
-    if (!e.ready())
-      e.init(act_,
-             act_ == Act::LeakyRelu                     ? alpha_
-             : (act_ == Act::Elu || act_ == Act::Swish) ? alpha_
-                                                        : 0.f,
-             n);
+  dnn::Eltwise& prepare(int64_t n) {
+    dnn::Eltwise& e = cache_[n];
+    if (!e.ready()) e.init(act_, n, scratch_);
     return e;
   }
-  Act act_;
-  float alpha_;
-  std::map<int64_t, Eltwise> cache_;
+  Activation act_;
+  dnn::Scratchpad scratch_;
+  std::map<int64_t, dnn::Eltwise> cache_;
 };
+
+const char* formula(const std::string& name) {
+  static const std::map<std::string, const char*> docs{
+      {"linear", "Identity."},
+      {"relu", "Rectified linear unit: max(x, 0)."},
+      {"leaky_relu", "Leaky ReLU: x if x > 0 else alpha·x (Keras default alpha 0.3)."},
+      {"sigmoid", "Logistic sigmoid 1 / (1 + exp(-x))."},
+      {"tanh", "Hyperbolic tangent."},
+      {"elu", "Exponential linear unit: x if x > 0 else alpha·(exp(x) - 1), alpha 1 by default."},
+      {"selu", "Scaled ELU: λ·elu_α(x), λ = 1.0507, α = 1.6733 (self-normalising networks)."},
+      {"softplus", "log(1 + exp(x))."},
+      {"swish", "x·sigmoid(alpha·x); alpha 1 (the default) is SiLU."},
+      {"silu", "Sigmoid linear unit x·sigmoid(x) (swish with alpha 1)."},
+      {"gelu", "Gaussian error linear unit x·Φ(x), erf form."}};
+  auto it = docs.find(name);
+  return it == docs.end() ? "Activation." : it->second;
+}
 
 }  // namespace
 
 void register_activations(Registry& r) {
-  auto add = [&](const std::string& name, const std::string& doc, Act act, float alpha_default,
-                 bool has_alpha) {
-    Spec s(doc);
-    if (has_alpha) s.add("alpha", Type::Float).def(alpha_default).doc("slope / scale parameter");
-    r.add<Layer>(name, s, [act, has_alpha, alpha_default](const Params& p) {
-      return std::make_unique<ActivationLayer>(act,
-                                               has_alpha ? float(p.f("alpha")) : alpha_default);
+  for (const std::string& name : dnn::activation_names()) {
+    Activation def = dnn::activation(name);
+    Spec s(formula(name));
+    if (dnn::takes_alpha(def.act))
+      s.add("alpha", Type::Float).def(double(def.alpha)).doc(dnn::alpha_doc());
+    r.add<Layer>(name, s, [name](const Params& p) {
+      Activation a = dnn::activation(name);
+      if (dnn::takes_alpha(a.act)) {
+        a.alpha = float(p.f("alpha"));
+        if (a.act != Act::Swish && a.alpha < 0.f) p.fail("alpha", "must be >= 0 for " + name);
+      }
+      return std::make_unique<ActivationLayer>(a);
     });
-  };
-  add("relu", "Rectified linear unit: max(x, 0).", Act::Relu, 0.f, false);
-  add("leaky_relu", "Leaky ReLU: x if x > 0 else alpha * x (Keras default alpha 0.3).",
-      Act::LeakyRelu, 0.3f, true);
-  add("sigmoid", "Logistic sigmoid 1 / (1 + exp(-x)).", Act::Sigmoid, 0.f, false);
-  add("tanh", "Hyperbolic tangent.", Act::Tanh, 0.f, false);
-  add("linear", "Identity.", Act::Linear, 0.f, false);
-  add("elu", "Exponential linear unit.", Act::Elu, 1.f, true);
-  add("softplus", "log(1 + exp(x)).", Act::Softplus, 0.f, false);
-  add("swish", "x * sigmoid(alpha * x) (SiLU for alpha = 1).", Act::Swish, 1.f, true);
-  add("gelu", "Gaussian error linear unit (erf form).", Act::Gelu, 0.f, false);
+  }
+  Spec g("Applies the named activation (any of the activation layers above).");
+  g.add("activation", Type::String)
+      .required()
+      .choices(dnn::activation_names())
+      .doc("the activation");
+  g.add("alpha", Type::Float).doc(dnn::alpha_doc());
+  r.add<Layer>("activation", g, [](const Params& p) {
+    return std::make_unique<ActivationLayer>(dnn::activation_param(p));
+  });
 }
 
 }  // namespace loom::core

@@ -7,18 +7,23 @@
 #include <algorithm>
 #include <map>
 
+#include "dnn/activation.hpp"
+#include "dnn/matmul.hpp"
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
-#include "primitives.hpp"
 
 namespace loom::core {
 namespace {
 
+using dnn::accumulate;
+using dnn::Act;
+using dnn::Gemm;
+using dnn::matrix;
+
 class DenseBase : public Layer {
  public:
   explicit DenseBase(const Params& p)
-      : act_(parse_act(p.s("activation"))),
-        alpha_(float(p.f("alpha"))),
+      : act_(dnn::activation_param(p)),
         use_bias_(p.b("use_bias")),
         bias_init_(p.s("bias_initializer")) {}
 
@@ -42,7 +47,7 @@ class DenseBase : public Layer {
     int64_t m = rows(*in[0]);
     Prims& k = prims(m);
     const float* dz = dout.data();
-    if (act_ != Act::Linear) {
+    if (act_.act != Act::Linear) {
       dz_.resize({m * units_});
       k.act.backward(fused() ? out.data() : pre_.data(), out.data(), dout.data(), dz_.data());
       dz = dz_.data();
@@ -63,7 +68,7 @@ class DenseBase : public Layer {
  protected:
   struct Prims {
     Gemm fwd, dw, db, dx;
-    Eltwise act;
+    dnn::Eltwise act;
   };
   int64_t rows(const Tensor& x) const { return x.size() / in_; }
   // Which operands form the weight gradient product (differs for the transposed layer).
@@ -76,37 +81,28 @@ class DenseBase : public Layer {
     if (!k.fwd.ready()) {
       init_prims(k, m);
       int64_t m_ = m;
-      k.db.init(matrix(1, m_), matrix(m_, units_), matrix(1, units_), false, accumulate());
-      if (act_ != Act::Linear)
-        k.act.init(act_, act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, m * units_);
+      k.db.init(matrix(1, m_), matrix(m_, units_), matrix(1, units_), false, accumulate(),
+                scratch_);
+      if (act_.act != Act::Linear) k.act.init(act_, m * units_, scratch_);
     }
     return k;
   }
   // Activations whose backward works from the output are fused into the matmul as a post-op.
-  bool fused() const {
-    return act_ == Act::Linear || act_ == Act::Relu || act_ == Act::LeakyRelu ||
-           act_ == Act::Sigmoid || act_ == Act::Tanh || act_ == Act::Elu;
-  }
-  dnnl::post_ops forward_ops() const {
-    dnnl::post_ops ops;
-    if (act_ != Act::Linear && fused())
-      ops.append_eltwise(1.f, layers::act_post_op(act_),
-                         act_ == Act::LeakyRelu || act_ == Act::Elu ? alpha_ : 0.f, 0.f);
-    return ops;
-  }
+  bool fused() const { return act_.act == Act::Linear || dnn::fusable(act_.act); }
+  dnnl::post_ops forward_ops() const { return fused() ? dnn::post_ops(act_) : dnnl::post_ops(); }
   Shape out_shape(const Shape& in) const {
     Shape s = in;
     s.back() = units_;
     return s;
   }
 
-  Act act_;
-  float alpha_;
+  dnn::Activation act_;
   bool use_bias_;
   std::string bias_init_;
   int64_t in_ = 0, units_ = 0;
   ParamPtr kernel_, bias_;
   Tensor dz_, ones_, pre_;
+  dnn::Scratchpad scratch_;
   std::map<int64_t, Prims> cache_;
 };
 
@@ -126,11 +122,13 @@ class DenseLayer : public DenseBase {
 
  private:
   void init_prims(Prims& k, int64_t m) override {
-    k.fwd.init(matrix(m, in_), matrix(in_, units_), matrix(m, units_), use_bias_, forward_ops());
+    k.fwd.init(matrix(m, in_), matrix(in_, units_), matrix(m, units_), use_bias_, forward_ops(),
+               scratch_);
     // dW (in x units) += xᵀ (in x m) · dz (m x units)
-    k.dw.init(matrix(in_, m, true), matrix(m, units_), matrix(in_, units_), false, accumulate());
+    k.dw.init(matrix(in_, m, true), matrix(m, units_), matrix(in_, units_), false, accumulate(),
+              scratch_);
     // dx (m x in) = dz (m x units) · Wᵀ (units x in)
-    k.dx.init(matrix(m, units_), matrix(units_, in_, true), matrix(m, in_), false, {});
+    k.dx.init(matrix(m, units_), matrix(units_, in_, true), matrix(m, in_), false, {}, scratch_);
   }
   const float* weights_grad_src(const float* x, const float*) const override { return x; }
   const float* weights_grad_wei(const float*, const float* dz) const override { return dz; }
@@ -165,11 +163,12 @@ class DenseTransposeLayer : public DenseBase {
   void init_prims(Prims& k, int64_t m) override {
     // y (m x units) = x (m x in) · Kᵀ where K is (units x in)
     k.fwd.init(matrix(m, in_), matrix(in_, units_, true), matrix(m, units_), use_bias_,
-               forward_ops());
+               forward_ops(), scratch_);
     // dK (units x in) += dzᵀ (units x m) · x (m x in)
-    k.dw.init(matrix(units_, m, true), matrix(m, in_), matrix(units_, in_), false, accumulate());
+    k.dw.init(matrix(units_, m, true), matrix(m, in_), matrix(units_, in_), false, accumulate(),
+              scratch_);
     // dx (m x in) = dz (m x units) · K (units x in)
-    k.dx.init(matrix(m, units_), matrix(units_, in_), matrix(m, in_), false, {});
+    k.dx.init(matrix(m, units_), matrix(units_, in_), matrix(m, in_), false, {}, scratch_);
   }
   const float* weights_grad_src(const float*, const float* dz) const override { return dz; }
   const float* weights_grad_wei(const float* x, const float*) const override { return x; }
@@ -179,9 +178,9 @@ class DenseTransposeLayer : public DenseBase {
 void add_common(Spec& s) {
   s.add("activation", Type::String)
       .def("linear")
-      .choices(act_names())
+      .choices(dnn::activation_names())
       .doc("activation applied to the output");
-  s.add("alpha", Type::Float).def(0.3).doc("slope for leaky_relu, scale for elu");
+  s.add("alpha", Type::Float).doc(dnn::alpha_doc());
   s.add("use_bias", Type::Bool).def("true").doc("add a learned bias");
   s.add("bias_initializer", Type::String).def("zeros").doc("initializer of the bias");
 }

@@ -1,9 +1,12 @@
 // dropout, gaussian_noise, activity_regularization: layers that act only while training (the
 // first two) or add a penalty to the loss (the third). Random values come from counter-based
-// streams keyed by (seed, layer, step, sample), so backward regenerates the dropout mask instead
-// of storing it, and results do not depend on threads.
+// streams keyed by (seed, RunContext::stream(layer), step, RunContext::row(sample)), so every
+// call, step and batch draws its own noise, a result never depends on threads, and the same seed
+// repeats it.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
@@ -12,36 +15,74 @@
 namespace loom::core {
 namespace {
 
+// A 32-bit integer hash (the "lowbias32" finaliser): full avalanche, a few multiplies and
+// shifts, so a loop over elements vectorises.
+inline uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return x;
+}
+
+// Dropout draws one 64-bit key per row from the row's stream and hashes (key, element index)
+// into a uniform 32-bit value per element: no generator state, no branch, vectorisable. The keep
+// mask of the last forward is kept as bytes for backward.
 class DropoutLayer : public Layer {
  public:
-  explicit DropoutLayer(const Params& p) : rate_(float(p.f("rate"))) {}
+  explicit DropoutLayer(const Params& p)
+      : rate_(float(p.f("rate"))),
+        threshold_(uint32_t(std::min(double(rate_) * 4294967296.0, 4294967295.0))) {}
   Shape infer(const std::vector<Shape>& in) override { return in[0]; }
+
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
-    apply(ctx, *in[0], out);
+    const Tensor& x = *in[0];
+    if (!ctx.training || rate_ == 0.f) {
+      out.copy_from(x);
+      return;
+    }
+    int64_t batch = x.dim(0), per = x.size() / batch;
+    mask_.resize(size_t(x.size()));
+    const uint64_t stream = ctx.stream(hash_string(name()));
+    const float keep = 1.f / (1.f - rate_);
+    const uint32_t threshold = threshold_;
+#pragma omp parallel for schedule(static) if (batch * per >= (1 << 16))
+    for (int64_t b = 0; b < batch; ++b) {
+      uint64_t key = Rng(ctx.seed, stream, uint64_t(ctx.step), ctx.row(b)).next_u64();
+      const uint32_t lo = uint32_t(key), hi = uint32_t(key >> 32);
+      const float* __restrict xb = x.data() + b * per;
+      float* __restrict yb = out.data() + b * per;
+      uint8_t* __restrict mb = mask_.data() + b * per;
+      const uint32_t n = uint32_t(per);
+      for (uint32_t i = 0; i < n; ++i) {
+        uint32_t h = hash32(hash32(i + lo) ^ hi);
+        mb[i] = h >= threshold;
+      }
+      for (uint32_t i = 0; i < n; ++i) yb[i] = xb[i] * (float(mb[i]) * keep);
+    }
   }
+
   void backward(const RunContext& ctx, const std::vector<const Tensor*>&, const Tensor&,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
-    if (din[0]) apply(ctx, dout, *din[0]);
+    if (!din[0]) return;
+    if (!ctx.training || rate_ == 0.f) {
+      din[0]->copy_from(dout);
+      return;
+    }
+    const float keep = 1.f / (1.f - rate_);
+    const float* __restrict g = dout.data();
+    const uint8_t* __restrict m = mask_.data();
+    float* __restrict d = din[0]->data();
+    int64_t n = dout.size();
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = g[i] * (float(m[i]) * keep);
   }
 
  private:
-  // out = in * mask / (1 - rate) while training; identity otherwise.
-  void apply(const RunContext& ctx, const Tensor& in, Tensor& out) const {
-    if (!ctx.training || rate_ == 0.f) {
-      out.copy_from(in);
-      return;
-    }
-    int64_t batch = in.dim(0), per = in.size() / batch;
-    float keep = 1.f / (1.f - rate_);
-    uint64_t key = hash_string(name());
-    for (int64_t b = 0; b < batch; ++b) {
-      Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
-      const float* x = in.data() + b * per;
-      float* y = out.data() + b * per;
-      for (int64_t i = 0; i < per; ++i) y[i] = rng.uniform() < rate_ ? 0.f : x[i] * keep;
-    }
-  }
   float rate_;
+  uint32_t threshold_;  // an element is dropped when its hash is below rate·2³²
+  std::vector<uint8_t> mask_;
 };
 
 class GaussianNoiseLayer : public Layer {
@@ -52,9 +93,9 @@ class GaussianNoiseLayer : public Layer {
     out.copy_from(*in[0]);
     if (!ctx.training || stddev_ == 0.f) return;
     int64_t batch = out.dim(0), per = out.size() / batch;
-    uint64_t key = hash_string(name());
+    const uint64_t stream = ctx.stream(hash_string(name()));
     for (int64_t b = 0; b < batch; ++b) {
-      Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
+      Rng rng(ctx.seed, stream, uint64_t(ctx.step), ctx.row(b));
       float* y = out.data() + b * per;
       for (int64_t i = 0; i < per; ++i) y[i] += stddev_ * rng.normal();
     }

@@ -3,12 +3,15 @@
 #include <map>
 #include <unordered_map>
 
+#include "dnn/dnn.hpp"
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
-#include "primitives.hpp"
 
 namespace loom::core {
 namespace {
+
+using dnn::dt;
+using dnn::md;
 
 class CopyLayer : public Layer {
  public:
@@ -76,20 +79,21 @@ class AddLayer : public Layer {
       md m({n}, dt::f32, dnnl::memory::format_tag::a);
       std::vector<md> srcs(in.size(), m);
       std::vector<float> scales(in.size(), 1.f);
-      dnnl::sum::primitive_desc pd(m, scales, srcs, dnn::engine());
+      dnnl::sum::primitive_desc pd(m, scales, srcs, dnn::engine(), dnn::Scratchpad::attr());
+      scratch_.reserve(pd);
       k.prim = dnnl::sum(pd);
-      for (size_t i = 0; i < in.size(); ++i) k.srcs.emplace_back(m, dnn::engine(), nullptr);
-      k.dst = dnnl::memory(m, dnn::engine(), nullptr);
+      for (size_t i = 0; i < in.size(); ++i) k.srcs.push_back(dnn::unbound(m));
+      k.dst = dnn::unbound(m);
       k.ready = true;
     }
-    std::unordered_map<int, dnnl::memory> args;
+    dnn::Args args;
     for (size_t i = 0; i < in.size(); ++i) {
       k.srcs[i].set_data_handle(const_cast<float*>(in[i]->data()));
       args[DNNL_ARG_MULTIPLE_SRC + int(i)] = k.srcs[i];
     }
     k.dst.set_data_handle(out.data());
     args[DNNL_ARG_DST] = k.dst;
-    k.prim.execute(dnn::stream(), args);
+    scratch_.run(k.prim, std::move(args));
   }
   void backward(const RunContext&, const std::vector<const Tensor*>&, const Tensor&,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
@@ -104,6 +108,7 @@ class AddLayer : public Layer {
     std::vector<dnnl::memory> srcs;
     dnnl::memory dst;
   };
+  dnn::Scratchpad scratch_;
   std::map<std::pair<int64_t, size_t>, Prim> cache_;
 };
 

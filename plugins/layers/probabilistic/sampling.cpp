@@ -2,7 +2,9 @@
 //   z = mean + exp(log_var / 2) · ε,  ε ~ N(0, 1),
 // with the latent KL loss kl_weight · mean_batch(-0.5 · Σ (1 + log_var - exp(log_var) - mean²))
 // reported through penalty() and its gradient added in backward. ε comes from a counter-based
-// stream keyed by (seed, layer, step, sample), so backward regenerates it instead of storing it.
+// stream keyed by (seed, RunContext::stream(layer), step, RunContext::row(sample)): each call,
+// step and batch draws fresh noise (in inference too: the rows of a pass are numbered across its
+// batches), the same seed repeats it, and backward regenerates it instead of storing it.
 #include <cmath>
 
 #include "loom/error.hpp"
@@ -31,10 +33,10 @@ class SamplingLayer : public Layer {
     const Tensor& log_var = *in[1];
     int64_t batch = mean.dim(0), per = mean.size() / batch;
     bool sample = samples(ctx);
-    uint64_t key = hash_string(name());
+    const uint64_t stream = ctx.stream(hash_string(name()));
     double kl = 0;
     for (int64_t b = 0; b < batch; ++b) {
-      Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
+      Rng rng(ctx.seed, stream, uint64_t(ctx.step), ctx.row(b));
       const float* m = mean.data() + b * per;
       const float* v = log_var.data() + b * per;
       float* z = out.data() + b * per;
@@ -57,9 +59,9 @@ class SamplingLayer : public Layer {
       for (int64_t i = 0; i < mean.size(); ++i) (*din[0])[i] = dout[i] + k * mean[i];
     }
     if (din[1]) {
-      uint64_t key = hash_string(name());
+      const uint64_t stream = ctx.stream(hash_string(name()));
       for (int64_t b = 0; b < batch; ++b) {
-        Rng rng(ctx.seed, key, uint64_t(ctx.step), uint64_t(b));
+        Rng rng(ctx.seed, stream, uint64_t(ctx.step), ctx.row(b));
         const float* v = log_var.data() + b * per;
         const float* g = dout.data() + b * per;
         float* d = din[1]->data() + b * per;

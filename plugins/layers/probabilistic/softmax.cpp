@@ -2,16 +2,16 @@
 // (oneDNN 2.6 API). Any leading axes (batch, timesteps) are flattened into rows.
 #include <map>
 
-#include "loom/dnn.hpp"
+#include "dnn/dnn.hpp"
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
 
 namespace loom::probabilistic {
 namespace {
 
-using dt = dnnl::memory::data_type;
-using md = dnnl::memory::desc;
-using tag = dnnl::memory::format_tag;
+using dnn::dt;
+using dnn::md;
+using dnn::tag;
 
 template <class Fwd, class Bwd>
 class SoftmaxBase : public Layer {
@@ -24,7 +24,7 @@ class SoftmaxBase : public Layer {
     Prims& k = prims(in[0]->size() / classes_);
     k.x.set_data_handle(const_cast<float*>(in[0]->data()));
     k.y.set_data_handle(out.data());
-    k.fwd.execute(dnn::stream(), {{DNNL_ARG_SRC, k.x}, {DNNL_ARG_DST, k.y}});
+    scratch_.run(k.fwd, {{DNNL_ARG_SRC, k.x}, {DNNL_ARG_DST, k.y}});
   }
   void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
@@ -33,8 +33,8 @@ class SoftmaxBase : public Layer {
     k.y.set_data_handle(const_cast<float*>(out.data()));
     k.dy.set_data_handle(const_cast<float*>(dout.data()));
     k.dx.set_data_handle(din[0]->data());
-    k.bwd.execute(dnn::stream(),
-                  {{DNNL_ARG_DST, k.y}, {DNNL_ARG_DIFF_DST, k.dy}, {DNNL_ARG_DIFF_SRC, k.dx}});
+    scratch_.run(k.bwd,
+                 {{DNNL_ARG_DST, k.y}, {DNNL_ARG_DIFF_DST, k.dy}, {DNNL_ARG_DIFF_SRC, k.dx}});
   }
 
  private:
@@ -50,8 +50,11 @@ class SoftmaxBase : public Layer {
     auto& eng = dnn::engine();
     md m({rows, classes_}, dt::f32, tag::ab);
     typename Fwd::primitive_desc fpd(typename Fwd::desc(dnnl::prop_kind::forward_training, m, 1),
-                                     eng);
-    typename Bwd::primitive_desc bpd(typename Bwd::desc(m, m, 1), eng, fpd);
+                                     dnn::Scratchpad::attr(), eng);
+    typename Bwd::primitive_desc bpd(typename Bwd::desc(m, m, 1), dnn::Scratchpad::attr(), eng,
+                                     fpd);
+    scratch_.reserve(fpd);
+    scratch_.reserve(bpd);
     k.fwd = Fwd(fpd);
     k.bwd = Bwd(bpd);
     k.x = dnnl::memory(m, eng, nullptr);
@@ -61,6 +64,7 @@ class SoftmaxBase : public Layer {
     return k;
   }
   int64_t classes_ = 0;
+  dnn::Scratchpad scratch_;
   std::map<int64_t, Prims> cache_;
 };
 

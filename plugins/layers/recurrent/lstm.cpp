@@ -15,43 +15,43 @@
 #include <cstring>
 #include <map>
 
-#include "loom/dnn.hpp"
+#include "dnn/dnn.hpp"
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
 
 namespace loom::recurrent {
 namespace {
 
-using dt = dnnl::memory::data_type;
-using md = dnnl::memory::desc;
-using tag = dnnl::memory::format_tag;
+using dnn::dt;
+using dnn::md;
+using dnn::tag;
 
 // A plain buffer staged in the layout a primitive wants: the buffer itself when the layouts
 // agree, otherwise a reordered copy (the reorder primitive and the copy are kept).
 struct Staged {
   dnnl::memory copy;
   dnnl::reorder reorder;
-  dnnl::memory get(const md& want, const md& plain, const float* data) {
-    auto& eng = dnn::engine();
-    dnnl::memory user(plain, eng, const_cast<float*>(data));
+  dnnl::memory get(const md& want, const md& plain, const float* data, dnn::Scratchpad& sp) {
+    dnnl::memory user(plain, dnn::engine(), const_cast<float*>(data));
     if (want == plain) return user;
     if (!copy) {
-      copy = dnnl::memory(want, eng);
-      reorder = dnnl::reorder(dnnl::reorder::primitive_desc(eng, plain, eng, want));
+      copy = dnnl::memory(want, dnn::engine());
+      reorder = dnn::make_reorder(plain, want, sp);
     }
-    reorder.execute(dnn::stream(), {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, copy}});
+    sp.run(reorder, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, copy}});
     return copy;
   }
 };
 
 // Adds the gradient held in `m` (any layout) into the plain buffer `grad`.
-void add_plain(dnnl::memory m, const md& plain, float* grad, std::vector<float>& tmp) {
+void add_plain(dnnl::memory m, const md& plain, float* grad, std::vector<float>& tmp,
+               dnn::Scratchpad& sp) {
   size_t n = plain.get_size() / sizeof(float);
   const float* src = static_cast<const float*>(m.get_data_handle());
   if (!(m.get_desc() == plain)) {
     tmp.resize(n);
     dnnl::memory dst(plain, dnn::engine(), tmp.data());
-    dnnl::reorder(m, dst).execute(dnn::stream(), m, dst);
+    sp.run(dnn::make_reorder(m.get_desc(), plain, sp), {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, dst}});
     dnn::stream().wait();
     src = tmp.data();
   }
@@ -126,9 +126,11 @@ class LstmLayer : public Layer {
     }
     float* dsrc = din[0] ? din[0]->data() : k.dsrc.data();
 
-    dnnl::memory wl = k.bwd_wl.get(k.bwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data());
-    dnnl::memory wi = k.bwd_wi.get(k.bwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data());
-    dnnl::memory bias = k.bwd_b.get(k.bwd_pd.bias_desc(), bias_md(), bias_->value.data());
+    dnnl::memory wl =
+        k.bwd_wl.get(k.bwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data(), scratch_);
+    dnnl::memory wi =
+        k.bwd_wi.get(k.bwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data(), scratch_);
+    dnnl::memory bias = k.bwd_b.get(k.bwd_pd.bias_desc(), bias_md(), bias_->value.data(), scratch_);
     zero(k.dwl);
     zero(k.dwi);
     zero(k.db);
@@ -136,21 +138,21 @@ class LstmLayer : public Layer {
     k.dst_mem.set_data_handle(k.dst.data());
     k.ddst_mem.set_data_handle(const_cast<float*>(ddst));
     k.dsrc_mem.set_data_handle(dsrc);
-    k.bwd.execute(dnn::stream(), {{DNNL_ARG_SRC_LAYER, k.src},
-                                  {DNNL_ARG_WEIGHTS_LAYER, wl},
-                                  {DNNL_ARG_WEIGHTS_ITER, wi},
-                                  {DNNL_ARG_BIAS, bias},
-                                  {DNNL_ARG_DST_LAYER, k.dst_mem},
-                                  {DNNL_ARG_DIFF_DST_LAYER, k.ddst_mem},
-                                  {DNNL_ARG_WORKSPACE, k.ws},
-                                  {DNNL_ARG_DIFF_SRC_LAYER, k.dsrc_mem},
-                                  {DNNL_ARG_DIFF_WEIGHTS_LAYER, k.dwl},
-                                  {DNNL_ARG_DIFF_WEIGHTS_ITER, k.dwi},
-                                  {DNNL_ARG_DIFF_BIAS, k.db}});
+    scratch_.run(k.bwd, {{DNNL_ARG_SRC_LAYER, k.src},
+                         {DNNL_ARG_WEIGHTS_LAYER, wl},
+                         {DNNL_ARG_WEIGHTS_ITER, wi},
+                         {DNNL_ARG_BIAS, bias},
+                         {DNNL_ARG_DST_LAYER, k.dst_mem},
+                         {DNNL_ARG_DIFF_DST_LAYER, k.ddst_mem},
+                         {DNNL_ARG_WORKSPACE, k.ws},
+                         {DNNL_ARG_DIFF_SRC_LAYER, k.dsrc_mem},
+                         {DNNL_ARG_DIFF_WEIGHTS_LAYER, k.dwl},
+                         {DNNL_ARG_DIFF_WEIGHTS_ITER, k.dwi},
+                         {DNNL_ARG_DIFF_BIAS, k.db}});
     dnn::stream().wait();
-    if (kernel_->trainable) add_plain(k.dwl, wl_md(), kernel_->grad.data(), tmp_);
-    if (recurrent_->trainable) add_plain(k.dwi, wi_md(), recurrent_->grad.data(), tmp_);
-    if (bias_->trainable) add_plain(k.db, bias_md(), bias_->grad.data(), tmp_);
+    if (kernel_->trainable) add_plain(k.dwl, wl_md(), kernel_->grad.data(), tmp_, scratch_);
+    if (recurrent_->trainable) add_plain(k.dwi, wi_md(), recurrent_->grad.data(), tmp_, scratch_);
+    if (bias_->trainable) add_plain(k.db, bias_md(), bias_->grad.data(), tmp_, scratch_);
   }
 
  private:
@@ -185,11 +187,13 @@ class LstmLayer : public Layer {
     auto dir = dnnl::rnn_direction::unidirectional_left2right;
     dnnl::lstm_forward::desc fd(dnnl::prop_kind::forward_training, dir, src, none, none, wl, wi,
                                 bias, dst, none, none);
-    k.fwd_pd = dnnl::lstm_forward::primitive_desc(fd, eng);
+    k.fwd_pd = dnnl::lstm_forward::primitive_desc(fd, dnn::Scratchpad::attr(), eng);
+    scratch_.reserve(k.fwd_pd);
     k.fwd = dnnl::lstm_forward(k.fwd_pd);
     dnnl::lstm_backward::desc bd(dnnl::prop_kind::backward, dir, src, none, none, wl, wi, bias, dst,
                                  none, none, src, none, none, wl, wi, bias, dst, none, none);
-    k.bwd_pd = dnnl::lstm_backward::primitive_desc(bd, eng, k.fwd_pd);
+    k.bwd_pd = dnnl::lstm_backward::primitive_desc(bd, dnn::Scratchpad::attr(), eng, k.fwd_pd);
+    scratch_.reserve(k.bwd_pd);
     k.bwd = dnnl::lstm_backward(k.bwd_pd);
     k.src = dnnl::memory(src, eng, nullptr);
     k.dst_mem = dnnl::memory(dst, eng, nullptr);
@@ -207,17 +211,19 @@ class LstmLayer : public Layer {
 
   // Runs the training forward pass into k.dst, filling the workspace.
   void run_forward(Prims& k, const Tensor& x) {
-    dnnl::memory wl = k.fwd_wl.get(k.fwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data());
-    dnnl::memory wi = k.fwd_wi.get(k.fwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data());
-    dnnl::memory bias = k.fwd_b.get(k.fwd_pd.bias_desc(), bias_md(), bias_->value.data());
+    dnnl::memory wl =
+        k.fwd_wl.get(k.fwd_pd.weights_layer_desc(), wl_md(), kernel_->value.data(), scratch_);
+    dnnl::memory wi =
+        k.fwd_wi.get(k.fwd_pd.weights_iter_desc(), wi_md(), recurrent_->value.data(), scratch_);
+    dnnl::memory bias = k.fwd_b.get(k.fwd_pd.bias_desc(), bias_md(), bias_->value.data(), scratch_);
     k.src.set_data_handle(const_cast<float*>(x.data()));
     k.dst_mem.set_data_handle(k.dst.data());
-    k.fwd.execute(dnn::stream(), {{DNNL_ARG_SRC_LAYER, k.src},
-                                  {DNNL_ARG_WEIGHTS_LAYER, wl},
-                                  {DNNL_ARG_WEIGHTS_ITER, wi},
-                                  {DNNL_ARG_BIAS, bias},
-                                  {DNNL_ARG_DST_LAYER, k.dst_mem},
-                                  {DNNL_ARG_WORKSPACE, k.ws}});
+    scratch_.run(k.fwd, {{DNNL_ARG_SRC_LAYER, k.src},
+                         {DNNL_ARG_WEIGHTS_LAYER, wl},
+                         {DNNL_ARG_WEIGHTS_ITER, wi},
+                         {DNNL_ARG_BIAS, bias},
+                         {DNNL_ARG_DST_LAYER, k.dst_mem},
+                         {DNNL_ARG_WORKSPACE, k.ws}});
     dnn::stream().wait();
   }
 
@@ -226,6 +232,7 @@ class LstmLayer : public Layer {
   std::string kernel_init_, recurrent_init_, bias_init_;
   int64_t steps_ = 0, features_ = 0;
   ParamPtr kernel_, recurrent_, bias_;
+  dnn::Scratchpad scratch_;
   std::map<int64_t, Prims> cache_;
   std::vector<float> tmp_;
 };

@@ -1,0 +1,159 @@
+#include "dnn/conv.hpp"
+
+namespace loom::dnn {
+
+template <bool Deconv>
+void Convolution<Deconv>::init(const ConvGeom& g, bool bias, const dnnl::post_ops& ops,
+                               Scratchpad& sp) {
+  sp_ = &sp;
+  auto& eng = engine();
+  const auto alg =
+      Deconv ? dnnl::algorithm::deconvolution_direct : dnnl::algorithm::convolution_direct;
+  md src_plain = plain4(g.n, g.ic, g.ih, g.iw), dst_plain = plain4(g.n, g.oc, g.oh, g.ow);
+  md src_any = any4(g.n, g.ic, g.ih, g.iw), dst_any = any4(g.n, g.oc, g.oh, g.ow);
+  dims wd = g.groups > 1 ? dims{g.groups, g.oc / g.groups, g.ic / g.groups, g.kh, g.kw}
+                         : dims{g.oc, g.ic, g.kh, g.kw};
+  md wei_plain(wd, dt::f32, g.groups > 1 ? tag::goihw : tag::oihw);
+  md wei_any(wd, dt::f32, tag::any);
+  md bias_md = bias ? md({g.oc}, dt::f32, tag::x) : md();
+  dims strides{g.sh, g.sw}, dil{g.dh, g.dw}, pl{g.pt, g.pl}, pr{g.pb, g.pr};
+
+  typename Fwd::primitive_desc fpd(
+      typename Fwd::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any, bias_md, dst_any,
+                         strides, dil, pl, pr),
+      Scratchpad::attr(ops), eng);
+  typename BwdD::primitive_desc dpd(
+      typename BwdD::desc(alg, src_any, wei_any, dst_any, strides, dil, pl, pr), Scratchpad::attr(),
+      eng, fpd);
+  typename BwdW::primitive_desc wpd(
+      typename BwdW::desc(alg, src_any, wei_any, bias_md, dst_any, strides, dil, pl, pr),
+      Scratchpad::attr(), eng, fpd);
+  sp.reserve(fpd);
+  sp.reserve(dpd);
+  sp.reserve(wpd);
+  fwd_ = Fwd(fpd);
+  bwd_data_ = BwdD(dpd);
+  bwd_wei_ = BwdW(wpd);
+  bias_ = bias;
+
+  f_src_.init(src_plain, fpd.src_desc(), sp);
+  f_wei_.init(wei_plain, fpd.weights_desc(), sp);
+  f_dst_.init(dst_plain, fpd.dst_desc(), sp);
+  if (bias) bias_mem_ = unbound(bias_md);
+  d_ddst_.init(dst_plain, dpd.diff_dst_desc(), sp);
+  d_wei_.init(wei_plain, dpd.weights_desc(), sp);
+  d_dsrc_.init(src_plain, dpd.diff_src_desc(), sp);
+  w_src_.init(src_plain, wpd.src_desc(), sp);
+  w_ddst_.init(dst_plain, wpd.diff_dst_desc(), sp);
+  w_dwei_.init(wei_plain, wpd.diff_weights_desc(), sp, true);
+  if (bias) w_dbias_.init(bias_md, wpd.diff_bias_desc(), sp, true);
+}
+
+template <bool Deconv>
+void Convolution<Deconv>::forward(const float* x, const float* w, const float* b, float* y) {
+  Args args{
+      {DNNL_ARG_SRC, f_src_(x)}, {DNNL_ARG_WEIGHTS, f_wei_(w)}, {DNNL_ARG_DST, f_dst_.mem(y)}};
+  if (bias_) {
+    bias_mem_.set_data_handle(const_cast<float*>(b));
+    args[DNNL_ARG_BIAS] = bias_mem_;
+  }
+  sp_->run(fwd_, std::move(args));
+  f_dst_.finish();
+}
+
+template <bool Deconv>
+void Convolution<Deconv>::backward(const float* x, const float* dz, const float* w, float* dx,
+                                   float* dw, float* db) {
+  if (dx) {
+    sp_->run(bwd_data_, {{DNNL_ARG_DIFF_DST, d_ddst_(dz)},
+                         {DNNL_ARG_WEIGHTS, d_wei_(w)},
+                         {DNNL_ARG_DIFF_SRC, d_dsrc_.mem(dx)}});
+    d_dsrc_.finish();
+  }
+  if (dw || (bias_ && db)) {
+    Args args{{DNNL_ARG_SRC, w_src_(x)},
+              {DNNL_ARG_DIFF_DST, w_ddst_(dz)},
+              {DNNL_ARG_DIFF_WEIGHTS, w_dwei_.mem(dw)}};
+    if (bias_) args[DNNL_ARG_DIFF_BIAS] = w_dbias_.mem(db);
+    sp_->run(bwd_wei_, std::move(args));
+    if (dw) w_dwei_.finish();
+    if (bias_ && db) w_dbias_.finish();
+  }
+}
+
+template class Convolution<false>;
+template class Convolution<true>;
+
+void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpad& sp) {
+  sp_ = &sp;
+  g_ = g;
+  k_ = g.kh * g.kw;
+  m_ = g.oc * k_;
+  hw_ = g.ih * g.iw;
+  auto& eng = engine();
+  md w_md({1, m_, g.ic}, dt::f32, tag::abc), x_md({g.n, g.ic, hw_}, dt::f32, tag::abc),
+      c_md({g.n, m_, hw_}, dt::f32, tag::abc);
+  dnnl::matmul::primitive_desc mpd(dnnl::matmul::desc(w_md, x_md, c_md), Scratchpad::attr(), eng);
+  sp.reserve(mpd);
+  mm_ = dnnl::matmul(mpd);
+  wm_ = unbound(w_md);
+  xm_ = unbound(x_md);
+  cm_ = unbound(c_md);
+  wr_.resize({m_ * g.ic});
+  cols_.resize({g.n * m_ * hw_});
+  if (act.act != Act::Linear) {
+    // The activation as a standalone in-place eltwise (the post-op of the same algorithm).
+    md y_md = flat(g.n * g.oc * g.oh * g.ow);
+    dnnl::post_ops ops = post_ops(act);
+    dnnl::algorithm alg;
+    float scale, alpha, beta;
+    ops.get_params_eltwise(0, scale, alg, alpha, beta);
+    dnnl::eltwise_forward::primitive_desc apd(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, alg, y_md, alpha, beta),
+        Scratchpad::attr(), eng);
+    sp.reserve(apd);
+    act_ = dnnl::eltwise_forward(apd);
+    ym_ = unbound(y_md);
+  }
+}
+
+void DeconvForwardGemm::run(const float* x, const float* w, const float* b, float* y) {
+  const ConvGeom& g = g_;
+  for (int64_t oc = 0; oc < g.oc; ++oc)
+    for (int64_t ic = 0; ic < g.ic; ++ic)
+      for (int64_t k = 0; k < k_; ++k)
+        wr_[(oc * k_ + k) * g.ic + ic] = w[(oc * g.ic + ic) * k_ + k];
+  wm_.set_data_handle(wr_.data());
+  xm_.set_data_handle(const_cast<float*>(x));
+  cm_.set_data_handle(cols_.data());
+  sp_->run(mm_, {{DNNL_ARG_SRC, wm_}, {DNNL_ARG_WEIGHTS, xm_}, {DNNL_ARG_DST, cm_}});
+  int64_t ohw = g.oh * g.ow;
+  const float* cols = cols_.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t plane = 0; plane < g.n * g.oc; ++plane) {
+    int64_t n = plane / g.oc, oc = plane % g.oc;
+    float* yp = y + plane * ohw;
+    float bias = b ? b[oc] : 0.f;
+    for (int64_t i = 0; i < ohw; ++i) yp[i] = bias;
+    for (int64_t ky = 0; ky < g.kh; ++ky)
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const float* c = cols + (n * m_ + oc * k_ + ky * g.kw + kx) * hw_;
+        for (int64_t iy = 0; iy < g.ih; ++iy) {
+          int64_t oy = iy * g.sh - g.pt + ky * (g.dh + 1);
+          if (oy < 0 || oy >= g.oh) continue;
+          float* row = yp + oy * g.ow;
+          const float* crow = c + iy * g.iw;
+          for (int64_t ix = 0; ix < g.iw; ++ix) {
+            int64_t ox = ix * g.sw - g.pl + kx * (g.dw + 1);
+            if (ox >= 0 && ox < g.ow) row[ox] += crow[ix];
+          }
+        }
+      }
+  }
+  if (act_) {
+    ym_.set_data_handle(y);
+    sp_->run(act_, {{DNNL_ARG_SRC, ym_}, {DNNL_ARG_DST, ym_}});
+  }
+}
+
+}  // namespace loom::dnn
