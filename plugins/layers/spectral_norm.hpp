@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "loom/layer.hpp"
+
 namespace loom::layers {
 
 class SpectralNorm {
@@ -74,6 +76,44 @@ class SpectralNorm {
   int64_t R_ = 0, C_ = 0;
   std::vector<double> u_, v_;
   double sigma_ = 1;
+};
+
+// A layer's kernel under spectral normalisation (the `spectral_norm: true` option): the vector u
+// as a non-trainable parameter "sn_u" beside the kernel, the normalised kernel the layer computes
+// with, and the gradient passed back to the kernel.
+class SpectralKernel {
+ public:
+  // The kernel is a rows x cols matrix (row-major).
+  void build(LayerBuilder& b, int64_t rows, int64_t cols) {
+    rows_ = rows;
+    cols_ = cols;
+    u_ = b.param("sn_u", {rows}, "glorot_normal", 1, 1, /*trainable=*/false);
+  }
+  // W/σ for this call; u moves one power iteration per training step, never when frozen.
+  const float* weights(const RunContext& ctx, const Param& kernel) {
+    w_.resize({rows_ * cols_});
+    sn_.normalise(kernel.value.data(), rows_, cols_, u_->value.data(), ctx.training && !ctx.frozen,
+                  w_.data());
+    return w_.data();
+  }
+  // Where the layer adds dL/d(W/σ) (zeroed), or null when the kernel takes no gradient.
+  float* grad_target(const Param& kernel) {
+    if (!kernel.trainable) return nullptr;
+    g_.resize({rows_ * cols_});
+    g_.fill(0.f);
+    return g_.data();
+  }
+  // Adds dL/dW into the kernel's gradient.
+  void finish_grad(Param& kernel) {
+    if (kernel.trainable) sn_.backward(g_.data(), w_.data(), kernel.grad.data());
+  }
+  const float* current() const { return w_.data(); }
+
+ private:
+  SpectralNorm sn_;
+  ParamPtr u_;
+  Tensor w_, g_;
+  int64_t rows_ = 0, cols_ = 0;
 };
 
 }  // namespace loom::layers

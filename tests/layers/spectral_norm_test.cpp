@@ -7,6 +7,9 @@
 #include <cmath>
 #include <vector>
 
+#include "support/harness.hpp"
+
+using loom::Tensor;
 using loom::layers::SpectralNorm;
 
 namespace {
@@ -81,6 +84,64 @@ TEST(SpectralNorm, GradientMatchesFiniteDifferences) {
     double fd = (loss(up) - loss(down)) / double(up[size_t(i)] - down[size_t(i)]);
     EXPECT_NEAR(g[size_t(i)], fd, 2e-3) << "element " << i;
   }
+}
+
+// The layer option: gradients of dense and conv2d with spectral_norm (u held fixed: inference
+// mode), a forward pass against a naive reference, and u moving only in a trained forward.
+TEST(SpectralNormLayers, GradientsMatchFiniteDifferences) {
+  loom::test::GradCheck o;
+  o.training = false;
+  for (const char* m :
+       {"m: {input: [5], layers: [{type: dense, units: 3, spectral_norm: true}]}",
+        "m: {input: [2, 5, 5], layers: [{type: conv2d, filters: 3, kernel_size: [3], strides: "
+        "[2], padding: same, spectral_norm: true}]}"}) {
+    SCOPED_TRACE(m);
+    auto model = loom::test::model_from_yaml(m, "m");
+    loom::test::check_gradients(*model, 2, o);
+  }
+}
+
+TEST(SpectralNormLayers, DenseForwardMatchesNaiveReference) {
+  auto model = loom::test::model_from_yaml(
+      "m: {input: [4], layers: [{type: dense, units: 3, spectral_norm: true, bias_initializer: "
+      "ones}]}",
+      "m");
+  loom::ParamPtr kernel, u;
+  for (auto& p : model->params()) {
+    if (p->name == "m.dense_1.kernel") kernel = p;
+    if (p->name == "m.dense_1.sn_u") u = p;
+  }
+  ASSERT_TRUE(kernel && u);
+  ASSERT_FALSE(u->trainable);
+  std::vector<float> u0(u->value.data(), u->value.data() + 4);
+  Tensor x({2, 4});
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) + 0.5f);
+  loom::RunContext ctx;  // inference: u stays
+  model->forward(ctx, {&x});
+  // σ = |Wᵀu| / |u| for the stored u (W is 4 x 3, u has 4 values).
+  double un = 0, sigma = 0;
+  for (float a : u0) un += double(a) * a;
+  un = std::sqrt(un);
+  for (int c = 0; c < 3; ++c) {
+    double s = 0;
+    for (int r = 0; r < 4; ++r) s += double(kernel->value[r * 3 + c]) * u0[size_t(r)] / un;
+    sigma += s * s;
+  }
+  sigma = std::sqrt(sigma);
+  for (int b = 0; b < 2; ++b)
+    for (int c = 0; c < 3; ++c) {
+      double y = 1.0;
+      for (int r = 0; r < 4; ++r) y += double(x[b * 4 + r]) * kernel->value[r * 3 + c] / sigma;
+      EXPECT_NEAR(model->output()[b * 3 + c], y, 1e-5);
+    }
+  EXPECT_EQ(std::vector<float>(u->value.data(), u->value.data() + 4), u0);
+  ctx.training = true;
+  ctx.frozen = true;  // a frozen discriminator keeps its u
+  model->forward(ctx, {&x});
+  EXPECT_EQ(std::vector<float>(u->value.data(), u->value.data() + 4), u0);
+  ctx.frozen = false;
+  model->forward(ctx, {&x});
+  EXPECT_NE(std::vector<float>(u->value.data(), u->value.data() + 4), u0);
 }
 
 }  // namespace

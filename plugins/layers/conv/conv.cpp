@@ -31,6 +31,7 @@
 
 #include "common.hpp"
 #include "loom/layer.hpp"
+#include "spectral_norm.hpp"
 
 namespace loom::conv {
 namespace {
@@ -66,8 +67,9 @@ class ActivatedLayer : public Layer {
   explicit ActivatedLayer(const Params& p)
       : act_(dnn::activation_param(p)), fused_(dnn::fusable(act_.act)) {}
 
-  void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t n = in[0]->dim(0);
+    before_forward(ctx);
     if (act_.act == Act::Linear || fused_) {
       compute(n, in[0]->data(), out.data());
     } else {
@@ -96,6 +98,8 @@ class ActivatedLayer : public Layer {
   }
 
  protected:
+  // Called once per forward before compute() (spectral normalisation of the kernel).
+  virtual void before_forward(const RunContext&) {}
   // y = the layer's linear map of x (with the activation when fused_).
   virtual void compute(int64_t n, const float* x, float* y) = 0;
   virtual void compute_backward(int64_t n, const float* x, const float* dz, float* dx) = 0;
@@ -125,6 +129,7 @@ class Conv2DLayer : public ActivatedLayer {
         same_(p.s("padding") == "same"),
         kernel_init_(p.s("kernel_initializer")),
         bias_init_(p.s("bias_initializer")) {
+    if (p.b("spectral_norm")) sn_ = std::make_unique<layers::SpectralKernel>();
     std::tie(g_.kh, g_.kw) = pair_param(p, "kernel_size");
     std::tie(g_.sh, g_.sw) = pair_param(p, "strides");
     std::tie(rh_, rw_) = pair_param(p, "dilation_rate");
@@ -143,14 +148,22 @@ class Conv2DLayer : public ActivatedLayer {
     int64_t rf = g_.kh * g_.kw;
     kernel_ = b.param("kernel", {g_.oc, g_.ic, g_.kh, g_.kw}, kernel_init_, g_.ic * rf, g_.oc * rf);
     if (use_bias_) bias_ = b.param("bias", {g_.oc}, bias_init_, g_.ic * rf, g_.oc * rf);
+    if (sn_) sn_->build(b, g_.oc, g_.ic * rf);
   }
 
  protected:
+  void before_forward(const RunContext& ctx) override {
+    if (sn_) sn_->weights(ctx, *kernel_);
+  }
+  const float* kernel() const { return sn_ ? sn_->current() : kernel_->value.data(); }
   void compute(int64_t n, const float* x, float* y) override {
-    core(n).forward(x, kernel_->value.data(), use_bias_ ? bias_->value.data() : nullptr, y);
+    core(n).forward(x, kernel(), use_bias_ ? bias_->value.data() : nullptr, y);
   }
   void compute_backward(int64_t n, const float* x, const float* dz, float* dx) override {
-    core(n).backward(x, dz, kernel_->value.data(), dx, grad_of(kernel_), grad_of(bias_));
+    float* gw = grad_of(kernel_);
+    if (gw && sn_) gw = sn_->grad_target(*kernel_);
+    core(n).backward(x, dz, kernel(), dx, gw, grad_of(bias_));
+    if (gw && sn_) sn_->finish_grad(*kernel_);
   }
 
  private:
@@ -170,6 +183,7 @@ class Conv2DLayer : public ActivatedLayer {
   int64_t rh_ = 1, rw_ = 1;
   Geom g_;
   ParamPtr kernel_, bias_;
+  std::unique_ptr<layers::SpectralKernel> sn_;  // spectral_norm: true
   std::map<int64_t, std::unique_ptr<dnn::Convolution<false>>> cache_;
 };
 
@@ -355,6 +369,11 @@ void register_conv(Registry& r) {
       "kernel is stored (filters, in_channels, kh, kw).");
   add_common(c);
   c.add("kernel_initializer", Type::String).def("glorot_uniform").doc("initializer of the kernel");
+  c.add("spectral_norm", Type::Bool)
+      .def("false")
+      .doc(
+          "divide the kernel by its largest singular value (one power iteration per training "
+          "step; for GAN discriminators)");
   c.add("bias_initializer", Type::String).def("zeros").doc("initializer of the bias");
   r.add<Layer>("conv2d", c, [](const Params& p) { return std::make_unique<Conv2DLayer>(p); });
 

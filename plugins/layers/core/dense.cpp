@@ -11,6 +11,7 @@
 #include "dnn/matmul.hpp"
 #include "loom/error.hpp"
 #include "loom/layer.hpp"
+#include "spectral_norm.hpp"
 
 namespace loom::core {
 namespace {
@@ -27,19 +28,18 @@ class DenseBase : public Layer {
         use_bias_(p.b("use_bias")),
         bias_init_(p.s("bias_initializer")) {}
 
-  void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
+  void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t m = rows(*in[0]);
     Prims& k = prims(m);
+    const float* w = sn_ ? sn_->weights(ctx, *kernel_) : kernel_->value.data();
     if (!fused()) {
       // The activation's backward needs its input: keep the pre-activation values.
       pre_.resize({m * units_});
-      k.fwd.run(in[0]->data(), kernel_->value.data(), pre_.data(),
-                use_bias_ ? bias_->value.data() : nullptr);
+      k.fwd.run(in[0]->data(), w, pre_.data(), use_bias_ ? bias_->value.data() : nullptr);
       k.act.forward(pre_.data(), out.data());
       return;
     }
-    k.fwd.run(in[0]->data(), kernel_->value.data(), out.data(),
-              use_bias_ ? bias_->value.data() : nullptr);
+    k.fwd.run(in[0]->data(), w, out.data(), use_bias_ ? bias_->value.data() : nullptr);
   }
 
   void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor& out,
@@ -52,9 +52,11 @@ class DenseBase : public Layer {
       k.act.backward(fused() ? out.data() : pre_.data(), out.data(), dout.data(), dz_.data());
       dz = dz_.data();
     }
-    if (kernel_->trainable)
-      k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz),
-               kernel_->grad.data());
+    if (kernel_->trainable) {
+      float* gw = sn_ ? sn_->grad_target(*kernel_) : kernel_->grad.data();
+      k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz), gw);
+      if (sn_) sn_->finish_grad(*kernel_);
+    }
     if (use_bias_ && bias_->trainable) {
       if (ones_.size() < m) {
         ones_.resize({m});
@@ -62,7 +64,7 @@ class DenseBase : public Layer {
       }
       k.db.run(ones_.data(), dz, bias_->grad.data());
     }
-    if (din[0]) k.dx.run(dz, kernel_->value.data(), din[0]->data());
+    if (din[0]) k.dx.run(dz, sn_ ? sn_->current() : kernel_->value.data(), din[0]->data());
   }
 
  protected:
@@ -101,6 +103,7 @@ class DenseBase : public Layer {
   std::string bias_init_;
   int64_t in_ = 0, units_ = 0;
   ParamPtr kernel_, bias_;
+  std::unique_ptr<layers::SpectralKernel> sn_;  // spectral_norm: true
   Tensor dz_, ones_, pre_;
   dnn::Scratchpad scratch_;
   std::map<int64_t, Prims> cache_;
@@ -110,6 +113,7 @@ class DenseLayer : public DenseBase {
  public:
   explicit DenseLayer(const Params& p) : DenseBase(p), kernel_init_(p.s("kernel_initializer")) {
     units_ = p.i("units");
+    if (p.b("spectral_norm")) sn_ = std::make_unique<layers::SpectralKernel>();
   }
   Shape infer(const std::vector<Shape>& in) override {
     in_ = in[0].back();
@@ -118,6 +122,7 @@ class DenseLayer : public DenseBase {
   void build(LayerBuilder& b) override {
     kernel_ = b.param("kernel", {in_, units_}, kernel_init_, in_, units_);
     if (use_bias_) bias_ = b.param("bias", {units_}, bias_init_, in_, units_);
+    if (sn_) sn_->build(b, in_, units_);
   }
 
  private:
@@ -192,6 +197,11 @@ void register_dense(Registry& r) {
   d.add("units", Type::Int).required().min(1).doc("number of output units");
   add_common(d);
   d.add("kernel_initializer", Type::String).def("glorot_uniform").doc("initializer of the kernel");
+  d.add("spectral_norm", Type::Bool)
+      .def("false")
+      .doc(
+          "divide the kernel by its largest singular value (one power iteration per training "
+          "step; for GAN discriminators)");
   r.add<Layer>("dense", d, [](const Params& p) { return std::make_unique<DenseLayer>(p); });
 
   Spec t(
