@@ -60,7 +60,8 @@ struct EvalReport {
   double class_match = 0;  // share of samples classified as their label
   bool real_labelled = false;
   double real_accuracy = 0;  // the classifier's accuracy on the real set, when it has labels
-  double time_s = 0;
+  double time_s = 0;         // in all; and per part:
+  double features_s = 0, fd_s = 0, kid_s = 0, pr_s = 0;
 };
 
 // Runs every measure. Throws loom::Error naming the file and the reason on any input problem.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
 
@@ -75,11 +76,25 @@ SymmetricEigen symmetric_eigen(const std::vector<double>& input, int n) {
   return e;
 }
 
+namespace {
+
+// Eigenvalues of a PSD matrix within rounding of zero (the Jacobi method is accurate to about
+// n * eps * the largest one) are zero: taking the square root of such noise would add
+// sqrt(eps * largest) per null direction.
+double null_threshold(const std::vector<double>& values, int n) {
+  double largest = 0;
+  for (double v : values) largest = std::max(largest, std::abs(v));
+  return 4.0 * n * std::numeric_limits<double>::epsilon() * largest;
+}
+
+}  // namespace
+
 std::vector<double> sqrt_psd(const std::vector<double>& a, int n) {
   SymmetricEigen e = symmetric_eigen(a, n);
+  double zero = null_threshold(e.values, n);
   std::vector<double> r(a.size(), 0.0);
   for (int k = 0; k < n; ++k) {
-    double s = std::sqrt(std::max(0.0, e.values[size_t(k)]));
+    double s = e.values[size_t(k)] > zero ? std::sqrt(e.values[size_t(k)]) : 0.0;
     if (s == 0) continue;
     for (int i = 0; i < n; ++i) {
       double vik = s * e.vectors[size_t(i) * n + k];
@@ -108,8 +123,10 @@ double trace_sqrt_product(const std::vector<double>& a, const std::vector<double
       double s = 0.5 * (m[size_t(i) * n + j] + m[size_t(j) * n + i]);
       m[size_t(i) * n + j] = m[size_t(j) * n + i] = s;
     }
-  double tr = 0;
-  for (double ev : symmetric_eigen(m, n).values) tr += std::sqrt(std::max(0.0, ev));
+  std::vector<double> values = symmetric_eigen(m, n).values;
+  double zero = null_threshold(values, n), tr = 0;
+  for (double ev : values)
+    if (ev > zero) tr += std::sqrt(ev);
   return tr;
 }
 

@@ -18,7 +18,7 @@ struct SymmetricEigen {
 LOOM_API SymmetricEigen symmetric_eigen(const std::vector<double>& a, int n);
 
 // The symmetric positive semi-definite square root of a symmetric PSD matrix: V sqrt(D) V^T.
-// Eigenvalues below zero (rounding in a singular covariance) are taken as zero.
+// Eigenvalues within rounding of zero (a singular covariance) are taken as zero.
 LOOM_API std::vector<double> sqrt_psd(const std::vector<double>& a, int n);
 
 // tr sqrt(sqrt(A) B sqrt(A)) for symmetric PSD A and B: the cross term of the Fréchet distance,
