@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
+#include "eval/gram.hpp"
 #include "eval/linalg.hpp"
 #include "loom/error.hpp"
 #include "loom/rng.hpp"
@@ -195,6 +197,25 @@ TEST(EvalFrechet, FromSamplesApproachesTheGaussiansDistance) {
   EXPECT_NEAR(g1.mean[1], 1.0, 0.01);
   double expected = frechet_distance(mu1, c1, mu2, c2);
   EXPECT_NEAR(frechet_distance(g1, g2), expected, 0.02 * expected);
+}
+
+TEST(EvalGram, MatchesNaiveDotProducts) {
+  // Sizes that leave partial row and column tiles.
+  for (auto [m, n, d] : {std::tuple{1, 1, 1}, {7, 300, 5}, {130, 513, 128}}) {
+    std::vector<float> a(static_cast<size_t>(m) * d), b(static_cast<size_t>(n) * d);
+    loom::Rng r(9, "gram");
+    for (auto& v : a) v = r.normal();
+    for (auto& v : b) v = r.normal();
+    std::vector<float> c(static_cast<size_t>(m) * n, -1.f);
+    gram(a.data(), b.data(), c.data(), m, n, d);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double s = 0;
+        for (int k = 0; k < d; ++k) s += double(a[size_t(i * d + k)]) * b[size_t(j * d + k)];
+        ASSERT_NEAR(c[size_t(i) * n + j], s, 1e-4 * std::sqrt(double(d)))
+            << m << "x" << n << "x" << d;
+      }
+  }
 }
 
 namespace {

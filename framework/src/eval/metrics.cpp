@@ -5,7 +5,7 @@
 #include <numeric>
 #include <string>
 
-#include "dnn/gemm.hpp"
+#include "eval/gram.hpp"
 #include "eval/linalg.hpp"
 #include "loom/error.hpp"
 #include "loom/rng.hpp"
@@ -33,7 +33,7 @@ void for_distance_blocks(const float* x, int64_t nx, const float* y, int64_t ny,
   std::vector<float> block(size_t(std::min(kBlock, nx) * ny));
   for (int64_t first = 0; first < nx; first += kBlock) {
     int64_t rows = std::min(kBlock, nx - first);
-    dnn::gemm_abt(x + first * d, y, block.data(), rows, ny, d);
+    gram(x + first * d, y, block.data(), rows, ny, d);
     for (int64_t r = 0; r < rows; ++r) {
       float* row = block.data() + r * ny;
       float a = xn[size_t(first + r)];
@@ -96,7 +96,7 @@ KernelDistance kernel_distance(const float* x, int64_t nx, const float* y, int64
   };
   // Sum of the kernel over a Gram matrix, with or without its diagonal.
   auto kernel_sum = [&](const std::vector<float>& a, const std::vector<float>& b, bool diagonal) {
-    dnn::gemm_abt(a.data(), b.data(), g.data(), m, m, d);
+    gram(a.data(), b.data(), g.data(), m, m, d);
     double s = 0, inv_d = 1.0 / d;
     for (int64_t i = 0; i < m; ++i) {
       double row = 0;
