@@ -60,6 +60,7 @@ int cmd_predict(int argc, char** argv);
 int cmd_graph(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_augment(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 int bench_augment(const Args& a);
 
 // Sets the thread budget (oneDNN's OpenMP team and oneTBB's workers; 0: every core) and

@@ -39,7 +39,10 @@ const char* kUsage =
     "         [--interpolate (--axis K | --between I,J --data PATH) [--steps S]]\n"
     "                                                       decode sampled codings: PNG grid or "
     "dataset\n"
-    "  graph PIPELINE                                       DOT of the stages and models\n";
+    "  graph PIPELINE                                       DOT of the stages and models\n"
+    "  eval SAMPLES [--real PATH] [--n N] [--labels PATH] [--range LOW,HIGH] [--json]\n"
+    "       [--classifier PATH] [--classes FILE]           sample quality: FD, KID, "
+    "precision/recall, classes\n";
 
 }  // namespace
 
@@ -75,9 +78,10 @@ int main(int argc, char** argv) {
     if (cmd == "graph") return loom::cli::cmd_graph(argc, argv);
     if (cmd == "sample") return loom::cli::cmd_sample(argc, argv);
     if (cmd == "augment") return loom::cli::cmd_augment(argc, argv);
+    if (cmd == "eval") return loom::cli::cmd_eval(argc, argv);
     std::cerr << "loom: unknown command '" << cmd << "'"
               << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph",
-                                        "sample", "augment"})
+                                        "sample", "augment", "eval"})
               << "\n\n"
               << kUsage;
     return 2;
