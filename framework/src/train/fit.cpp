@@ -363,9 +363,11 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
         if (i > 0 || terms[i].first != "loss") j[terms[i].first] = terms[i].second;
       }
       if (with_rate) j["images_per_s"] = rate;
-      // The rate the last update used, per group ("lr" for the first).
+      // The rate the last update used: "lr", and with several groups also "lr_<group>" each
+      // ("lr" is then the first group's).
       for (size_t g = 0; g < groups.size(); ++g) {
-        j[g == 0 ? std::string("lr") : "lr_" + groups[g]] = trainer.lr(groups[g]);
+        if (g == 0) j["lr"] = trainer.lr(groups[g]);
+        if (groups.size() > 1) j["lr_" + groups[g]] = trainer.lr(groups[g]);
       }
       j["time_s"] = secs;
       ctx.metric(j.dump());
