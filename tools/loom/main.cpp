@@ -80,6 +80,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::function<std::string()>(loom::cli::version_text),
                        "print the versions of loom and oneDNN, the ISA in use, bf16, the build");
   app.require_subcommand(1);
+  // An option given twice takes its last value (scripts append to a command line); --set
+  // collects every value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   loom::cli::add_run_command(app);
   loom::cli::add_validate_command(app);
   loom::cli::add_plugins_command(app);

@@ -49,6 +49,7 @@ CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets) {
                   "\"stages.train.optimizer={type: adam}\" (repeatable)")
       ->type_name("KEY=VALUE")
       ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
             auto eq = text.find('=');
