@@ -17,7 +17,7 @@ build: deps
 # A short demo: the stacked autoencoder for 2 epochs on Fashion-MNIST; writes
 # runs/demo/reconstructions.png (originals over reconstructions) and metrics.jsonl.
 demo: build
-	$(BUILD)/bin/loom run pipelines/stacked_ae.yaml --epochs 2 --out runs/demo
+	$(BUILD)/bin/loom run pipelines/stacked_ae.yaml --epochs 2 --out runs/demo --overwrite
 	@echo "reconstruction grid: runs/demo/reconstructions.png"
 
 # The whole suite: unit and gradient tests, plugin loading, error messages, and every

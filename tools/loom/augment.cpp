@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -129,20 +130,19 @@ std::atomic<bool> g_interrupted{false};
 
 extern "C" void on_interrupt(int) { g_interrupted = true; }
 
-}  // namespace
+struct AugmentCommandOptions {
+  std::string input, out, transform;
+  int64_t copies = 1, seed = 0, threads = 0, subset = 0;
+  bool keep_originals = false, preview = false, quiet = false;
+};
 
-int cmd_augment(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"out", "threads", "copies", "seed", "transform", "subset"},
-                 {"keep-originals", "preview", "quiet"});
-  if (a.positional.size() != 1 || !a.has("out"))
-    throw Error(
-        "usage: loom augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
-        "[--keep-originals] [--seed S] [--threads N] [--preview]");
-  std::string input = a.positional[0], out = a.get("out");
+void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
+  std::string input = a.input, out = a.out;
+  bool has_transform = given(cmd, "--transform");
   // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  std::string budget = set_threads(a.integer("threads", 0));
+  std::string budget = set_threads(a.threads, given(cmd, "--threads"));
   load_default_plugins(global_registry());
 
   // What to augment, with which chain.
@@ -159,7 +159,7 @@ int cmd_augment(int argc, char** argv) {
     // The pipeline's first `augment` stage (its data, transform, copies, keep_originals, seed),
     // else the first dataset with a `transform:` (its train split when declared).
     RunOptions ro;
-    ro.subset = a.integer("subset", 0);
+    ro.subset = a.subset;
     rt = std::make_unique<Runtime>(input, ro);
     const PipelineFile& pf = rt->pipeline();
     seed = pf.seed;
@@ -189,7 +189,7 @@ int cmd_augment(int argc, char** argv) {
             tpath = "datasets." + name + ".transform";
             what = "dataset " + ref;
           }
-    if (ref.empty() && !a.has("transform"))
+    if (ref.empty() && !has_transform)
       throw Error(pf.path +
                   ": nothing to augment (no `augment` stage and no dataset with a `transform:`; "
                   "or give --transform)");
@@ -203,39 +203,38 @@ int cmd_augment(int argc, char** argv) {
     data = split.data;
     begin = split.begin;
     count = split.count;
-    chain = a.has("transform") ? chain_from_option(a.get("transform"))
-                               : chain_from_yaml(transform, pf.path, tpath);
+    chain =
+        has_transform ? chain_from_option(a.transform) : chain_from_yaml(transform, pf.path, tpath);
   } else {
-    if (!a.has("transform"))
+    if (!has_transform)
       throw Error(
           "--transform is needed when the input is a dataset (e.g. --transform '[{type: "
           "horizontal_flip}, "
           "{type: rotate, degrees: 15}]', or a YAML file holding that list)");
-    chain = chain_from_option(a.get("transform"));
+    chain = chain_from_option(a.transform);
     auto d = std::make_shared<Dataset>(read_dataset(input));
     to_unit_range(*d);
     data = d;
     count = d->count;
-    if (a.has("subset")) count = std::min<int64_t>(count, a.integer("subset", 0));
+    if (a.subset > 0) count = std::min<int64_t>(count, a.subset);
     what = input;
   }
-  if (a.has("copies")) copies = a.integer("copies", 1);
-  if (a.flag("keep-originals")) keep = true;
-  if (a.has("seed")) seed = uint64_t(a.integer("seed", 0));
-  if (copies < 0) throw Error("--copies: expected 0 or more, got " + std::to_string(copies));
+  if (given(cmd, "--copies")) copies = a.copies;
+  if (a.keep_originals) keep = true;
+  if (given(cmd, "--seed")) seed = uint64_t(a.seed);
   if (count == 0) throw Error(what + ": no samples to augment");
   require_per_sample(chain.augmenters, chain.names, "transform");
   std::string names;
   for (auto& n : chain.names) names += (names.empty() ? "" : ", ") + n;
   if (names.empty()) names = "none";
 
-  if (a.flag("preview")) {
+  if (a.preview) {
     if (!out.ends_with(".png"))
       throw Error(out + ": --preview writes a PNG grid; give --out NAME.png");
     write_augment_preview(out, *data, begin, count, chain.augmenters, seed);
     std::cout << "preview of " << what << ": " << std::min<int64_t>(8, count)
               << " rows; columns: original, " << names << ", whole chain -> " << out << "\n";
-    return 0;
+    return;
   }
 
   AugmentOptions o;
@@ -243,9 +242,9 @@ int cmd_augment(int argc, char** argv) {
   o.copies = copies;
   o.keep_originals = keep;
   o.seed = seed;
-  Progress progress(!a.flag("quiet"));
+  Progress progress(!a.quiet);
   o.progress = [&](int64_t done, int64_t total) { progress(done, total); };
-  if (!a.flag("quiet"))
+  if (!a.quiet)
     std::cout << "augment: " << what << " (" << thousands(count) << " x "
               << to_string(data->sample_shape) << "), " << copies
               << (copies == 1 ? " copy" : " copies") << (keep ? " + originals" : "") << ", seed "
@@ -259,13 +258,44 @@ int cmd_augment(int argc, char** argv) {
             << " inputs) in " << std::to_string(st.seconds).substr(0, 5) << " s, "
             << thousands(st.seconds > 0 ? int64_t(double(st.written) / st.seconds) : 0)
             << " images/s: " << writer->describe() << std::endl;
-  return 0;
 }
 
-int bench_augment(const Args& a) {
+}  // namespace
+
+void add_augment_command(CLI::App& app) {
+  auto o = std::make_shared<AugmentCommandOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "augment", "write augmented copies of a dataset (IDX, .npy, PNG folder) or a pipeline's");
+  cmd->add_option("INPUT", o->input,
+                  "a dataset, or a pipeline (its augment stage, else its dataset with a transform)")
+      ->required()
+      ->type_name("");
+  cmd->add_option("--out", o->out,
+                  "the dataset to write (.npy, IDX name, DIR/), or with "
+                  "--preview a .png")
+      ->required()
+      ->type_name("PATH");
+  cmd->add_option("--transform", o->transform,
+                  "the augmenters: a YAML list such as '[{type: rotate, degrees: 15}]', or a file")
+      ->type_name("YAML_OR_FILE")
+      ->default_str("the pipeline's; required for a dataset");
+  add_non_negative(*cmd, "--copies", o->copies, "augmented copies of every image",
+                   "the stage's, else 1");
+  cmd->add_flag("--keep-originals", o->keep_originals, "also write every original image");
+  add_non_negative(*cmd, "--seed", o->seed, "the seed; the output depends on it alone",
+                   "the pipeline's, else 0");
+  add_positive(*cmd, "--subset", o->subset, "augment only the first N images", "every image");
+  add_threads(*cmd, o->threads);
+  cmd->add_flag("--preview", o->preview,
+                "write a PNG grid of what each augmenter does instead of a dataset");
+  cmd->add_flag("--quiet", o->quiet, "no progress, only the summary");
+  cmd->callback([o, cmd] { augment_command(*o, *cmd); });
+}
+
+int bench_augment(const AugmentBench& a) {
   int cores = omp_get_num_procs();
-  int threads = a.has("threads") ? int(a.integer("threads", cores)) : cores;
-  std::string budget = set_threads(threads);
+  int threads = a.threads > 0 ? int(a.threads) : cores;
+  std::string budget = set_threads(a.threads, a.threads > 0);
   load_default_plugins(global_registry());
   std::string dir = "/usr/share/datasets/fashion-mnist/";
   std::string images = dir + "train-images-idx3-ubyte.gz";
@@ -279,8 +309,7 @@ int bench_augment(const Args& a) {
       "[{type: horizontal_flip}, {type: rotate, degrees: 15}, {type: translate, fraction: 0.1},"
       " {type: gaussian_noise, std: 0.05}, {type: cutout, p: 0.5}]";
   Chain chain = chain_from_yaml(YAML::Load(kChain), "bench", "transform");
-  int64_t windows = a.integer("windows", 7),
-          per_window = std::min<int64_t>(a.integer("images", 20000), d.count);
+  int64_t windows = a.windows, per_window = std::min<int64_t>(a.images, d.count);
   auto measure = [&](int t) {
     std::vector<double> rates;
     tbb::task_arena arena(t);
@@ -306,7 +335,7 @@ int bench_augment(const Args& a) {
   std::vector<double> one = measure(1);
   std::vector<double> many = threads > 1 ? measure(threads) : one;
   double m1 = median(one), mn = median(many);
-  if (a.flag("json")) {
+  if (a.json) {
     nlohmann::ordered_json j;
     j["bench"] = "augment";
     j["chain"] = "horizontal_flip, rotate 15, translate 0.1, gaussian_noise 0.05, cutout p 0.5";

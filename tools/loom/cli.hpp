@@ -1,10 +1,20 @@
-// The loom command line: argument parsing shared by the subcommands.
+// The loom command line. Each subcommand registers itself on the CLI11 application with an
+// add_<name>_command function (its options, their defaults and docs, and what it runs); main.cpp
+// calls each once, so a new command is one function and one line there.
 #pragma once
-#include <map>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "loom/error.hpp"
+
+namespace CLI {
+class App;
+class Option;
+class Validator;
+}  // namespace CLI
 
 namespace loom {
 class Runtime;
@@ -13,25 +23,37 @@ class Model;
 
 namespace loom::cli {
 
-// Parsed arguments: positionals, options with a value (--out DIR / --out=DIR), repeated options
-// (--set), and flags (--json). Unknown options are errors.
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::string> values;
-  std::vector<std::string> sets;
-  std::map<std::string, bool> flags;
-  bool has(const std::string& k) const { return values.count(k) > 0; }
-  std::string get(const std::string& k, const std::string& d = "") const {
-    auto it = values.find(k);
-    return it == values.end() ? d : it->second;
-  }
-  long long integer(const std::string& k, long long d) const;
-  bool flag(const std::string& k) const { return flags.count(k) > 0; }
+void add_run_command(CLI::App& app);
+void add_validate_command(CLI::App& app);
+void add_plugins_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
+void add_graph_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
+void add_augment_command(CLI::App& app);
+void add_completion_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+
+// A mistake in how loom was called (a missing or conflicting option) found by a command after
+// parsing; main() reports it like a parse error, with exit code 2.
+class UsageError : public Error {
+ public:
+  using Error::Error;
 };
 
-// value_options take a value; flag_options do not. Throws loom::Error on a bad argument.
-Args parse(int argc, char** argv, int first, const std::vector<std::string>& value_options,
-           const std::vector<std::string>& flag_options);
+// Options shared by several commands. Each checks its value as it is parsed, so a bad one is
+// reported as "--epochs: expected a positive integer, got 'x'" (exit code 2).
+CLI::Option* add_positive(CLI::App& cmd, const std::string& name, int64_t& value,
+                          const std::string& doc, const std::string& default_text);
+CLI::Option* add_non_negative(CLI::App& cmd, const std::string& name, int64_t& value,
+                              const std::string& doc, const std::string& default_text);
+CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets);
+CLI::Option* add_threads(CLI::App& cmd, int64_t& threads);
+CLI::Option* add_pipeline(CLI::App& cmd, std::string& path);
+// "LOW,HIGH" (two numbers) or "I,J" (two sample indices), checked as the option is parsed.
+CLI::Validator pair_of(bool indices);
+// Whether the option `name` ("--axis") was given to `cmd`.
+bool given(const CLI::App& cmd, const std::string& name);
 
 // A finished run, rebuilt for inference: RUN_DIR (or a checkpoint file inside it) gives the
 // pipeline RUN_DIR/pipeline.yaml with the trained weights (RUN_DIR/weights.safetensors or the
@@ -52,19 +74,23 @@ struct TrainedRun {
 };
 TrainedRun load_trained_run(const std::string& run_dir_or_checkpoint);
 
-int cmd_run(int argc, char** argv);
-int cmd_validate(int argc, char** argv);
-int cmd_plugins(int argc, char** argv);
-int cmd_bench(int argc, char** argv);
-int cmd_predict(int argc, char** argv);
-int cmd_graph(int argc, char** argv);
-int cmd_sample(int argc, char** argv);
-int cmd_augment(int argc, char** argv);
-int cmd_eval(int argc, char** argv);
-int bench_augment(const Args& a);
+// The augmentation benchmark (`loom bench --augment`).
+struct AugmentBench {
+  int64_t threads = 0, windows = 7, images = 20000;
+  bool json = false;
+};
+int bench_augment(const AugmentBench& b);
 
 // Sets the thread budget (oneDNN's OpenMP team and oneTBB's workers; 0: every core) and
-// describes it.
-std::string set_threads(long long n);
+// describes it. When the user left the budget to loom (`chosen` false) and other processes keep
+// the cores busy, warns once on stderr (see busy_cores_warning).
+std::string set_threads(int64_t n, bool chosen);
+
+// The warning for a budget of `threads` OpenMP threads that wait actively, on `cores` cores of
+// which `busy` are kept busy by other processes; "" when there is nothing to warn about.
+std::string busy_cores_warning(int threads, int cores, double busy);
+
+// "loom 0.1.0", oneDNN version and runtime, the ISA in use, bf16 availability, build type.
+std::string version_text();
 
 }  // namespace loom::cli

@@ -1,7 +1,7 @@
-// The subcommands.
+// The subcommands run, validate, plugins, bench, graph, predict and sample.
 #include <omp.h>
-#include <tbb/global_control.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -26,32 +26,6 @@ namespace fs = std::filesystem;
 namespace loom::cli {
 namespace {
 
-std::unique_ptr<tbb::global_control> g_tbb_limit;
-
-}  // namespace
-
-// One thread budget: oneDNN's OpenMP team and oneTBB's data workers share the cores.
-std::string set_threads(long long n) {
-  int cores = omp_get_num_procs();
-  int t = n > 0 ? int(n) : cores;
-  omp_set_num_threads(t);
-  g_tbb_limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
-                                                      size_t(t));
-  const char* wait = std::getenv("OMP_WAIT_POLICY");
-  return "threads: " + std::to_string(t) + " for oneDNN (OpenMP, wait policy " +
-         (wait ? wait : "default") + "), up to " + std::to_string(t) + " for data (oneTBB); " +
-         std::to_string(cores) + " cores";
-}
-
-namespace {
-
-std::string one_pipeline(const Args& a, const char* cmd) {
-  if (a.positional.size() != 1)
-    throw Error(std::string("usage: loom ") + cmd + " PIPELINE ... (got " +
-                std::to_string(a.positional.size()) + " positional arguments)");
-  return a.positional[0];
-}
-
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -61,34 +35,70 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-int cmd_run(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"out", "set", "epochs", "max-steps", "threads", "subset"},
-                 {"resume", "quiet"});
-  RunOptions o;
-  o.out_dir = a.get("out");
-  o.overrides = a.sets;
-  o.epochs = a.integer("epochs", 0);
-  o.max_steps = a.integer("max-steps", 0);
-  o.subset = a.integer("subset", 0);
-  o.resume = a.flag("resume");
-  o.quiet = a.flag("quiet");
-  std::string budget = set_threads(a.integer("threads", 0));
-  Runtime rt(one_pipeline(a, "run"), o);
-  if (!o.quiet)
-    std::cout << "loom: " << rt.pipeline().name << " -> " << rt.out_dir() << "\n"
-              << budget << std::endl;
-  rt.run();
-  if (!o.quiet) std::cout << "done: outputs in " << rt.out_dir() << std::endl;
-  return 0;
+void add_run_command(CLI::App& app) {
+  struct Options {
+    std::string pipeline, out;
+    std::vector<std::string> sets;
+    int64_t epochs = 0, max_steps = 0, subset = 0, threads = 0;
+    bool resume = false, overwrite = false, quiet = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("run", "run every stage of a pipeline (train, sample, ...)");
+  add_pipeline(*cmd, o->pipeline);
+  cmd->add_option("--out", o->out, "the run folder: metrics, checkpoints, weights, images")
+      ->type_name("DIR")
+      ->default_str("runs/<pipeline name>");
+  add_sets(*cmd, o->sets);
+  add_positive(*cmd, "--epochs", o->epochs, "train every training stage for N epochs",
+               "the pipeline's");
+  add_positive(*cmd, "--max-steps", o->max_steps, "stop every training stage after N steps",
+               "no limit");
+  add_positive(*cmd, "--subset", o->subset, "use at most N samples of every data split",
+               "every sample");
+  add_threads(*cmd, o->threads);
+  auto* resume = cmd->add_flag("--resume", o->resume,
+                               "continue the run in the folder from its last checkpoints");
+  auto* overwrite = cmd->add_flag(
+      "--overwrite", o->overwrite,
+      "replace the run in the folder (removes its metrics.jsonl, checkpoints/ and weights)");
+  resume->excludes(overwrite);
+  cmd->add_flag("--quiet", o->quiet, "print only errors and warnings, no progress");
+  cmd->callback([o, cmd] {
+    RunOptions ro;
+    ro.out_dir = o->out;
+    ro.overrides = o->sets;
+    ro.epochs = o->epochs;
+    ro.max_steps = o->max_steps;
+    ro.subset = o->subset;
+    ro.resume = o->resume;
+    ro.overwrite = o->overwrite;
+    ro.quiet = o->quiet;
+    std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
+    Runtime rt(o->pipeline, ro);
+    if (!ro.quiet)
+      std::cout << "loom: " << rt.pipeline().name << " -> " << rt.out_dir() << "\n"
+                << budget << std::endl;
+    rt.run();
+    if (!ro.quiet) std::cout << "done: outputs in " << rt.out_dir() << std::endl;
+  });
 }
 
-int cmd_validate(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"set"}, {});
-  RunOptions o;
-  o.overrides = a.sets;
-  Runtime rt(one_pipeline(a, "validate"), o);
-  std::cout << rt.summary() << rt.pipeline().path << ": OK\n";
-  return 0;
+void add_validate_command(CLI::App& app) {
+  struct Options {
+    std::string pipeline;
+    std::vector<std::string> sets;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "validate", "check a pipeline (types, parameters, every shape) and print its models");
+  add_pipeline(*cmd, o->pipeline);
+  add_sets(*cmd, o->sets);
+  cmd->callback([o] {
+    RunOptions ro;
+    ro.overrides = o->sets;
+    Runtime rt(o->pipeline, ro);
+    std::cout << rt.summary() << rt.pipeline().path << ": OK\n";
+  });
 }
 
 static void print_type(const TypeInfo& t) {
@@ -115,11 +125,10 @@ static void print_type(const TypeInfo& t) {
   }
 }
 
-int cmd_plugins(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {}, {});
+static void plugins(const std::string& name) {
   Registry& r = global_registry();
   load_default_plugins(r);
-  if (a.positional.empty()) {
+  if (name.empty()) {
     for (Kind k : all_kinds()) {
       auto names = r.names(k);
       if (names.empty()) continue;
@@ -138,74 +147,127 @@ int cmd_plugins(int argc, char** argv) {
     for (auto& p : loaded_plugins())
       std::cout << "  " << p.name << " " << p.version << "  " << p.path << "\n";
     std::cout << "\n`loom plugins NAME` shows a type's parameters.\n";
-    return 0;
+    return;
   }
   bool found = false;
   std::vector<std::string> all;
   for (const TypeInfo* t : r.all()) {
     all.push_back(t->name);
-    if (t->name == a.positional[0]) {
+    if (t->name == name) {
       if (found) std::cout << "\n";
       print_type(*t);
       found = true;
     }
   }
-  if (!found)
-    throw Error("no registered type '" + a.positional[0] + "'" + suggestion(a.positional[0], all));
-  return 0;
+  if (!found) throw Error("no registered type '" + name + "'" + suggestion(name, all));
 }
 
-int cmd_bench(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"set", "stage", "windows", "steps", "warmup", "threads", "images"},
-                 {"json", "augment"});
-  if (a.flag("augment")) {
-    if (!a.positional.empty())
-      throw Error("usage: loom bench --augment [--threads N] [--json] (no pipeline)");
-    return bench_augment(a);
-  }
-  RunOptions o;
-  o.overrides = a.sets;
-  o.benchmark = true;
-  o.quiet = true;
-  o.bench_stage = a.get("stage");
-  o.bench.warmup = a.integer("warmup", 50);
-  o.bench.windows = a.integer("windows", 7);
-  o.bench.steps = a.integer("steps", 200);
-  std::string budget = set_threads(a.integer("threads", 0));
-  Runtime rt(one_pipeline(a, "bench"), o);
-  rt.run();
-  for (auto& r : rt.bench_reports()) {
-    double med = median(r.rates);
-    if (a.flag("json")) {
-      nlohmann::ordered_json j;
-      j["pipeline"] = rt.pipeline().name;
-      j["stage"] = r.stage;
-      j["batch_size"] = r.batch;
-      j["images_per_s"] = med;
-      j["windows"] = r.rates;
-      j["steps_per_window"] = o.bench.steps;
-      j["threads"] = omp_get_max_threads();
-      std::cout << j.dump() << std::endl;
-    } else {
-      std::printf(
-          "%s / %s: %.0f images/s (median of %zu windows of %lld steps, batch %lld; min %.0f, max "
-          "%.0f)\n%s\n",
-          rt.pipeline().name.c_str(), r.stage.c_str(), med, r.rates.size(),
-          (long long)o.bench.steps, (long long)r.batch,
-          *std::min_element(r.rates.begin(), r.rates.end()),
-          *std::max_element(r.rates.begin(), r.rates.end()), budget.c_str());
+void add_plugins_command(CLI::App& app) {
+  auto name = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "plugins", "list every registered type by kind, or show one type's parameters");
+  cmd->add_option("NAME", *name, "a type to show: its parameters, defaults, ranges and docs")
+      ->type_name("")
+      ->default_str("list every type");
+  cmd->callback([name] { plugins(*name); });
+}
+
+void add_bench_command(CLI::App& app) {
+  struct Options {
+    std::string pipeline, stage;
+    std::vector<std::string> sets;
+    int64_t warmup = 50, windows = 7, steps = 200, threads = 0, images = 20000;
+    bool json = false, augment = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "measure steady-state training images/second (or, with --augment, augmentation)");
+  cmd->add_option("PIPELINE", o->pipeline, "the pipeline file (YAML); not with --augment")
+      ->type_name("");
+  add_sets(*cmd, o->sets);
+  cmd->add_option("--stage", o->stage, "the training stage to measure")
+      ->type_name("NAME")
+      ->default_str("the first training stage");
+  add_non_negative(*cmd, "--warmup", o->warmup, "training steps before the timed windows", "50");
+  add_positive(*cmd, "--windows", o->windows, "timed windows; the median is reported", "7");
+  add_positive(*cmd, "--steps", o->steps, "training steps per window", "200");
+  add_threads(*cmd, o->threads);
+  cmd->add_flag("--json", o->json, "print one JSON object (images_per_s, windows, ...)");
+  cmd->add_flag("--augment", o->augment,
+                "measure a typical augmentation chain on Fashion-MNIST instead (no pipeline)");
+  add_positive(*cmd, "--images", o->images, "with --augment: images per timed window", "20000");
+  cmd->callback([o, cmd] {
+    if (o->augment) {
+      for (const char* only_training : {"--stage", "--warmup", "--steps", "--set"})
+        if (given(*cmd, only_training))
+          throw UsageError(std::string(only_training) +
+                           " measures a pipeline's training; it does not go with --augment");
+      if (!o->pipeline.empty())
+        throw UsageError("loom bench --augment takes no pipeline (got '" + o->pipeline + "')");
+      AugmentBench b;
+      b.threads = given(*cmd, "--threads") ? o->threads : 0;
+      b.windows = o->windows;
+      b.images = o->images;
+      b.json = o->json;
+      bench_augment(b);
+      return;
     }
-  }
-  return 0;
+    if (o->pipeline.empty())
+      throw UsageError("loom bench needs a PIPELINE (or --augment for the augmentation benchmark)");
+    if (given(*cmd, "--images"))
+      throw UsageError("--images goes with --augment; a pipeline's batches set its window");
+    RunOptions ro;
+    ro.overrides = o->sets;
+    ro.benchmark = true;
+    ro.quiet = true;
+    ro.bench_stage = o->stage;
+    ro.bench.warmup = o->warmup;
+    ro.bench.windows = o->windows;
+    ro.bench.steps = o->steps;
+    std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
+    Runtime rt(o->pipeline, ro);
+    rt.run();
+    for (auto& r : rt.bench_reports()) {
+      double med = median(r.rates);
+      if (o->json) {
+        nlohmann::ordered_json j;
+        j["pipeline"] = rt.pipeline().name;
+        j["stage"] = r.stage;
+        j["batch_size"] = r.batch;
+        j["images_per_s"] = med;
+        j["windows"] = r.rates;
+        j["steps_per_window"] = ro.bench.steps;
+        j["threads"] = omp_get_max_threads();
+        std::cout << j.dump() << std::endl;
+      } else {
+        std::printf(
+            "%s / %s: %.0f images/s (median of %zu windows of %lld steps, batch %lld; min %.0f, "
+            "max %.0f)\n%s\n",
+            rt.pipeline().name.c_str(), r.stage.c_str(), med, r.rates.size(),
+            (long long)ro.bench.steps, (long long)r.batch,
+            *std::min_element(r.rates.begin(), r.rates.end()),
+            *std::max_element(r.rates.begin(), r.rates.end()), budget.c_str());
+      }
+    }
+  });
 }
 
-int cmd_graph(int argc, char** argv) {
-  Args a = parse(argc, argv, 2, {"set"}, {});
-  RunOptions o;
-  o.overrides = a.sets;
-  Runtime rt(one_pipeline(a, "graph"), o);
-  std::cout << rt.dot();
-  return 0;
+void add_graph_command(CLI::App& app) {
+  struct Options {
+    std::string pipeline;
+    std::vector<std::string> sets;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "graph", "print the stages and model graphs as Graphviz DOT (loom graph P | dot -Tsvg)");
+  add_pipeline(*cmd, o->pipeline);
+  add_sets(*cmd, o->sets);
+  cmd->callback([o] {
+    RunOptions ro;
+    ro.overrides = o->sets;
+    Runtime rt(o->pipeline, ro);
+    std::cout << rt.dot();
+  });
 }
 
 TrainedRun::TrainedRun() = default;
@@ -289,19 +351,49 @@ Dataset read_scaled(const std::string& path, float lo, float hi) {
 
 }  // namespace
 
-int cmd_predict(int argc, char** argv) {
-  Args a = parse(argc, argv, 2,
-                 {"model", "input", "out", "output", "batch-size", "threads", "range", "scatter"},
-                 {"round"});
-  if (a.positional.size() != 1 || !a.has("input") || !a.has("out"))
-    throw Error(
-        "usage: loom predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] "
-        "[--output LAYER] "
-        "[--scatter FILE.png]");
-  set_threads(a.integer("threads", 0));
-  TrainedRun run = load_trained_run(a.positional[0]);
+CLI::Validator pair_of(bool indices) {
+  return CLI::Validator(
+      [indices](std::string& text) -> std::string {
+        auto c = text.find(',');
+        try {
+          if (c != std::string::npos) {
+            size_t p1 = 0, p2 = 0;
+            std::string a = text.substr(0, c), b = text.substr(c + 1);
+            if (indices) {
+              long long i = std::stoll(a, &p1), j = std::stoll(b, &p2);
+              if (p1 == a.size() && p2 == b.size() && i >= 0 && j >= 0) return "";
+            } else {
+              std::stof(a, &p1);
+              std::stof(b, &p2);
+              if (p1 == a.size() && p2 == b.size()) return "";
+            }
+          }
+        } catch (const std::exception&) {
+        }
+        return indices ? "expected two sample indices I,J (e.g. 3,17), got '" + text + "'"
+                       : "expected LOW,HIGH (e.g. -1,1), got '" + text + "'";
+      },
+      "", "pair");
+}
+
+namespace {
+
+std::pair<std::string, std::string> split_pair(const std::string& text) {
+  auto c = text.find(',');
+  return {text.substr(0, c), text.substr(c + 1)};
+}
+
+struct PredictOptions {
+  std::string run, input, out, model, output, range, scatter;
+  int64_t batch_size = 256, threads = 0;
+  bool round = false;
+};
+
+void predict_command(const PredictOptions& o, const CLI::App& cmd) {
+  set_threads(o.threads, given(cmd, "--threads"));
+  TrainedRun run = load_trained_run(o.run);
   Runtime& rt = *run.runtime;
-  std::string model_name = a.get("model");
+  std::string model_name = o.model;
   if (model_name.empty()) {
     // The model trained by the first stage that names one.
     for (auto& n : rt.models().names()) {
@@ -318,49 +410,72 @@ int cmd_predict(int argc, char** argv) {
   auto model = run.model(model_name);
   // Scale to the range the model was trained on (the first dataset's `scale`, default [0, 1]).
   auto [lo, hi] = run.data_range();
-  if (a.has("range")) {
-    auto r = a.get("range");
-    auto c = r.find(',');
-    try {
-      if (c == std::string::npos) throw 0;
-      lo = std::stof(r.substr(0, c));
-      hi = std::stof(r.substr(c + 1));
-    } catch (...) {
-      throw Error("--range: expected LOW,HIGH, got '" + r + "'");
-    }
+  if (!o.range.empty()) {
+    auto [a, b] = split_pair(o.range);
+    lo = std::stof(a);
+    hi = std::stof(b);
   }
-  std::string input = a.get("input");
   Dataset d;
-  if (input.ends_with(".npy")) {
-    d = read_dataset(input);  // kept as it is: arrays are taken to be in the model's range already
+  if (o.input.ends_with(".npy")) {
+    d = read_dataset(o.input);  // kept as it is: arrays are taken to be in the model's range
   } else {
-    d = read_scaled(input, lo, hi);
+    d = read_scaled(o.input, lo, hi);
   }
   int target = model->output_node();
-  if (a.has("output")) {
-    target = model->find(a.get("output"));
-    if (target < 0)
-      throw Error("model '" + model_name + "' has no layer '" + a.get("output") + "'");
+  if (!o.output.empty()) {
+    target = model->find(o.output);
+    if (target < 0) throw Error("model '" + model_name + "' has no layer '" + o.output + "'");
   }
-  Tensor out = predict(*model, d.x.data(), d.count, numel(d.sample_shape), target,
-                       a.integer("batch-size", 256), run.seed());
-  if (a.flag("round"))
+  Tensor out =
+      predict(*model, d.x.data(), d.count, numel(d.sample_shape), target, o.batch_size, run.seed());
+  if (o.round)
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
-  std::string out_path = a.get("out");
-  write_npy(out_path, out);
+  write_npy(o.out, out);
   std::cout << "wrote " << to_string(out.shape()) << " (" << model->nodes()[size_t(target)].name
-            << ") to " << out_path << "\n";
-  if (d.has_labels() && out_path.ends_with(".npy")) {
-    std::string lp = out_path.substr(0, out_path.size() - 4) + ".labels.npy";
+            << ") to " << o.out << "\n";
+  if (d.has_labels() && o.out.ends_with(".npy")) {
+    std::string lp = o.out.substr(0, o.out.size() - 4) + ".labels.npy";
     write_npy_labels(lp, d.labels);
     std::cout << "wrote the " << d.labels.size() << " labels to " << lp << "\n";
   }
-  if (a.has("scatter")) {
-    write_scatter_png(a.get("scatter"), out, d.labels);
+  if (!o.scatter.empty()) {
+    write_scatter_png(o.scatter, out, d.labels);
     std::cout << "wrote a scatter plot" << (d.has_labels() ? " coloured by class" : "") << " to "
-              << a.get("scatter") << "\n";
+              << o.scatter << "\n";
   }
-  return 0;
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app) {
+  auto o = std::make_shared<PredictOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "predict", "apply a trained model (or one of its layers) to a dataset; writes .npy");
+  cmd->add_option("RUN", o->run, "a run folder, or a checkpoint file inside one")
+      ->required()
+      ->type_name("");
+  cmd->add_option("--input", o->input, "the dataset: IDX (plain or .gz) or .npy")
+      ->required()
+      ->type_name("PATH");
+  cmd->add_option("--out", o->out, "the .npy file to write (labels go beside it)")
+      ->required()
+      ->type_name("PATH");
+  cmd->add_option("--model", o->model, "the model to apply (e.g. encoder)")
+      ->type_name("NAME")
+      ->default_str("the model of the first stage");
+  cmd->add_option("--output", o->output, "write this layer's output instead (e.g. mean)")
+      ->type_name("LAYER")
+      ->default_str("the model's output");
+  cmd->add_option("--range", o->range, "scale IDX/PNG inputs to this value range")
+      ->type_name("LOW,HIGH")
+      ->default_str("the pipeline's first dataset scale, else 0,1")
+      ->check(pair_of(false));
+  cmd->add_option("--scatter", o->scatter, "also plot the outputs in 2-D (PCA), coloured by class")
+      ->type_name("FILE.png");
+  cmd->add_flag("--round", o->round, "round the outputs to integers (hashes)");
+  add_positive(*cmd, "--batch-size", o->batch_size, "samples per forward pass", "256");
+  add_threads(*cmd, o->threads);
+  cmd->callback([o, cmd] { predict_command(*o, *cmd); });
 }
 
 namespace {
@@ -381,49 +496,32 @@ std::unique_ptr<Sampler> make_sampler(const std::string& text) {
   return create_from<Sampler>(global_registry(), make_params(node, open, "--sampler", "sampler"));
 }
 
-std::pair<int64_t, int64_t> index_pair(const std::string& text) {
-  auto c = text.find(',');
-  try {
-    if (c == std::string::npos) throw 0;
-    size_t p1 = 0, p2 = 0;
-    long long i = std::stoll(text.substr(0, c), &p1), j = std::stoll(text.substr(c + 1), &p2);
-    if (p1 != c || p2 != text.size() - c - 1 || i < 0 || j < 0) throw 0;
-    return {i, j};
-  } catch (...) {
-    throw Error("--between: expected two sample indices I,J (e.g. 3,17), got '" + text + "'");
-  }
-}
+struct SampleOptions {
+  std::string run, out, model, encoder = "encoder", sampler = "gaussian", between, data;
+  int64_t n = 8, seed = 0, cols = 0, axis = 0, steps = 10, batch_size = 256, threads = 0;
+  bool interpolate = false;
+};
 
-}  // namespace
-
-int cmd_sample(int argc, char** argv) {
-  Args a = parse(argc, argv, 2,
-                 {"n", "out", "model", "encoder", "sampler", "seed", "cols", "axis", "between",
-                  "data", "steps", "batch-size", "threads"},
-                 {"interpolate"});
-  if (a.positional.size() != 1 || !a.has("out"))
-    throw Error(
-        "usage: loom sample RUN_DIR_OR_CHECKPOINT --n N --out PATH [--model NAME] [--sampler S] "
-        "[--seed S] "
-        "[--cols C] [--interpolate (--axis K | --between I,J --data PATH) [--steps S]]");
-  bool interpolate = a.flag("interpolate") || a.has("axis") || a.has("between");
-  if (a.has("between") && !a.has("data"))
+void sample_command(const SampleOptions& o, const CLI::App& cmd) {
+  bool has_n = given(cmd, "--n"), has_axis = given(cmd, "--axis");
+  bool has_between = given(cmd, "--between"), has_data = given(cmd, "--data");
+  bool interpolate = o.interpolate || has_axis || has_between;
+  if (has_between && !has_data)
     throw Error("--between I,J needs --data PATH: the dataset holding samples I and J");
-  if (a.has("axis") && a.has("between"))
+  if (has_axis && has_between)
     throw Error("--axis and --between are two kinds of interpolation: give one");
-  if (interpolate && !a.has("axis") && !a.has("between"))
+  if (interpolate && !has_axis && !has_between)
     throw Error(
         "--interpolate needs --axis K (vary one coding) or --between I,J --data PATH (from sample "
         "I to J)");
-  if (!interpolate && !a.has("n")) throw Error("--n N: how many samples to draw");
-  if (a.has("data") && !a.has("between")) throw Error("--data is used with --between I,J");
-  int64_t n = a.integer("n", 8), steps = a.integer("steps", 10), bs = a.integer("batch-size", 256);
-  if (n < 1) throw Error("--n: expected at least 1, got " + std::to_string(n));
+  if (!interpolate && !has_n) throw Error("--n N: how many samples to draw");
+  if (has_data && !has_between) throw Error("--data is used with --between I,J");
+  int64_t n = o.n, steps = o.steps, bs = o.batch_size;
   if (steps < 2) throw Error("--steps: expected at least 2, got " + std::to_string(steps));
-  set_threads(a.integer("threads", 0));
-  TrainedRun run = load_trained_run(a.positional[0]);
+  set_threads(o.threads, given(cmd, "--threads"));
+  TrainedRun run = load_trained_run(o.run);
   ModelSet& models = run.runtime->models();
-  std::string name = a.get("model");
+  std::string name = o.model;
   if (name.empty()) {
     for (const char* candidate : {"decoder", "generator"})
       if (models.has(candidate)) {
@@ -444,8 +542,8 @@ int cmd_sample(int argc, char** argv) {
     throw Error("model '" + name + "' takes " + std::to_string(model->num_inputs()) +
                 " inputs; sampling needs a decoder or generator with one input (the codings)");
   auto [lo, hi] = run.data_range();
-  uint64_t seed = uint64_t(a.integer("seed", int64_t(run.seed())));
-  auto sampler = make_sampler(a.get("sampler", "gaussian"));
+  uint64_t seed = given(cmd, "--seed") ? uint64_t(o.seed) : run.seed();
+  auto sampler = make_sampler(o.sampler);
   Shape coding = model->input_shape();
   int64_t width = numel(coding);
   Tensor out;
@@ -453,11 +551,11 @@ int cmd_sample(int argc, char** argv) {
   std::string what;
   if (!interpolate) {
     out = generate(*model, *sampler, n, seed, bs);
-    cols = a.integer("cols", int64_t(std::ceil(std::sqrt(double(n)))));
+    cols = given(cmd, "--cols") ? o.cols : int64_t(std::ceil(std::sqrt(double(n))));
     what = std::to_string(n) + " samples";
-  } else if (a.has("axis")) {
-    int64_t axis = a.integer("axis", 0);
-    if (axis < 0 || axis >= width)
+  } else if (has_axis) {
+    int64_t axis = o.axis;
+    if (axis >= width)
       throw Error("--axis: model '" + name + "' takes codings of shape " + to_string(coding) +
                   ", so K is 0.." + std::to_string(width - 1) + " (got " + std::to_string(axis) +
                   ")");
@@ -479,23 +577,23 @@ int cmd_sample(int argc, char** argv) {
     what = std::to_string(n) + " rows of " + std::to_string(steps) + " steps along coding axis " +
            std::to_string(axis);
   } else {
-    auto [i, j] = index_pair(a.get("between"));
-    std::string enc_name = a.get("encoder", "encoder");
-    if (!models.has(enc_name))
-      throw Error("--between: the pipeline has no model '" + enc_name +
+    auto [a, b] = split_pair(o.between);
+    int64_t i = std::stoll(a), j = std::stoll(b);
+    if (!models.has(o.encoder))
+      throw Error("--between: the pipeline has no model '" + o.encoder +
                   "' to encode the samples with (choose one with --encoder NAME)");
-    auto enc = run.model(enc_name);
-    Dataset d = read_scaled(a.get("data"), lo, hi);
+    auto enc = run.model(o.encoder);
+    Dataset d = read_scaled(o.data, lo, hi);
     for (int64_t k : {i, j})
       if (k >= d.count)
-        throw Error("--between: " + a.get("data") + " holds " + std::to_string(d.count) +
+        throw Error("--between: " + o.data + " holds " + std::to_string(d.count) +
                     " samples, so no sample " + std::to_string(k));
     // A variational encoder's `mean` rather than a random draw around it.
     int target = enc->find("mean");
     if (target < 0) target = enc->output_node();
     Shape es = enc->nodes()[size_t(target)].shape;
     if (numel(es) != width)
-      throw Error("--between: encoder '" + enc_name + "' gives codings of shape " + to_string(es) +
+      throw Error("--between: encoder '" + o.encoder + "' gives codings of shape " + to_string(es) +
                   " but model '" + name + "' takes " + to_string(coding));
     int64_t per = numel(d.sample_shape);
     std::vector<float> pair(size_t(2 * per));
@@ -513,14 +611,51 @@ int cmd_sample(int argc, char** argv) {
     out = decode(*model, codings, bs, seed);
     cols = steps;
     what = std::to_string(steps) + " steps from sample " + std::to_string(i) + " to sample " +
-           std::to_string(j) + " of " + a.get("data") + " (" + enc->nodes()[size_t(target)].name +
-           ")";
+           std::to_string(j) + " of " + o.data + " (" + enc->nodes()[size_t(target)].name + ")";
   }
-  if (cols < 1) throw Error("--cols: expected at least 1, got " + std::to_string(cols));
-  write_samples(a.get("out"), out, lo, hi, cols);
+  write_samples(o.out, out, lo, hi, cols);
   std::cout << "wrote " << what << " (" << name << ", " << to_string(model->output_shape())
-            << ", values in [" << lo << ", " << hi << "]) to " << a.get("out") << "\n";
-  return 0;
+            << ", values in [" << lo << ", " << hi << "]) to " << o.out << "\n";
+}
+
+}  // namespace
+
+void add_sample_command(CLI::App& app) {
+  auto o = std::make_shared<SampleOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "sample", "decode sampled codings through a trained decoder: a PNG grid or a dataset");
+  cmd->add_option("RUN", o->run, "a run folder, or a checkpoint file inside one")
+      ->required()
+      ->type_name("");
+  cmd->add_option("--out", o->out, "a PNG grid (.png) or a dataset (.npy, IDX name, DIR/)")
+      ->required()
+      ->type_name("PATH");
+  add_positive(*cmd, "--n", o->n, "how many samples (with --axis: how many rows)",
+               "8 with --interpolate; required otherwise");
+  cmd->add_option("--model", o->model, "the decoder or generator")
+      ->type_name("NAME")
+      ->default_str("decoder, else generator");
+  cmd->add_option("--sampler", o->sampler, "where codings come from: a name or {type: ..., ...}")
+      ->type_name("SPEC")
+      ->default_str("gaussian");
+  add_non_negative(*cmd, "--seed", o->seed, "the seed of the codings", "the pipeline's seed");
+  add_positive(*cmd, "--cols", o->cols, "columns of the PNG grid", "sqrt(n), rounded up");
+  cmd->add_flag("--interpolate", o->interpolate,
+                "write an interpolation strip (with --axis, or --between and --data)");
+  add_non_negative(*cmd, "--axis", o->axis, "interpolate: vary coding K from -3 to 3", "none")
+      ->type_name("K");
+  cmd->add_option("--between", o->between, "interpolate: from the coding of sample I to J")
+      ->type_name("I,J")
+      ->check(pair_of(true));
+  cmd->add_option("--data", o->data, "with --between: the dataset holding samples I and J")
+      ->type_name("PATH");
+  cmd->add_option("--encoder", o->encoder, "with --between: the model that encodes the samples")
+      ->type_name("NAME")
+      ->default_str("encoder");
+  add_positive(*cmd, "--steps", o->steps, "interpolate: images per strip (at least 2)", "10");
+  add_positive(*cmd, "--batch-size", o->batch_size, "codings decoded per forward pass", "256");
+  add_threads(*cmd, o->threads);
+  cmd->callback([o, cmd] { sample_command(*o, *cmd); });
 }
 
 }  // namespace loom::cli

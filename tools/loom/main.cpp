@@ -3,46 +3,57 @@
 #include <unistd.h>
 #include <xmmintrin.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 
 #include "cli.hpp"
-#include "loom/error.hpp"
 
 namespace {
 
-const char* kUsage =
-    "usage: loom COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  run PIPELINE [--out DIR] [--set KEY=VALUE ...] [--epochs N] [--max-steps N]\n"
-    "               [--threads N] [--subset N] [--resume] [--quiet]\n"
-    "                                                       train / run every stage\n"
-    "  validate PIPELINE [--set KEY=VALUE ...]              check everything, print model "
-    "summaries\n"
-    "  plugins [NAME]                                       list registered types / show one\n"
-    "  bench PIPELINE [--json] [--stage S] [--windows N] [--steps N] [--warmup N] [--threads N]\n"
-    "                                                       steady-state training images/second\n"
-    "  bench --augment [--threads N] [--json]               images/second of a typical "
-    "augmentation chain\n"
-    "  augment PIPELINE_OR_INPUT --out PATH [--transform FILE_OR_YAML] [--copies K] "
-    "[--keep-originals]\n"
-    "          [--seed S] [--threads N] [--subset N] [--preview] [--quiet]\n"
-    "                                                       write augmented copies of a dataset\n"
-    "  predict RUN_DIR_OR_CHECKPOINT --input PATH --out PATH [--model NAME] [--output LAYER]\n"
-    "                                                       apply a trained model to a dataset\n"
-    "  predict ... [--scatter FILE.png]                     also plot the outputs in 2-D (PCA), by "
-    "class\n"
-    "  sample RUN_DIR_OR_CHECKPOINT --n N --out PATH [--model NAME] [--sampler S] [--seed S] "
-    "[--cols C]\n"
-    "         [--interpolate (--axis K | --between I,J --data PATH) [--steps S]]\n"
-    "                                                       decode sampled codings: PNG grid or "
-    "dataset\n"
-    "  graph PIPELINE                                       DOT of the stages and models\n"
-    "  eval SAMPLES [--real PATH] [--n N] [--labels PATH] [--range LOW,HIGH] [--json]\n"
-    "       [--classifier PATH] [--classes FILE]           sample quality: FD, KID, "
-    "precision/recall, classes\n";
+// Help lists each option with its value, one line of doc, and its default (or "required").
+class HelpFormatter : public CLI::Formatter {
+ public:
+  HelpFormatter() { column_width(30); }
+  std::string make_option_opts(const CLI::Option* o) const override {
+    std::string s;
+    if (o->get_type_size() != 0 && !o->get_type_name().empty()) s += " " + o->get_type_name();
+    if (o->get_expected_max() == CLI::detail::expected_max_vector_size) s += " ...";
+    return s;
+  }
+  std::string make_option_desc(const CLI::Option* o) const override {
+    std::string d = o->get_description();
+    if (o->get_required())
+      d += " (required)";
+    else if (o->get_type_size() != 0 && !o->get_default_str().empty())
+      d += " (default: " + o->get_default_str() + ")";
+    for (const CLI::Option* other : o->get_excludes()) d += " (not with " + other->get_name() + ")";
+    return d;
+  }
+};
+
+// "unknown option --epoch (did you mean 'epochs'?)" for the first word `cmd` did not expect.
+std::string unexpected(const CLI::App& cmd, const std::vector<std::string>& extras) {
+  for (const std::string& word : extras) {
+    if (word.size() < 2 || word[0] != '-') continue;
+    std::string name = word.substr(0, word.find('='));
+    std::vector<std::string> known;
+    for (const CLI::Option* o : cmd.get_options())
+      if (!o->get_lnames().empty()) known.push_back(o->get_lnames()[0]);
+    std::string bare = name.substr(name.find_first_not_of('-'));
+    return "unknown option " + name + loom::suggestion(bare, known);
+  }
+  return "unexpected argument '" + (extras.empty() ? std::string() : extras[0]) + "'";
+}
+
+int usage_error(const CLI::App& app, const std::string& message) {
+  std::string cmd = "loom";
+  for (const CLI::App* sub : app.get_subcommands()) cmd += " " + sub->get_name();
+  std::cerr << "error: " << message << "\n`" << cmd << " --help` lists the options\n";
+  return 2;
+}
 
 }  // namespace
 
@@ -52,8 +63,8 @@ int main(int argc, char** argv) {
   // measured 2-10x slower here than threads that wait actively (stacked_ae 20k vs 72k img/s,
   // recurrent_ae 0.5k vs 4.9k). The data stage is light, so loom waits actively unless the user
   // chose a policy. On a machine shared with other busy processes, `--threads 1` or
-  // OMP_WAIT_POLICY=PASSIVE is the better choice. The OpenMP runtime reads the policy at
-  // start-up, hence the re-exec.
+  // OMP_WAIT_POLICY=PASSIVE is the better choice (set_threads warns). The OpenMP runtime reads the
+  // policy at start-up, hence the re-exec.
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("LOOM_NO_REEXEC")) {
     setenv("OMP_WAIT_POLICY", "ACTIVE", 1);
     setenv("LOOM_NO_REEXEC", "1", 1);
@@ -63,28 +74,68 @@ int main(int argc, char** argv) {
   // optimizer moments would otherwise hit the CPU's slow denormal path and cut the step rate.
   _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
   _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
-  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") ||
-      !std::strcmp(argv[1], "help")) {
-    std::cout << kUsage;
-    return argc < 2 ? 2 : 0;
-  }
-  std::string cmd = argv[1];
-  try {
-    if (cmd == "run") return loom::cli::cmd_run(argc, argv);
-    if (cmd == "validate") return loom::cli::cmd_validate(argc, argv);
-    if (cmd == "plugins") return loom::cli::cmd_plugins(argc, argv);
-    if (cmd == "bench") return loom::cli::cmd_bench(argc, argv);
-    if (cmd == "predict") return loom::cli::cmd_predict(argc, argv);
-    if (cmd == "graph") return loom::cli::cmd_graph(argc, argv);
-    if (cmd == "sample") return loom::cli::cmd_sample(argc, argv);
-    if (cmd == "augment") return loom::cli::cmd_augment(argc, argv);
-    if (cmd == "eval") return loom::cli::cmd_eval(argc, argv);
-    std::cerr << "loom: unknown command '" << cmd << "'"
-              << loom::suggestion(cmd, {"run", "validate", "plugins", "bench", "predict", "graph",
-                                        "sample", "augment", "eval"})
-              << "\n\n"
-              << kUsage;
+
+  CLI::App app("loom trains generative models from YAML pipelines.", "loom");
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.set_version_flag("--version", std::function<std::string()>(loom::cli::version_text),
+                       "print the versions of loom and oneDNN, the ISA in use, bf16, the build");
+  app.require_subcommand(1);
+  // An option given twice takes its last value (scripts append to a command line); --set
+  // collects every value.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  loom::cli::add_run_command(app);
+  loom::cli::add_validate_command(app);
+  loom::cli::add_plugins_command(app);
+  loom::cli::add_bench_command(app);
+  loom::cli::add_predict_command(app);
+  loom::cli::add_sample_command(app);
+  loom::cli::add_augment_command(app);
+  loom::cli::add_graph_command(app);
+  loom::cli::add_eval_command(app);
+  loom::cli::add_completion_command(app);
+  app.footer("`loom COMMAND --help` lists a command's options and their defaults.");
+
+  std::vector<std::string> commands;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    commands.push_back(sub->get_name());
+  std::vector<char*> args(argv, argv + argc);
+  if (argc < 2) {
+    std::cout << app.help();
     return 2;
+  }
+  std::string first = argv[1];
+  if (first == "help") {  // `loom help` and `loom help COMMAND`
+    static char help_flag[] = "--help";
+    args.erase(args.begin() + 1);
+    if (args.size() > 2) args.resize(2);
+    args.push_back(help_flag);
+  } else if (first[0] == '-' && first != "-h" && first != "--help" && first != "--version") {
+    std::cerr << "error: unknown option " << first
+              << loom::suggestion(first.substr(first.find_first_not_of('-')), {"help", "version"})
+              << "\n`loom --help` lists the commands\n";
+    return 2;
+  } else if (first[0] != '-' &&
+             std::find(commands.begin(), commands.end(), first) == commands.end()) {
+    std::cerr << "error: unknown command '" << first << "'" << loom::suggestion(first, commands)
+              << "\n`loom --help` lists the commands\n";
+    return 2;
+  }
+  try {
+    app.parse(int(args.size()), args.data());
+    return 0;
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what();
+    return 0;
+  } catch (const CLI::ExtrasError& e) {
+    const CLI::App* where = &app;
+    for (const CLI::App* sub : app.get_subcommands()) where = sub;
+    return usage_error(app, unexpected(*where, where->remaining()));
+  } catch (const CLI::ParseError& e) {
+    return usage_error(app, e.what());
+  } catch (const loom::cli::UsageError& e) {
+    return usage_error(app, e.what());
   } catch (const loom::Error& e) {
     std::cerr << "\nerror: " << e.what() << "\n";
     return 1;

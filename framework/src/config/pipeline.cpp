@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/overrides.hpp"
 #include "config/yaml_util.hpp"
 
 namespace fs = std::filesystem;
@@ -33,46 +34,6 @@ void check_duplicates(const YAML::Node& n, const std::string& file, const std::s
   }
 }
 
-// key.path[2].x=value — creates maps along the way; list indices must exist.
-void apply_override(YAML::Node root, const std::string& text) {
-  auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw Error("--set " + text + ": expected key.path=value");
-  std::string key = text.substr(0, eq), value = text.substr(eq + 1);
-  std::vector<std::string> parts;
-  std::stringstream ss(key);
-  for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
-  std::vector<YAML::Node> chain{root};
-  for (size_t i = 0; i < parts.size(); ++i) {
-    std::string part = parts[i];
-    int index = -1;
-    auto br = part.find('[');
-    if (br != std::string::npos) {
-      index = std::stoi(part.substr(br + 1));
-      part = part.substr(0, br);
-    }
-    YAML::Node cur = chain.back();
-    bool last = i + 1 == parts.size();
-    YAML::Node next = cur[part];
-    if (index >= 0) {
-      if (!next.IsSequence() || index >= int(next.size()))
-        throw Error("--set " + text + ": '" + part + "' has no element " + std::to_string(index));
-      if (last) {
-        next[index] = YAML::Load(value);
-        return;
-      }
-      chain.push_back(next[index]);
-      continue;
-    }
-    if (last) {
-      cur[part] = YAML::Load(value);
-      return;
-    }
-    if (!next.IsDefined() || next.IsNull()) cur[part] = YAML::Node(YAML::NodeType::Map);
-    chain.push_back(cur[part]);
-  }
-}
-
 }  // namespace
 
 PipelineFile load_pipeline(const std::string& path, const std::vector<std::string>& overrides) {
@@ -94,7 +55,7 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
                 "a pipeline is a mapping with 'models', 'stages', ...");
   check_duplicates(pf.root, path, "", problems);
   problems.raise_if_any();
-  for (auto& o : overrides) apply_override(pf.root, o);
+  apply_overrides(pf.root, overrides);
 
   Spec top;
   top.add("name", Type::String).doc("pipeline name (default: the file name)");
@@ -104,6 +65,7 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   top.add("datasets", Type::Map).doc("named datasets");
   top.add("models", Type::Map).doc("named models");
   top.add("stages", Type::Map).required().doc("named stages (the task graph)");
+  top.add("loom_run", Type::Map).doc("how `loom run` was called (written into a run folder)");
   check_params(pf.root, top, path, "", {}, problems);
   problems.raise_if_any();
   Params p = make_params(pf.root, top, path, "");

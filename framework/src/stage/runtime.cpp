@@ -11,6 +11,7 @@
 #include "loom/create.hpp"
 #include "loom/plugins.hpp"
 #include "output/safetensors.hpp"
+#include "stage/run_folder.hpp"
 
 namespace fs = std::filesystem;
 
@@ -75,6 +76,7 @@ class Context : public StageContext {
 Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::move(options)) {
   keep_freed_memory_for_reuse();
   file_ = load_pipeline(pipeline, opt_.overrides);
+  apply_recorded_options(file_, opt_);
   load_default_plugins(global_registry(), file_.plugin_dirs);
   out_dir_ = opt_.out_dir.empty() ? (fs::path("runs") / file_.name).string() : opt_.out_dir;
   models_ = std::make_unique<ModelSet>(global_registry(), file_.seed, file_.path);
@@ -550,6 +552,7 @@ void Runtime::run_stage(StageDecl& s) {
 }
 
 void Runtime::run() {
+  if (!opt_.benchmark) check_run_folder(out_dir_, opt_);
   load_data();
   if (opt_.benchmark) {
     StageDecl* chosen = nullptr;
@@ -566,14 +569,7 @@ void Runtime::run() {
     run_stage(*chosen);
     return;
   }
-  fs::create_directories(out_dir_);
-  {
-    YAML::Emitter e;
-    e << file_.root;
-    std::ofstream(out_path("pipeline.yaml"))
-        << "# The pipeline of this run, with command-line overrides applied.\n"
-        << e.c_str() << "\n";
-  }
+  start_run_folder(out_dir_, file_, opt_, *models_);
   tbb::flow::graph g;
   std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
   std::mutex err_mutex;

@@ -28,6 +28,7 @@ struct LOOM_API RunOptions {
   int64_t subset = 0;  // cap every split at this many samples (CI, quick checks)
   int threads = 0;
   bool resume = false, quiet = false;
+  bool overwrite = false;  // replace the run already in out_dir (see stage/run_folder.hpp)
   // Benchmark mode: only the training stage `bench_stage` (default: the first one) runs.
   StageContext::BenchSettings bench;
   bool benchmark = false;

@@ -1,0 +1,184 @@
+// Run folders: a second run into a folder that holds one is refused before anything is written;
+// --overwrite replaces it; pipeline.yaml (written atomically) records how the run was called, so
+// `loom run RUN/pipeline.yaml --out OTHER` repeats it; a --resume whose architecture changed
+// names the tensor and leaves the folder as it was.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "loom/io.hpp"
+#include "support/cli.hpp"
+
+namespace fs = std::filesystem;
+using namespace loom::test;
+
+namespace {
+
+std::string stacked() { return source_path("pipelines/stacked_ae.yaml"); }
+
+// Every file under `dir` with its bytes.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).string()] = read_text(e.path());
+  return files;
+}
+
+// (split, epoch, step, loss) of every metrics line: what a repeated run must reproduce.
+std::vector<std::string> losses(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& m : read_metrics(dir + "/metrics.jsonl"))
+    out.push_back(m.task + " " + m.split + " " + std::to_string(m.epoch) + " " +
+                  std::to_string(int64_t(m.values["step"])) + " " + std::to_string(m.loss));
+  return out;
+}
+
+CliResult tiny_run(const std::string& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"run", stacked(),  "--out", out,      "--subset",
+                                "200", "--epochs", "1",     "--quiet"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_loom(args);
+}
+
+TEST(RunFolder, RefusesAFolderThatHoldsARun) {
+  std::string dir = temp_dir("folder") + "/run";
+  ASSERT_EQ(tiny_run(dir).exit_code, 0);
+  auto before = snapshot(dir);
+  ASSERT_TRUE(before.count("metrics.jsonl"));
+  CliResult r = tiny_run(dir, {"--epochs", "2"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("error: " + dir + " already holds a run (metrics.jsonl, checkpoints/)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--resume"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--overwrite"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(dir), before) << "the refused run wrote into the folder";
+  // Checkpoints alone (a run killed before its first metrics line) also count.
+  fs::remove(dir + "/metrics.jsonl");
+  r = tiny_run(dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("already holds a run (checkpoints/)"), std::string::npos) << r.err;
+  // An empty folder, or one with unrelated files, is fine.
+  std::string other = temp_dir("folder-empty");
+  std::ofstream(other + "/notes.txt") << "mine";
+  EXPECT_EQ(tiny_run(other).exit_code, 0);
+  EXPECT_EQ(read_text(other + "/notes.txt"), "mine");
+}
+
+TEST(RunFolder, OverwriteReplacesThePreviousRun) {
+  std::string dir = temp_dir("overwrite") + "/run";
+  ASSERT_EQ(tiny_run(dir, {"--epochs", "2"}).exit_code, 0);
+  ASSERT_EQ(read_metrics(dir + "/metrics.jsonl").size(), 4u);
+  std::string stale = dir + "/checkpoints/gone/last.safetensors";
+  fs::create_directories(fs::path(stale).parent_path());
+  std::ofstream(stale) << "an old stage's checkpoint";
+  CliResult r = tiny_run(dir, {"--overwrite"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = read_metrics(dir + "/metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u) << "only the new run's epoch";
+  EXPECT_EQ(m.back().epoch, 1);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(dir + "/checkpoints/train/last.safetensors"));
+  // The same as a run into a fresh folder.
+  std::string fresh = temp_dir("overwrite-fresh") + "/run";
+  ASSERT_EQ(tiny_run(fresh).exit_code, 0);
+  EXPECT_EQ(losses(dir), losses(fresh));
+}
+
+TEST(RunFolder, PipelineYamlRepeatsTheRun) {
+  std::string dir = temp_dir("roundtrip"), first = dir + "/first", again = dir + "/again";
+  CliResult r = run_loom({"run", stacked(), "--out", first, "--subset", "300", "--epochs", "2",
+                          "--max-steps", "7", "--set", "stages.train.batch_size=64", "--set",
+                          "models.encoder.layers[1].units=48", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  YAML::Node written = YAML::LoadFile(first + "/pipeline.yaml");
+  YAML::Node run = written["loom_run"];
+  ASSERT_TRUE(run) << read_text(first + "/pipeline.yaml");
+  CliResult version = run_loom({"--version"});
+  EXPECT_EQ("loom " + run["version"].Scalar() + "\n",
+            version.out.substr(0, version.out.find('\n') + 1));
+  EXPECT_EQ(run["pipeline"].Scalar(), fs::canonical(stacked()).string());
+  EXPECT_EQ(run["epochs"].as<int>(), 2);
+  EXPECT_EQ(run["subset"].as<int>(), 300);
+  EXPECT_EQ(run["max_steps"].as<int>(), 7);
+  ASSERT_EQ(run["set"].size(), 2u);
+  EXPECT_EQ(run["set"][1].Scalar(), "models.encoder.layers[1].units=48");
+  EXPECT_EQ(written["stages"]["train"]["batch_size"].as<int>(), 64) << "overrides applied";
+  EXPECT_EQ(written["name"].Scalar(), "stacked_ae");
+  for (auto& e : fs::directory_iterator(first))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos)
+        << "temporary file left: " << e.path();
+
+  // From the folder alone, run from another working folder: the same metrics.
+  r = run_loom({"run", first + "/pipeline.yaml", "--out", again, "--quiet"}, "cd / &&");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(losses(again), losses(first));
+  ASSERT_EQ(losses(first).size(), 4u);
+  EXPECT_EQ(read_metrics(again + "/metrics.jsonl").back().values["step"], 7)
+      << "--max-steps 7 recorded and applied";
+  // Its own pipeline.yaml says the same, and the command line still wins over the record.
+  EXPECT_EQ(YAML::Dump(YAML::LoadFile(again + "/pipeline.yaml")), YAML::Dump(written));
+  std::string shorter = dir + "/shorter";
+  r = run_loom({"run", first + "/pipeline.yaml", "--out", shorter, "--epochs", "1", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_metrics(shorter + "/metrics.jsonl").back().epoch, 1);
+}
+
+TEST(RunFolder, DataFilesBesideThePipelineAreFoundFromTheRunFolder) {
+  // A pipeline reading x.npy from its own folder; its run folder is elsewhere.
+  std::string src = temp_dir("beside"), out = temp_dir("beside-out");
+  loom::Tensor x({64, 4, 4});
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = float((i * 7919) % 97) / 97.f;
+  loom::write_npy(src + "/x.npy", x);
+  std::ofstream(src + "/p.yaml")
+      << "name: beside\ndatasets:\n  d: {source: npy, x: x.npy}\nmodels:\n  m:\n    input: [4, 4]\n"
+         "    layers: [{type: flatten}, {type: dense, units: 3}, {type: dense, units: 16},"
+         " {type: reshape, shape: [4, 4]}]\nstages:\n  train: {recipe: autoencoder, model: m, "
+         "data: d, batch_size: 16, epochs: 2}\n";
+  CliResult r = run_loom({"run", src + "/p.yaml", "--out", out + "/a", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(YAML::LoadFile(out + "/a/pipeline.yaml")["datasets"]["d"]["x"].Scalar(),
+            fs::canonical(src + "/x.npy").string());
+  r = run_loom({"run", out + "/a/pipeline.yaml", "--out", out + "/b", "--quiet"}, "cd / &&");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(losses(out + "/b"), losses(out + "/a"));
+}
+
+TEST(RunFolder, MalformedLoomRunBlockIsLocated) {
+  std::string dir = temp_dir("loom-run-block");
+  std::string text = read_text(stacked()) + "loom_run: {epochs: 0, sbuset: 5}\n";
+  std::ofstream(dir + "/p.yaml") << text;
+  CliResult r = run_loom({"validate", dir + "/p.yaml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("p.yaml:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("loom_run.sbuset: unknown key 'sbuset' (did you mean 'subset'?)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("loom_run.epochs"), std::string::npos) << r.err;
+}
+
+TEST(RunFolder, ResumeAfterTheArchitectureChangedNamesTheTensorAndTouchesNothing) {
+  std::string dir = temp_dir("resume-arch") + "/run";
+  ASSERT_EQ(tiny_run(dir).exit_code, 0);
+  auto before = snapshot(dir);
+  CliResult r =
+      tiny_run(dir, {"--epochs", "2", "--resume", "--set", "models.encoder.layers[1].units=64"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir + "/checkpoints/train/last.safetensors: tensor 'encoder.coding.kernel' "
+                             "has shape (100, 30) but the pipeline's model needs (64, 30)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("the architecture changed since this checkpoint was written"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(snapshot(dir), before) << "the failed resume changed the run folder";
+  // The same resume without the change continues the run.
+  r = tiny_run(dir, {"--epochs", "2", "--resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_metrics(dir + "/metrics.jsonl").back().epoch, 2);
+}
+
+}  // namespace
