@@ -40,9 +40,11 @@
 #   - the compiler itself is part of the hash (its size and modification time), so the root
 #     must have the same g++ installed.
 # CMake's find_package checks and the link run for real in the root's own, new build folder
-# (ccache caches neither), and so do the demo and the tests. Checked by hand: with the cache
-# warm, deleting /usr/include/yaml-cpp/yaml.h in the root fails `make demo` with
-# "yaml-cpp/yaml.h: No such file or directory".
+# (ccache caches neither), and so do the demo and the tests. Checked by hand with every object
+# in the cache: deleting /usr/include/yaml-cpp/node/node.h (reached through yaml-cpp/yaml.h) in
+# the root after install-deps.sh fails `make demo` with "yaml-cpp/node/node.h: No such file or
+# directory"; ccache counted those compilations as uncacheable (the preprocessor failed, so the
+# real compiler ran), not as hits.
 set -euo pipefail
 
 SUITE=bookworm
@@ -66,12 +68,23 @@ phase() {
 }
 
 # Runs a command line in the root as a fresh login would: an empty environment, root's home,
-# the standard PATH. Each output line starts with the seconds since the step began.
+# the standard PATH.
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c "cd '$repo' && $1" 2>&1 | mawk -v s="$(date +%s)" '{ printf "[%4ds] %s\n", systime() - s, $0; fflush() }'
-  return "${PIPESTATUS[0]}"
+    bash -c "cd '$repo' && $1"
+}
+
+# Prints how much of `make demo` went to installing packages (dpkg's log since $1, the root's
+# clock) and to compiling and linking (the ninja log of that one build).
+demo_breakdown() {
+  local dpkg ninja
+  dpkg=$(awk -v since="$1" '$1 " " $2 >= since { t = $1 " " $2; if (!a) a = t; b = t } END { print a "|" b }' \
+    "$root/var/log/dpkg.log")
+  dpkg=$(($(date -d "${dpkg#*|}" +%s) - $(date -d "${dpkg%|*}" +%s)))
+  ninja=$(awk '!/^#/ && $2 > m { m = $2 } END { printf "%d", m / 1000 }' "$root$repo/build/.ninja_log")
+  printf '   %-44s %dm%02ds\n' "  of which dpkg installing packages" $((dpkg / 60)) $((dpkg % 60)) \
+    "  of which ninja compiling and linking" $((ninja / 60)) $((ninja % 60)) | tee -a "$times"
 }
 
 # ---- inside the private mount and PID namespaces -------------------------------------------
@@ -100,7 +113,9 @@ if [ "${1:-}" = "--inside" ]; then
   mkdir -p "$ccache_dir" "$root$repo/build/.ccache"
   mount --bind "$ccache_dir" "$root$repo/build/.ccache"
 
+  since=$(chroot "$root" date '+%F %T')
   phase "make demo" in_root "make demo"
+  demo_breakdown "$since" || true
   # The README promises these files.
   for f in runs/demo/reconstructions.png runs/demo/metrics.jsonl; do
     [ -s "$root$repo/$f" ] || { echo "== fresh-check: FAILED: make demo left no $f" >&2; exit 1; }
