@@ -4,7 +4,7 @@
 set -eu
 PACKAGES="build-essential cmake ninja-build pkg-config libdnnl-dev libyaml-cpp-dev libtbb-dev \
 libboost-dev libboost-filesystem-dev libgtest-dev zlib1g-dev libpng-dev nlohmann-json3-dev \
-dataset-fashion-mnist ocl-icd-opencl-dev libcli11-dev"
+dataset-fashion-mnist ocl-icd-opencl-dev libcli11-dev ccache"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
