@@ -196,6 +196,7 @@ TEST(EvalCli, ErrorsNameTheFileAndTheReason) {
   struct Case {
     std::vector<std::string> args;
     std::vector<std::string> expect;
+    int exit_code = 1;  // 2: a mistake in how loom was called
   };
   std::vector<Case> cases = {
       {{"eval", dir + "/missing.npy"}, {dir + "/missing.npy", "no such file"}},
@@ -207,12 +208,13 @@ TEST(EvalCli, ErrorsNameTheFileAndTheReason) {
       {{"eval", dir + "/ok.npy", "--real", dir + "/wide.npy"}, {dir + "/wide.npy", "(N, 32, 32)"}},
       {{"eval", dir + "/ok.npy", "--classifier", dir + "/nowhere"},
        {dir + "/nowhere", "classifier"}},
-      {{"eval"}, {"usage: loom eval SAMPLES"}},
-      {{"eval", dir + "/ok.npy", "--bogus"}, {"unknown option --bogus"}},
+      {{"eval"}, {"SAMPLES is required"}, 2},
+      {{"eval", dir + "/ok.npy", "--range", "1"}, {"--range", "LOW,HIGH"}, 2},
+      {{"eval", dir + "/ok.npy", "--bogus"}, {"unknown option --bogus"}, 2},
   };
   for (auto& c : cases) {
     auto r = run_loom(c.args);
-    EXPECT_EQ(r.exit_code, 1) << c.args.back() << "\n" << r.err;
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args.back() << "\n" << r.err;
     for (auto& e : c.expect) EXPECT_NE(r.err.find(e), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("std::"), std::string::npos) << r.err;
   }

@@ -301,6 +301,10 @@ TrainedRun load_trained_run(const std::string& given_path) {
       run.missing.push_back(name);
       continue;
     }
+    // The moving average a training stage kept (ema:), used for sampling (AveragedWeights).
+    auto avg = f.tensors.find("ema." + name);
+    if (avg != f.tensors.end() && avg->second.size() == p->value.size())
+      p->average = avg->second.clone();
     if (it->second.size() != p->value.size())
       throw Error(weights.string() + ": tensor '" + name + "' has shape " +
                   to_string(it->second.shape()) + " but the pipeline's parameter has " +
@@ -499,7 +503,8 @@ std::unique_ptr<Sampler> make_sampler(const std::string& text) {
 struct SampleOptions {
   std::string run, out, model, encoder = "encoder", sampler = "gaussian", between, data;
   int64_t n = 8, seed = 0, cols = 0, axis = 0, steps = 10, batch_size = 256, threads = 0;
-  bool interpolate = false;
+  int64_t label = 0, num_classes = 10;
+  bool interpolate = false, no_ema = false;
 };
 
 void sample_command(const SampleOptions& o, const CLI::App& cmd) {
@@ -538,9 +543,22 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
     }
   }
   auto model = run.model(name);
-  if (model->num_inputs() != 1)
+  bool conditional = model->num_inputs() == 2 && model->input_shape(1) == Shape{1};
+  if (model->num_inputs() != 1 && !conditional)
     throw Error("model '" + name + "' takes " + std::to_string(model->num_inputs()) +
-                " inputs; sampling needs a decoder or generator with one input (the codings)");
+                " inputs; sampling needs a decoder or generator with one input (the codings), or "
+                "a conditional generator (the codings and a class label)");
+  bool has_class = given(cmd, "--class");
+  if (has_class && !conditional)
+    throw UsageError("--class: model '" + name + "' is not conditional (it takes no class label)");
+  if (has_class && o.label >= o.num_classes)
+    throw UsageError("--class: expected a class in 0.." + std::to_string(o.num_classes - 1) +
+                     ", got " + std::to_string(o.label));
+  if (conditional && interpolate)
+    throw UsageError("--interpolate works with decoders and unconditional generators; model '" +
+                     name + "' is conditional");
+  // The weights' moving average when the run kept one (ema:), unless --no-ema.
+  AveragedWeights averaged(*model, !o.no_ema);
   auto [lo, hi] = run.data_range();
   uint64_t seed = given(cmd, "--seed") ? uint64_t(o.seed) : run.seed();
   auto sampler = make_sampler(o.sampler);
@@ -549,10 +567,18 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
   Tensor out;
   int64_t cols = 0;
   std::string what;
+  std::vector<int32_t> labels;
   if (!interpolate) {
-    out = generate(*model, *sampler, n, seed, bs);
-    cols = given(cmd, "--cols") ? o.cols : int64_t(std::ceil(std::sqrt(double(n))));
+    if (conditional) labels = class_labels(n, o.num_classes, has_class ? o.label : -1);
+    out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr);
+    // One row per class when a conditional generator draws every class.
+    cols = given(cmd, "--cols")        ? o.cols
+           : conditional && !has_class ? (n + o.num_classes - 1) / o.num_classes
+                                       : int64_t(std::ceil(std::sqrt(double(n))));
     what = std::to_string(n) + " samples";
+    if (conditional)
+      what += has_class ? " of class " + std::to_string(o.label)
+                        : ", classes 0.." + std::to_string(o.num_classes - 1) + " in blocks";
   } else if (has_axis) {
     int64_t axis = o.axis;
     if (axis >= width)
@@ -613,7 +639,8 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
     what = std::to_string(steps) + " steps from sample " + std::to_string(i) + " to sample " +
            std::to_string(j) + " of " + o.data + " (" + enc->nodes()[size_t(target)].name + ")";
   }
-  write_samples(o.out, out, lo, hi, cols);
+  write_samples(o.out, out, lo, hi, cols, conditional ? &labels : nullptr);
+  if (averaged.count()) what += ", from the weights' moving average";
   std::cout << "wrote " << what << " (" << name << ", " << to_string(model->output_shape())
             << ", values in [" << lo << ", " << hi << "]) to " << o.out << "\n";
 }
@@ -635,6 +662,13 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "the decoder or generator")
       ->type_name("NAME")
       ->default_str("decoder, else generator");
+  add_non_negative(*cmd, "--class", o->label,
+                   "conditional generators: draw this class only (else every class, one row "
+                   "each)",
+                   "every class");
+  add_positive(*cmd, "--num-classes", o->num_classes, "conditional generators: the classes", "10");
+  cmd->add_flag("--no-ema", o->no_ema,
+                "use the trained weights even when the run kept their moving average (ema:)");
   cmd->add_option("--sampler", o->sampler, "where codings come from: a name or {type: ..., ...}")
       ->type_name("SPEC")
       ->default_str("gaussian");
