@@ -70,7 +70,19 @@ class LOOM_API Runtime {
   void save_weights();
 
  private:
-  struct DatasetDecl;
+  // A `datasets:` entry: its source, splits, scale and transform, loaded once on first use.
+  struct DatasetDecl {
+    std::string name;
+    YAML::Node node;
+    Params params;  // the source's parameters
+    std::string source;
+    std::unique_ptr<Source> src;
+    std::map<std::string, std::pair<int64_t, int64_t>> splits;  // name -> (skip, take or -1)
+    std::vector<double> scale;
+    std::shared_ptr<Transform> transform;
+    std::shared_ptr<const Dataset> loaded;
+    std::mutex mutex;
+  };
   struct StageDecl {
     std::string name, recipe;
     Params params;
@@ -88,6 +100,8 @@ class LOOM_API Runtime {
   std::string trainable_summary(StageDecl& st);
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
+  // The context a stage's recipe runs in (stage/context.cpp).
+  std::unique_ptr<StageContext> make_context(StageDecl& s);
 
   RunOptions opt_;
   PipelineFile file_;
