@@ -3,13 +3,14 @@
 (../shared/anchors/pytorch_bench.py) on the same model, batch and machine, alternating the two
 several rounds. Prints a markdown table of medians and their ratio, and writes JSON.
 
-usage: scripts/bench_vs_pytorch.py [--rounds 3] [--models stacked_ae,conv_ae,vae,recurrent_ae]
+usage: scripts/bench_vs_pytorch.py [--rounds 3] [--models stacked_ae,conv_ae,vae,recurrent_ae,gan,dcgan]
        [--openblas DIR] [--anchors ../shared/anchors] [--out docs/bench.json]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
 PIPELINES = {"stacked_ae": "pipelines/stacked_ae.yaml", "conv_ae": "pipelines/conv_ae.yaml",
-             "vae": "pipelines/vae.yaml", "recurrent_ae": "pipelines/recurrent_ae.yaml"}
+             "vae": "pipelines/vae.yaml", "recurrent_ae": "pipelines/recurrent_ae.yaml",
+             "gan": "pipelines/gan.yaml", "dcgan": "pipelines/dcgan.yaml"}
 
 
 def loom_bench(pipeline, steps):
@@ -41,7 +42,9 @@ def main():
     ap.add_argument("--anchors", default="../shared/anchors")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
-    steps = {"stacked_ae": 400, "vae": 200, "conv_ae": 60, "recurrent_ae": 20}
+    # One GAN step is a discriminator and a generator update on a batch of real images.
+    steps = {"stacked_ae": 400, "vae": 200, "conv_ae": 60, "recurrent_ae": 20, "gan": 200,
+             "dcgan": 10}
     results = {}
     for model in a.models.split(","):
         lo, pt = [], []
