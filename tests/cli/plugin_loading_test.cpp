@@ -8,7 +8,7 @@
 
 #include "loom/create.hpp"
 #include "loom/plugin.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "support/cli.hpp"
 #include "support/harness.hpp"
 

@@ -7,7 +7,7 @@
 
 #include "config/yaml_util.hpp"
 #include "loom/create.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "loom/rng.hpp"
 #include "model/model_set.hpp"
 

@@ -21,7 +21,7 @@
 #include "config/yaml_util.hpp"
 #include "loom/create.hpp"
 #include "loom/io.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "stage/runtime.hpp"
 
 namespace fs = std::filesystem;

@@ -16,7 +16,7 @@
 #include "loom/create.hpp"
 #include "loom/dataset_io.hpp"
 #include "loom/io.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "loom/sampler.hpp"
 #include "output/safetensors.hpp"
 #include "stage/runtime.hpp"

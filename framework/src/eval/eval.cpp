@@ -17,7 +17,7 @@
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 #include "loom/model.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "loom/recipe.hpp"
 #include "model/model_set.hpp"
 #include "output/safetensors.hpp"

@@ -6,7 +6,7 @@
 
 #include "loom/error.hpp"
 #include "loom/plugin.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 
 namespace fs = std::filesystem;
 

@@ -11,7 +11,7 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
-#include "loom/plugins.hpp"
+#include "plugin/plugins.hpp"
 #include "output/safetensors.hpp"
 #include "stage/run_folder.hpp"
 

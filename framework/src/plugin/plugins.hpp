@@ -1,4 +1,5 @@
-// Loading plugin libraries into a registry (used by the runtime and by tests).
+// Loading plugin libraries into a registry: a host API (the runtime, the tools and the tests use
+// it; plugins never do), so it lives beside the loader rather than in the SDK.
 #pragma once
 #include <string>
 #include <vector>
