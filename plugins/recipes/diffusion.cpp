@@ -63,9 +63,12 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .range(0, 1)
       .doc("ddim: 0 deterministic, > 0 adds noise (1: as much as DDPM)");
   s.add("spacing", Type::String)
-      .def("trailing")
+      .def("leading")
       .choices({"leading", "trailing"})
-      .doc("ddim / dpm_solver_pp time steps: leading (1, 1+T/S, ...) or trailing (T, T-T/S, ...)");
+      .doc(
+          "ddim / dpm_solver_pp time steps: leading (1, 1+T/S, ...) or trailing (T, T-T/S, ...; "
+          "where alpha_bar_T is ~0, as with the cosine schedule, the first clean-image estimate "
+          "is ill-conditioned)");
   s.add("clip", Type::Bool)
       .def("true")
       .doc("ddim / dpm_solver_pp: clip each predicted clean image to the data's range");

@@ -114,8 +114,8 @@ struct SamplerSettings {
   std::string kind = "ddpm";  // ddpm | ddim | dpm_solver_pp
   // Model evaluations for ddim and dpm_solver_pp (1..T); ddpm always visits T-1 .. 1.
   int64_t steps = 20;
-  double eta = 0;                    // ddim: 0 deterministic, 1 DDPM-like noise
-  std::string spacing = "trailing";  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...
+  double eta = 0;                   // ddim: 0 deterministic, 1 DDPM-like noise
+  std::string spacing = "leading";  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...
   // ddim and dpm_solver_pp: clip each predicted x_0 to [lo, hi] (the data's range).
   bool clip = false;
   double lo = -1, hi = 1;
