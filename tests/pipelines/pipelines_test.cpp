@@ -52,7 +52,8 @@ TEST_P(PipelineShortRun, LossFalls) {
     if (recipe == "adversarial") adversarial.insert(stage);
     if (recipe == "diffusion") {
       diffusion.insert(stage);
-      args.insert(args.end(), {"--set", "stages." + stage + ".samples=16"});
+      args.insert(args.end(), {"--set", "stages." + stage + ".samples=16", "--set",
+                               "stages." + stage + ".grid_cols=2"});
     }
     // The chapter's ancestral sampler runs thousands of UNet passes: a 20-step sampler here.
     if (recipe == "diffusion_sample")
