@@ -370,7 +370,7 @@ class DiffusionSampleRecipe : public Recipe {
     }
     AveragedWeights averaged(m, p.b("ema"));
     auto t0 = std::chrono::steady_clock::now();
-    Tensor out = generate_images(m, d, n, seed, std::min(p.i("batch_size"), n),
+    Tensor out = generate_images(m, d, n, seed, p.i("batch_size"),
                                  d.conditional ? &labels : nullptr);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);

@@ -57,8 +57,9 @@ TEST_P(PipelineShortRun, LossFalls) {
     }
     // The chapter's ancestral sampler runs thousands of UNet passes: a 20-step sampler here.
     if (recipe == "diffusion_sample")
-      args.insert(args.end(), {"--set", "stages." + stage + ".sampler=dpm_solver_pp", "--set",
-                               "stages." + stage + ".n=8"});
+      args.insert(args.end(),
+                  {"--set", "stages." + stage + ".sampler=dpm_solver_pp", "--set",
+                   "stages." + stage + ".n=8", "--set", "stages." + stage + ".batch_size=8"});
   }
   // A GAN step costs three passes through two networks, a diffusion UNet step about as much, and
   // diffusion stages also sample every epoch: a smaller subset keeps CI short.
