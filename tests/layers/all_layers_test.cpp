@@ -66,6 +66,10 @@ std::map<std::string, Case> cases() {
                                "{type: conv2d_transpose, filters: 2, kernel_size: [2], "
                                "strides: [3], padding: same, activation: elu}"),
                            {}};
+  c["broadcast_add"] = {
+      "m: {input: [2, 3, 2], layers: [{type: flatten, inputs: [input]},"
+      " {type: dense, units: 2, name: v}, {type: broadcast_add, inputs: [v, input]}]}",
+      {}};
   c["cropping2d"] = {one(img, "{type: cropping2d, cropping: [1, 0, 1, 2]}"), {}};
   c["dense"] = {one("[5]", "{type: dense, units: 3, activation: selu}"), {}};
   c["dense_transpose"] = {
@@ -104,6 +108,10 @@ std::map<std::string, Case> cases() {
   c["softplus"] = {one("[7]", "{type: softplus}"), {}};
   c["swish"] = {one("[7]", "{type: swish, alpha: 1.5}"), {}};
   c["tanh"] = {one("[7]", "{type: tanh}"), {}};
+  GradCheck steps;  // time steps inside [0, T]
+  steps.input_lo = 0.5f;
+  steps.input_hi = 9.5f;
+  c["time_encoding"] = {one("[1]", "{type: time_encoding, timesteps: 10, size: 4}"), steps};
   c["upsampling2d"] = {one(img, "{type: upsampling2d, interpolation: bilinear}"), {}};
   c["zero_padding2d"] = {one(img, "{type: zero_padding2d, padding: [1, 2]}"), {}};
   return c;

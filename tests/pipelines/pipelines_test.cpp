@@ -3,6 +3,8 @@
 // Adversarial stages have no loss that must fall: their losses stay finite, the discriminator
 // learns to tell fakes (its accuracy on fakes beats chance in some epoch), the generator has not
 // collapsed to one image (diversity above a tenth of the real images'), and the grids exist.
+// Diffusion stages run on a smaller subset, write one sample grid per epoch and a finite
+// validation loss; their sampling stages use a 20-step sampler instead of the chapter's 3,999.
 // Pipelines without a training stage (only augment / predict stages) must exit 0 and write
 // every file their stages name in `write:` / `preview:`.
 #include <gtest/gtest.h>
@@ -42,14 +44,33 @@ TEST_P(PipelineShortRun, LossFalls) {
   std::string name = GetParam();
   std::string out = temp_dir("pipe-" + name);
   YAML::Node root = YAML::LoadFile(source_path("pipelines/" + name + ".yaml"));
-  std::set<std::string> adversarial;
-  for (auto st : root["stages"])
-    if (st.second["recipe"].as<std::string>("") == "adversarial")
-      adversarial.insert(st.first.as<std::string>());
-  // A GAN step costs three passes through two networks: a smaller subset keeps CI short.
-  std::string subset = adversarial.empty() ? "2000" : "960";
-  CliResult r = run_loom({"run", source_path("pipelines/" + name + ".yaml"), "--out", out,
-                          "--subset", subset, "--epochs", "3", "--threads", "2"});
+  std::set<std::string> adversarial, diffusion;
+  std::vector<std::string> args;
+  for (auto st : root["stages"]) {
+    std::string recipe = st.second["recipe"].as<std::string>(""),
+                stage = st.first.as<std::string>();
+    if (recipe == "adversarial") adversarial.insert(stage);
+    if (recipe == "diffusion") {
+      diffusion.insert(stage);
+      args.insert(args.end(), {"--set", "stages." + stage + ".samples=16", "--set",
+                               "stages." + stage + ".grid_cols=2"});
+    }
+    // The chapter's ancestral sampler runs thousands of UNet passes: a 20-step sampler here.
+    if (recipe == "diffusion_sample")
+      args.insert(args.end(),
+                  {"--set", "stages." + stage + ".sampler=dpm_solver_pp", "--set",
+                   "stages." + stage + ".n=8", "--set", "stages." + stage + ".batch_size=8"});
+  }
+  // A GAN step costs three passes through two networks, a diffusion UNet step about as much, and
+  // diffusion stages also sample every epoch: a smaller subset keeps CI short.
+  std::string subset = !diffusion.empty() ? "640" : adversarial.empty() ? "2000" : "960";
+  std::vector<std::string> cmd{"run",       source_path("pipelines/" + name + ".yaml"),
+                               "--out",     out,
+                               "--subset",  subset,
+                               "--epochs",  "3",
+                               "--threads", "2"};
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  CliResult r = run_loom(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   if (!trains(root)) {
     for (auto s : root["stages"])
@@ -81,6 +102,21 @@ TEST_P(PipelineShortRun, LossFalls) {
     }
     EXPECT_GT(best_fake_acc, 0.5) << "stage " << task << " of " << name;
     EXPECT_EQ(samples, 3) << "stage " << task << " of " << name << ": one diversity line per epoch";
+    EXPECT_TRUE(fs::exists(out + "/samples.png"));
+    EXPECT_TRUE(fs::exists(out + "/samples/epoch_003.png"));
+  }
+  for (auto& task : diffusion) {
+    int samples = 0, valid = 0;
+    for (auto& m : lines) {
+      if (m.task != task) continue;
+      samples += m.split == "samples";
+      if (m.split == "valid") {
+        ++valid;
+        EXPECT_TRUE(std::isfinite(m.loss));
+      }
+    }
+    EXPECT_EQ(samples, 3) << "stage " << task << " of " << name << ": one sample grid per epoch";
+    EXPECT_EQ(valid, 3) << "stage " << task << " of " << name;
     EXPECT_TRUE(fs::exists(out + "/samples.png"));
     EXPECT_TRUE(fs::exists(out + "/samples/epoch_003.png"));
   }

@@ -1,0 +1,75 @@
+// broadcast_add: feature maps (C, ...) plus one vector (C) per sample, added to every position of
+// its channel: y[c, p] = x[c, p] + v[c]. The chapter adds the encoded time step to every pixel of
+// each UNet block this way (time[:, tf.newaxis, tf.newaxis, :] + Z). The two inputs may come in
+// either order. Backward: dx = dy, dv[c] = sum over p of dy[c, p].
+#include <cstring>
+
+#include "loom/layer.hpp"
+
+namespace loom::diffusion {
+
+class BroadcastAddLayer : public Layer {
+ public:
+  int min_inputs() const override { return 2; }
+  int max_inputs() const override { return 2; }
+
+  Shape infer(const std::vector<Shape>& in) override {
+    auto fits = [](const Shape& maps, const Shape& vec) {
+      return maps.size() >= 2 && vec.size() == 1 && vec[0] == maps[0];
+    };
+    if (fits(in[0], in[1]))
+      maps_ = 0;
+    else if (fits(in[1], in[0]))
+      maps_ = 1;
+    else
+      throw Error(
+          "broadcast_add adds a vector (C) to feature maps (C, H, W) (one value per channel, "
+          "added at every position); got " +
+          to_string(in[0]) + " and " + to_string(in[1]));
+    channels_ = in[size_t(maps_)][0];
+    inner_ = numel(in[size_t(maps_)]) / channels_;
+    return in[size_t(maps_)];
+  }
+
+  void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
+    const float* x = in[size_t(maps_)]->data();
+    const float* v = in[size_t(1 - maps_)]->data();
+    float* y = out.data();
+    int64_t rows = out.size() / inner_;  // batch x channels
+    for (int64_t r = 0; r < rows; ++r) {
+      float add = v[r];
+      const float* xr = x + r * inner_;
+      float* yr = y + r * inner_;
+      for (int64_t p = 0; p < inner_; ++p) yr[p] = xr[p] + add;
+    }
+  }
+
+  void backward(const RunContext&, const std::vector<const Tensor*>&, const Tensor&,
+                const Tensor& dout, const std::vector<Tensor*>& din) override {
+    if (Tensor* dx = din[size_t(maps_)])
+      std::memcpy(dx->data(), dout.data(), size_t(dout.size()) * sizeof(float));
+    if (Tensor* dv = din[size_t(1 - maps_)]) {
+      int64_t rows = dout.size() / inner_;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* d = dout.data() + r * inner_;
+        double s = 0;
+        for (int64_t p = 0; p < inner_; ++p) s += d[p];
+        (*dv)[r] = float(s);
+      }
+    }
+  }
+
+ private:
+  int maps_ = 0;
+  int64_t channels_ = 0, inner_ = 1;
+};
+
+void register_broadcast_add(Registry& r) {
+  r.add<Layer>("broadcast_add",
+               Spec("Adds a vector (C) to feature maps (C, H, W), one value per channel at every "
+                    "position (e.g. an encoded time step added to every pixel). Inputs in either "
+                    "order."),
+               [](const Params&) { return std::make_unique<BroadcastAddLayer>(); });
+}
+
+}  // namespace loom::diffusion

@@ -1,0 +1,460 @@
+// The diffusion recipes (DDPM, Ho et al. 2020, as the chapter trains it).
+//
+// diffusion: trains a denoiser model(x_t, t[, class]) -> prediction of the target. Per training
+// batch, every image draws a time step t uniform in 1..T and noise eps ~ N(0, I) from its own
+// stream Rng(seed, "diffusion", step, row); x_t = a_t x_0 + s_t eps (diffusion_schedule.hpp) and
+// the loss compares the model's output with the target (eps, v or x0), optionally weighted per
+// image by Min-SNR-γ. Validation draws t and eps from Rng(seed, "diffusion_valid", 0, row): the
+// same noisy images every epoch, so the validation loss is comparable across epochs. Every
+// `sample_every` epochs a grid of the same `samples` images (fixed seed) is generated with the
+// chosen sampler (samples/epoch_NNN.png, samples.png), from the EMA weights when kept. The loop,
+// checkpoints, --resume and metrics are fit()'s.
+// Conditional training (`conditional: true`) also feeds the class label as a third input and
+// replaces it, with probability `label_dropout`, by the extra class `num_classes` ("no class"),
+// so the same network also learns the unconditional model that classifier-free guidance needs.
+//
+// diffusion_sample: generates images from a trained denoiser with ddpm, ddim or dpm_solver_pp.
+#include <chrono>
+#include <cstdio>
+
+#include "diffusion_sampling.hpp"
+#include "loom/io.hpp"
+#include "loom/loss.hpp"
+#include "loom/recipe.hpp"
+#include "loom/sampler.hpp"
+
+namespace loom::recipes {
+
+namespace {
+
+// What both recipes read: the model's inputs, the schedule, the target and the sampler.
+struct DiffusionSetup {
+  std::shared_ptr<Model> model;
+  bool conditional = false;
+  int64_t classes = 0;
+  NoiseSchedule schedule;
+  DiffusionTarget target = DiffusionTarget::Epsilon;
+  SamplerSettings sampling;
+  double guidance = 1.0;
+};
+
+void declare_diffusion(Spec& s, const std::string& default_sampler, const std::string& steps_doc) {
+  s.add("model", Type::String)
+      .required()
+      .doc("the denoiser: inputs (noisy image, time step (1)[, class (1)]) -> image-shaped output");
+  s.add("timesteps", Type::Int).def(1000).min(2).doc("T: the number of noising steps");
+  s.add("schedule", Type::String)
+      .def("cosine")
+      .choices({"linear", "cosine"})
+      .doc("variance schedule: linear (beta 1e-4 .. 0.02) or cosine (s = 0.008, beta <= 0.999)");
+  s.add("target", Type::String)
+      .def("epsilon")
+      .choices({"epsilon", "v", "x0"})
+      .doc("what the model predicts: the noise, v = a_t eps - s_t x0, or the clean image");
+  s.add("sampler", Type::String)
+      .def(default_sampler)
+      .choices({"ddpm", "ddim", "dpm_solver_pp"})
+      .doc(
+          "ddpm (the chapter's ancestral loop over t = T-1 .. 1), ddim, or dpm_solver_pp "
+          "(DPM-Solver++ 2M)");
+  s.add("sampling_steps", Type::Int).def(20).min(1).doc(steps_doc);
+  s.add("eta", Type::Float)
+      .def(0.0)
+      .range(0, 1)
+      .doc("ddim: 0 deterministic, > 0 adds noise (1: as much as DDPM)");
+  s.add("spacing", Type::String)
+      .def("leading")
+      .choices({"leading", "trailing"})
+      .doc(
+          "ddim / dpm_solver_pp time steps: leading (1, 1+T/S, ...) or trailing (T, T-T/S, ...; "
+          "where alpha_bar_T is ~0, as with the cosine schedule, the first clean-image estimate "
+          "is ill-conditioned)");
+  s.add("clip", Type::Bool)
+      .def("true")
+      .doc("ddim / dpm_solver_pp: clip each predicted clean image to the data's range");
+  s.add("conditional", Type::Bool)
+      .def("false")
+      .doc("the model's third input is the class label (classifier-free guidance)");
+  s.add("num_classes", Type::Int)
+      .def(10)
+      .min(1)
+      .doc(
+          "conditional: the classes; label num_classes means 'no class' (embedding input_dim "
+          "num_classes + 1)");
+  s.add("guidance", Type::Float)
+      .def(1.0)
+      .min(0)
+      .doc(
+          "conditional sampling: classifier-free guidance scale w, prediction = uncond + w (cond "
+          "- uncond) (1: the conditional model alone, 0: unconditional)");
+}
+
+DiffusionSetup read_setup(StageContext& ctx, float lo, float hi) {
+  const Params& p = ctx.params();
+  DiffusionSetup d;
+  d.model = ctx.model(p.s("model"));
+  Model& m = *d.model;
+  d.conditional = p.b("conditional");
+  d.classes = p.i("num_classes");
+  size_t want = d.conditional ? 3 : 2;
+  std::string inputs =
+      d.conditional ? "(noisy image, time step, class label)" : "(noisy image, time step)";
+  if (m.num_inputs() != want)
+    p.fail("model", "model '" + m.name() + "' takes " + std::to_string(m.num_inputs()) +
+                        " input(s); a " + (d.conditional ? "conditional " : "") +
+                        "diffusion model takes " + std::to_string(want) + ": " + inputs);
+  if (m.input_shape(1) != Shape{1})
+    p.fail("model", "the second input of model '" + m.name() +
+                        "' is the time step, shape (1), not " + to_string(m.input_shape(1)));
+  if (d.conditional && m.input_shape(2) != Shape{1})
+    p.fail("model", "the third input of model '" + m.name() +
+                        "' is the class label, shape (1), not " + to_string(m.input_shape(2)));
+  if (numel(m.output_shape()) != numel(m.input_shape(0)))
+    p.fail("model", "model '" + m.name() + "' outputs " + to_string(m.output_shape()) +
+                        " but denoises images " + to_string(m.input_shape(0)) +
+                        ": the output must have the image's size");
+  try {
+    d.schedule = make_schedule(p.s("schedule"), p.i("timesteps"));
+  } catch (const Error& e) {
+    p.fail("timesteps", e.what());
+  }
+  d.target = diffusion_target(p.s("target"));
+  d.sampling.kind = p.s("sampler");
+  d.sampling.steps = p.i("sampling_steps");
+  d.sampling.eta = p.f("eta");
+  d.sampling.spacing = p.s("spacing");
+  d.sampling.clip = p.b("clip");
+  d.sampling.lo = lo;
+  d.sampling.hi = hi;
+  if (d.sampling.kind == "ddpm" && p.given("sampling_steps"))
+    p.fail("sampling_steps",
+           "ddpm visits every time step T-1 .. 1, as the chapter's loop does; choose ddim or "
+           "dpm_solver_pp for fewer steps");
+  if (d.sampling.kind != "ddpm" && d.sampling.steps > d.schedule.T)
+    p.fail("sampling_steps", "at most timesteps (" + std::to_string(d.schedule.T) +
+                                 ") sampling steps, got " + std::to_string(d.sampling.steps));
+  if (d.sampling.eta > 0 && d.sampling.kind != "ddim")
+    p.fail("eta", "eta is the noise of ddim sampling; the sampler is " + d.sampling.kind);
+  d.guidance = p.f("guidance");
+  return d;
+}
+
+// The model as a denoiser: x (N, image...) at step t -> its output, in inference mode. A
+// conditional model is run on `labels` (N values) and, with guidance w != 1, also on "no class"
+// (label num_classes): prediction = uncond + w (cond - uncond).
+Denoiser model_denoiser(Model& m, uint64_t seed, const DiffusionSetup& d, const Tensor* labels) {
+  return [&m, seed, &d, labels](const Tensor& x, int64_t t, Tensor& pred) {
+    int64_t n = x.dim(0);
+    Tensor tt({n, 1});
+    tt.fill(float(t));
+    RunContext rc;
+    rc.seed = seed;
+    rc.step = t;
+    if (!d.conditional) {
+      m.forward(rc, {&x, &tt});
+      std::copy(m.output().data(), m.output().data() + pred.size(), pred.data());
+      return;
+    }
+    if (d.guidance != 0) {
+      m.forward(rc, {&x, &tt, labels});
+      std::copy(m.output().data(), m.output().data() + pred.size(), pred.data());
+      if (d.guidance == 1) return;
+    }
+    Tensor none({n, 1});
+    none.fill(float(d.classes));
+    m.forward(rc, {&x, &tt, &none});
+    const float* u = m.output().data();
+    float w = float(d.guidance);
+    if (w == 0)
+      std::copy(u, u + pred.size(), pred.data());
+    else
+      for (int64_t i = 0; i < pred.size(); ++i) pred[i] = u[i] + w * (pred[i] - u[i]);
+  };
+}
+
+// Generates n images (N, image...) batch_size at a time: every call runs a full batch (the last
+// padded with further samples), so that sample i does not depend on n (oneDNN's kernels may round
+// differently for different batch sizes). `labels` (n classes) for a conditional model.
+Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t seed,
+                       int64_t batch_size, const std::vector<int32_t>* labels) {
+  DiffusionSampler sampler(d.schedule, d.target, d.sampling);
+  Shape image = m.input_shape(0), all = image, chunk_shape = image;
+  all.insert(all.begin(), n);
+  chunk_shape.insert(chunk_shape.begin(), batch_size);
+  int64_t per = numel(image);
+  Tensor out(all), x(chunk_shape), lab({batch_size, 1});
+  Denoiser denoise = model_denoiser(m, seed, d, &lab);
+  for (int64_t first = 0; first < n; first += batch_size) {
+    int64_t rows = std::min(batch_size, n - first);
+    if (labels)
+      for (int64_t i = 0; i < batch_size; ++i)
+        lab[i] = float((*labels)[size_t(std::min(first + i, n - 1))]);
+    sampler.sample(denoise, x, seed, first);
+    std::copy(x.data(), x.data() + rows * per, out.data() + first * per);
+  }
+  return out;
+}
+
+}  // namespace
+
+class DiffusionRecipe : public Recipe {
+ public:
+  explicit DiffusionRecipe(const Params&) {}
+
+  void run(StageContext& ctx) override {
+    const Params& p = ctx.params();
+    DataSplit train = ctx.data(p.s("data"), "train");
+    DataSplit valid = p.given("valid_data") ? ctx.data(p.s("valid_data"), "valid")
+                      : p.s("data").find('.') == std::string::npos ? ctx.data(p.s("data"), "valid")
+                                                                   : DataSplit{};
+    float lo = train.data->lo, hi = train.data->hi;
+    DiffusionSetup d = read_setup(ctx, lo, hi);
+    Model& m = *d.model;
+    if (numel(train.data->sample_shape) != numel(m.input_shape(0)))
+      p.fail("data", "the images have shape " + to_string(train.data->sample_shape) +
+                         " but model '" + m.name() + "' denoises " + to_string(m.input_shape(0)));
+    if (d.conditional && !train.data->has_labels())
+      p.fail("conditional",
+             "conditional training needs class labels, and '" + train.name + "' has none");
+    auto loss = make_loss(ctx, p.child("loss"));
+    std::string loss_name = p.entry_type("loss");
+    double gamma = p.f("min_snr_gamma");
+    double label_dropout = p.f("label_dropout");
+    const NoiseSchedule& sc = d.schedule;
+    int64_t T = sc.T;
+    uint64_t seed = ctx.seed();
+
+    FreezeGuard freeze(ctx, m);
+    if (m.trainable_params().empty())
+      throw Error("stage '" + ctx.name() + "': every parameter of model '" + m.name() +
+                  "' is frozen; nothing to train");
+    Trainer trainer(ctx);
+    trainer.add_weights(m.params());
+    trainer.add_group("model", m.trainable_params(), trainer.stage_settings());
+    if (p.f("ema") > 0) trainer.add_ema("model", p.f("ema"));
+
+    int out_node = m.output_node();
+    TrainHooks hooks;
+    hooks.train = train;
+    hooks.valid = valid;
+    hooks.step = [&](const Batch& b, const RunContext& rc) -> LossTerms {
+      int64_t n = b.size;
+      Tensor x0 = as_model_input(b.x, m, 0);
+      int64_t per = x0.size() / n;
+      Tensor xt(x0.shape()), target(x0.shape()), tt({n, 1}), label({n, 1});
+      std::vector<double> weight(size_t(n), 1.0);
+      for (int64_t i = 0; i < n; ++i) {
+        Rng rng = rc.training ? Rng(seed, "diffusion", uint64_t(rc.step), rc.row(i))
+                              : Rng(seed, "diffusion_valid", 0, rc.row(i));
+        int64_t t = 1 + int64_t(rng.below(uint64_t(T)));
+        tt[i] = float(t);
+        double a = sc.signal(t), s = sc.noise(t);
+        for (int64_t k = 0; k < per; ++k) {
+          int64_t j = i * per + k;
+          double eps = rng.normal();
+          xt[j] = float(a * x0[j] + s * eps);
+          target[j] = float(target_value(d.target, x0[j], eps, a, s));
+        }
+        if (gamma > 0) weight[size_t(i)] = min_snr_weight(d.target, sc.snr(t), gamma);
+        if (d.conditional) {
+          // The class, or "no class" with probability label_dropout (training only).
+          bool drop = rc.training && rng.uniform() < label_dropout;
+          label[i] = drop ? float(d.classes) : b.labels[i];
+        }
+      }
+      std::vector<const Tensor*> inputs{&xt, &tt};
+      if (d.conditional) inputs.push_back(&label);
+      if (rc.training) trainer.zero_grad("model");
+      m.forward(rc, inputs);
+      const Tensor& out = m.output();
+      Tensor tgt = target.reshaped(out.shape());
+      Tensor* grad = rc.training ? &m.seed_grad(out_node) : nullptr;
+      LossTerms terms{{"loss", 0.0}};
+      double total = 0;
+      if (gamma > 0) {
+        // Per image: loss_i weighted by w_i, mean over the batch.
+        double plain = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          Tensor oi = out.slice(i, i + 1), ti = tgt.slice(i, i + 1), gi;
+          if (grad) gi = grad->slice(i, i + 1);
+          double w = weight[size_t(i)];
+          double li = loss->compute(oi, &ti, grad ? &gi : nullptr, float(w / double(n)));
+          total += w * li / double(n);
+          plain += li / double(n);
+        }
+        terms.push_back({loss_name, plain});
+      } else {
+        total = loss->compute(out, &tgt, grad, 1.f);
+      }
+      double pen = m.penalty();
+      if (pen != 0) terms.push_back({"penalty", pen});
+      terms[0].second = total + pen;
+      if (rc.training) {
+        m.backward(rc);
+        trainer.step("model");
+      }
+      return terms;
+    };
+
+    int64_t every = p.i("sample_every"), grid_n = p.i("samples"), cols = p.i("grid_cols");
+    std::vector<int32_t> grid_labels;
+    if (d.conditional) {
+      grid_n = d.classes * cols;  // one row per class
+      grid_labels = class_labels(grid_n, d.classes);
+    }
+    if (every > 0 && is_image_shape(m.input_shape(0)))
+      hooks.on_epoch_end = [&](int64_t epoch) {
+        if (epoch % every) return;
+        auto t0 = std::chrono::steady_clock::now();
+        bool ema = trainer.has_ema();
+        if (ema) trainer.swap_ema();
+        Tensor images;
+        try {
+          images = generate_images(m, d, grid_n, hash_string("grid") ^ seed,
+                                   std::min<int64_t>(grid_n, 256),
+                                   d.conditional ? &grid_labels : nullptr);
+        } catch (...) {
+          if (ema) trainer.swap_ema();
+          throw;
+        }
+        if (ema) trainer.swap_ema();
+        if (ctx.reducer().rank() != 0) return;
+        char name[64];
+        std::snprintf(name, sizeof name, "samples/epoch_%03lld.png", (long long)epoch);
+        write_samples(ctx.out_path(name), images, lo, hi, cols);
+        write_samples(ctx.out_path("samples.png"), images, lo, hi, cols);
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "{\"epoch\":%lld,\"step\":%lld,\"split\":\"samples\",\"samples\":%lld,"
+                      "\"sampler\":\"%s\",\"time_s\":%.3f}",
+                      (long long)epoch, (long long)trainer.step_count(), (long long)grid_n,
+                      d.sampling.kind.c_str(), secs);
+        ctx.metric(line);
+      };
+    fit(ctx, trainer, hooks);
+  }
+};
+
+class DiffusionSampleRecipe : public Recipe {
+ public:
+  explicit DiffusionSampleRecipe(const Params&) {}
+  void run(StageContext& ctx) override {
+    const Params& p = ctx.params();
+    if (!p.given("write") && !p.given("publish"))
+      p.fail(
+          "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its "
+          "samples");
+    float lo = -1.f, hi = 1.f;
+    if (p.given("range")) {
+      auto r = p.floats("range");
+      if (r.size() != 2 || !(r[1] > r[0])) p.fail("range", "expected [low, high] with low < high");
+      lo = float(r[0]);
+      hi = float(r[1]);
+    } else if (p.given("data")) {
+      DataSplit split = ctx.data(p.s("data"), "");
+      lo = split.data->lo;
+      hi = split.data->hi;
+    }
+    DiffusionSetup d = read_setup(ctx, lo, hi);
+    Model& m = *d.model;
+    int64_t n = p.i("n");
+    uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
+    std::vector<int32_t> labels;
+    if (d.conditional) {
+      int64_t fixed = p.given("label") ? p.i("label") : -1;
+      if (fixed >= d.classes)
+        p.fail("label", "class " + std::to_string(fixed) + " is not in [0, " +
+                            std::to_string(d.classes) + ")");
+      labels = class_labels(n, d.classes, fixed);
+    }
+    AveragedWeights averaged(m, p.b("ema"));
+    auto t0 = std::chrono::steady_clock::now();
+    Tensor out = generate_images(m, d, n, seed, p.i("batch_size"),
+                                 d.conditional ? &labels : nullptr);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);
+    DiffusionSampler info(d.schedule, d.target, d.sampling);
+    char timing[64];
+    std::snprintf(timing, sizeof timing, " in %.1f s", secs);
+    std::string what = std::to_string(n) + " x " + to_string(m.input_shape(0)) + " by " +
+                       d.sampling.kind + " (" + std::to_string(info.timesteps().size()) +
+                       " model steps" + (averaged.count() ? ", averaged weights" : "") + ")" +
+                       timing;
+    if (p.given("write")) {
+      std::string path = ctx.out_path(p.s("write"));
+      int64_t cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
+      write_samples(path, out, lo, hi, cols, d.conditional ? &labels : nullptr);
+      ctx.log(ctx.name() + ": wrote " + what + " to " + path);
+    }
+    if (p.given("publish")) {
+      auto data = std::make_shared<Dataset>();
+      data->count = n;
+      data->sample_shape = m.input_shape(0);
+      data->x.assign(out.data(), out.data() + out.size());
+      data->labels = labels;
+      data->lo = lo;
+      data->hi = hi;
+      data->origin = "stage " + ctx.name();
+      ctx.publish(p.s("publish"), data, "");
+      ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
+    }
+  }
+};
+
+void register_diffusion(Registry& r) {
+  Spec s(
+      "Trains a denoising diffusion model (DDPM): per image a time step t in 1..T and noise eps, "
+      "x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, loss(model(x_t, t), target). "
+      "Validation uses the same noise every epoch; a grid of samples is written every "
+      "`sample_every` epochs.");
+  declare_diffusion(s, "dpm_solver_pp", "model evaluations of the per-epoch grid's sampler");
+  s.add("data", Type::String).required().doc("the images (dataset or dataset.split)");
+  s.add("valid_data", Type::String).doc("validation images (default: the dataset's valid split)");
+  s.add("loss", Type::Any)
+      .def("huber")
+      .entry(Kind::Loss)
+      .doc("loss between prediction and target: huber (delta 1, Keras' default) or mse, ...");
+  s.add("min_snr_gamma", Type::Float)
+      .def(0.0)
+      .min(0)
+      .doc("Min-SNR-γ loss weighting per image (e.g. 5); 0: off");
+  s.add("ema", Type::Float)
+      .def(0.0)
+      .range(0, 0.99999)
+      .doc(
+          "keep an exponential moving average of the weights (e.g. 0.999) for validation and "
+          "sampling (0: off)");
+  s.add("label_dropout", Type::Float)
+      .def(0.1)
+      .range(0, 1)
+      .doc("conditional: share of training images whose class is replaced by 'no class'");
+  s.add("sample_every", Type::Int).def(1).min(0).doc("epochs between sample grids (0: none)");
+  s.add("samples", Type::Int).def(64).min(1).doc("images in the grid (unconditional)");
+  s.add("grid_cols", Type::Int).def(8).min(1).doc("columns of the grid (conditional: per class)");
+  add_training_params(s);
+  r.add<Recipe>("diffusion", s,
+                [](const Params& p) { return std::make_unique<DiffusionRecipe>(p); });
+
+  Spec g(
+      "Generates images with a trained diffusion model (stage `diffusion`; give the same "
+      "timesteps, schedule and target) and writes them (.png grid or a dataset) and/or publishes "
+      "them as a dataset.");
+  declare_diffusion(g, "ddpm", "model evaluations (ddim, dpm_solver_pp)");
+  g.add("n", Type::Int).def(64).min(1).doc("number of images");
+  g.add("write", Type::String).doc("output: .png grid, or a dataset (.npy, IDX name)");
+  g.add("publish", Type::String).doc("name under which later stages can use the images");
+  g.add("data", Type::String).doc("dataset whose value range the images take (default [-1, 1])");
+  g.add("range", Type::Floats).doc("value range [low, high] of the images (overrides data)");
+  g.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
+  g.add("seed", Type::Int).min(0).doc("random seed (default: the pipeline's seed)");
+  g.add("batch_size", Type::Int).def(64).min(1).doc("images denoised together");
+  g.add("ema", Type::Bool)
+      .def("true")
+      .doc("use the moving average of the weights when the training stage kept one (ema:)");
+  g.add("label", Type::Int).min(0).doc("conditional: the class of every image (default: all)");
+  r.add<Recipe>("diffusion_sample", g,
+                [](const Params& p) { return std::make_unique<DiffusionSampleRecipe>(p); });
+}
+
+}  // namespace loom::recipes

@@ -1,0 +1,237 @@
+// The diffusion recipes, run whole through `loom run` on a tiny denoiser: a shortened stage
+// resumed bit-identically (weights, EMA, optimizer slots, step-keyed noise), the validation loss
+// computed on the same noise every epoch (a learning rate of 0 gives the same figure twice), the
+// per-epoch sample grids, diffusion_sample giving the same bytes twice and for any number of
+// samples, a conditional model with classifier-free guidance, and the messages for a model with
+// the wrong inputs or steps asked of ddpm.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "loom/io.hpp"
+#include "support/cli.hpp"
+
+using namespace loom;
+using namespace loom::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kHead = R"(name: tiny_diffusion
+seed: 3
+datasets:
+  fashion:
+    source: idx
+    scale: [-1, 1]
+    splits: {train: {take: 55000}, valid: {skip: 55000}}
+models:
+  denoiser:
+    inputs: {x: [1, 28, 28], t: [1]}
+    layers:
+      - {type: time_encoding, timesteps: 50, size: 8, inputs: [t], name: te}
+      - {type: dense, units: 4, inputs: [te], name: tv}
+      - {type: conv2d, filters: 4, kernel_size: [3], padding: same, activation: relu, inputs: [x], name: c1}
+      - {type: broadcast_add, inputs: [c1, tv]}
+      - {type: conv2d, filters: 1, kernel_size: [3], padding: same}
+  conditional:
+    inputs: {x: [1, 28, 28], t: [1], label: [1]}
+    layers:
+      - {type: time_encoding, timesteps: 50, size: 8, inputs: [t], name: te}
+      - {type: embedding, input_dim: 11, output_dim: 8, inputs: [label], name: class}
+      - {type: concat, inputs: [te, class], name: cond}
+      - {type: dense, units: 4, inputs: [cond], name: tv}
+      - {type: conv2d, filters: 4, kernel_size: [3], padding: same, activation: relu, inputs: [x], name: c1}
+      - {type: broadcast_add, inputs: [c1, tv]}
+      - {type: conv2d, filters: 1, kernel_size: [3], padding: same}
+stages:
+)";
+
+const char* kTrain = R"(  train:
+    recipe: diffusion
+    model: denoiser
+    data: fashion
+    timesteps: 50
+    batch_size: 32
+    epochs: 2
+    ema: 0.9
+    min_snr_gamma: 5
+    samples: 8
+    grid_cols: 4
+    sampling_steps: 5
+)";
+
+std::string write_pipeline(const std::string& dir, const std::string& stages) {
+  std::string path = dir + "/p.yaml";
+  std::ofstream(path) << kHead << stages;
+  return path;
+}
+
+std::map<std::string, double> epoch_values(const std::vector<MetricLine>& m, int epoch) {
+  std::map<std::string, double> v;
+  for (auto& l : m)
+    if (l.epoch == epoch)
+      for (auto& [k, x] : l.values)
+        if (k != "time_s" && k != "images_per_s") v[l.split + "." + k] = x;
+  return v;
+}
+
+TEST(DiffusionRecipe, ResumeContinuesBitIdenticallyAndWritesGrids) {
+  std::string dir = temp_dir("diffusion_resume");
+  std::string pipeline = write_pipeline(dir, kTrain);
+  auto whole = run_loom({"run", pipeline, "--subset", "320", "--out", dir + "/whole"});
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  auto first =
+      run_loom({"run", pipeline, "--subset", "320", "--epochs", "1", "--out", dir + "/cut"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto rest = run_loom({"run", pipeline, "--subset", "320", "--resume", "--out", dir + "/cut"});
+  ASSERT_EQ(rest.exit_code, 0) << rest.err;
+  EXPECT_EQ(read_text(dir + "/whole/weights.safetensors"),
+            read_text(dir + "/cut/weights.safetensors"));
+  auto a = read_metrics(dir + "/whole/metrics.jsonl");
+  auto b = read_metrics(dir + "/cut/metrics.jsonl");
+  auto va = epoch_values(a, 2), vb = epoch_values(b, 2);
+  ASSERT_TRUE(va.count("train.loss")) << read_text(dir + "/whole/metrics.jsonl");
+  EXPECT_TRUE(va.count("train.huber"));  // Min-SNR: the unweighted loss beside the weighted one
+  EXPECT_TRUE(va.count("valid.loss"));
+  EXPECT_TRUE(va.count("samples.samples"));
+  EXPECT_EQ(va, vb);
+  EXPECT_LT(a.back().epoch, 3);
+  for (const char* f : {"samples.png", "samples/epoch_001.png", "samples/epoch_002.png"})
+    EXPECT_TRUE(fs::exists(dir + "/whole/" + f)) << f;
+  // The EMA is saved beside the weights.
+  EXPECT_NE(read_text(dir + "/whole/weights.safetensors").find("ema."), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(DiffusionRecipe, ValidationNoiseIsTheSameEveryEpoch) {
+  std::string dir = temp_dir("diffusion_valid");
+  std::string pipeline = write_pipeline(dir, R"(  train:
+    recipe: diffusion
+    model: denoiser
+    data: fashion
+    timesteps: 50
+    batch_size: 32
+    epochs: 3
+    optimizer: {type: sgd, lr: 0}
+    sample_every: 0
+)");
+  auto r = run_loom({"run", pipeline, "--subset", "160", "--out", dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<double> valid, train;
+  for (auto& l : read_metrics(dir + "/run/metrics.jsonl"))
+    (l.split == "valid" ? valid : train).push_back(l.loss);
+  ASSERT_EQ(valid.size(), 3u);
+  // Unchanged weights: the same noisy images give the same loss, to the bit...
+  EXPECT_EQ(valid[0], valid[1]);
+  EXPECT_EQ(valid[1], valid[2]);
+  // ...while every training step draws new time steps and noise.
+  ASSERT_EQ(train.size(), 3u);
+  EXPECT_NE(train[0], train[1]);
+  EXPECT_FALSE(fs::exists(dir + "/run/samples.png"));
+  fs::remove_all(dir);
+}
+
+TEST(DiffusionSample, SameBytesTwiceAndForAnyNumberOfSamples) {
+  std::string dir = temp_dir("diffusion_sample");
+  std::string stages = std::string(kTrain) + R"(  sample:
+    after: train
+    recipe: diffusion_sample
+    model: denoiser
+    timesteps: 50
+    sampler: ddim
+    sampling_steps: 10
+    batch_size: 4
+    n: 6
+    write: s.npy
+)";
+  std::string pipeline = write_pipeline(dir, stages);
+  for (const char* run : {"a", "b"}) {
+    auto r =
+        run_loom({"run", pipeline, "--subset", "160", "--epochs", "1", "--out", dir + "/" + run});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  auto r = run_loom({"run", pipeline, "--subset", "160", "--epochs", "1", "--out", dir + "/c",
+                     "--set", "stages.sample.n=3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Tensor a = read_npy(dir + "/a/s.npy"), b = read_npy(dir + "/b/s.npy"),
+         c = read_npy(dir + "/c/s.npy");
+  ASSERT_EQ(a.shape(), Shape({6, 1, 28, 28}));
+  ASSERT_EQ(c.shape(), Shape({3, 1, 28, 28}));
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), size_t(a.size()) * sizeof(float)), 0);
+  EXPECT_EQ(std::memcmp(a.data(), c.data(), size_t(c.size()) * sizeof(float)), 0);
+  double spread = 0;  // samples differ from one another
+  for (int64_t k = 0; k < 784; ++k) spread += std::fabs(a[k] - a[784 + k]);
+  EXPECT_GT(spread, 1.0);
+  fs::remove_all(dir);
+}
+
+TEST(DiffusionRecipe, ConditionalWithGuidance) {
+  std::string dir = temp_dir("diffusion_cond");
+  std::string pipeline = write_pipeline(dir, R"(  train:
+    recipe: diffusion
+    model: conditional
+    conditional: true
+    num_classes: 10
+    label_dropout: 0.1
+    guidance: 2
+    data: fashion
+    timesteps: 50
+    batch_size: 32
+    epochs: 1
+    sampling_steps: 5
+    grid_cols: 3
+  sample:
+    after: train
+    recipe: diffusion_sample
+    model: conditional
+    conditional: true
+    guidance: 3
+    label: 7
+    timesteps: 50
+    sampler: ddpm
+    n: 4
+    write: sevens.npy
+)");
+  auto r = run_loom({"run", pipeline, "--subset", "160", "--out", dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/run/samples.png"));  // one row per class
+  Tensor s = read_npy(dir + "/run/sevens.npy");
+  EXPECT_EQ(s.shape(), Shape({4, 1, 28, 28}));
+  for (int64_t i = 0; i < s.size(); ++i) ASSERT_TRUE(std::isfinite(s[i]));
+  fs::remove_all(dir);
+}
+
+TEST(DiffusionRecipe, MistakesAreLocatedMessages) {
+  std::string dir = temp_dir("diffusion_errors");
+  struct Case {
+    std::string stages, expect;
+  };
+  std::vector<Case> cases = {
+      {R"(  train: {recipe: diffusion, model: conditional, data: fashion, timesteps: 50}
+)",
+       "takes 3 input(s); a diffusion model takes 2: (noisy image, time step)"},
+      {R"(  train: {recipe: diffusion, model: denoiser, data: fashion, timesteps: 50, sampler: ddpm, sampling_steps: 10}
+)",
+       "ddpm visits every time step"},
+      {R"(  train: {recipe: diffusion, model: denoiser, data: fashion, timesteps: 50, sampling_steps: 80}
+)",
+       "at most timesteps (50) sampling steps"},
+      {R"(  train: {recipe: diffusion, model: denoiser, data: fashion, timesteps: 50, target: score}
+)",
+       "score"},
+  };
+  for (auto& c : cases) {
+    std::string pipeline = write_pipeline(dir, c.stages);
+    auto r = run_loom({"run", pipeline, "--subset", "64", "--out", dir + "/run"});
+    EXPECT_EQ(r.exit_code, 1) << c.stages;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("p.yaml:"), std::string::npos) << r.err;  // file:line:col
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
