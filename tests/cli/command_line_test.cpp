@@ -37,12 +37,16 @@ const std::map<std::string, std::vector<std::string>>& options_by_command() {
         "--batch-size", "--threads"}},
       {"sample",
        {"--out", "--n", "--model", "--sampler", "--seed", "--cols", "--interpolate", "--axis",
-        "--between", "--data", "--encoder", "--steps", "--batch-size", "--threads"}},
+        "--between", "--data", "--encoder", "--steps", "--batch-size", "--threads", "--class",
+        "--num-classes", "--no-ema"}},
       {"augment",
        {"--out", "--transform", "--copies", "--keep-originals", "--seed", "--subset", "--threads",
         "--preview", "--quiet"}},
       {"graph", {"--set"}},
       {"completion", {"--out"}},
+      {"eval",
+       {"--real", "--n", "--labels", "--range", "--classifier", "--classes", "--seed", "--json",
+        "--threads"}},
   };
   return all;
 }
@@ -88,7 +92,7 @@ TEST_P(CommandHelp, ListsEveryOptionWithDocAndDefault) {
 
 INSTANTIATE_TEST_SUITE_P(EveryCommand, CommandHelp,
                          ::testing::Values("run", "validate", "plugins", "bench", "predict",
-                                           "sample", "augment", "graph", "completion"));
+                                           "sample", "augment", "graph", "completion", "eval"));
 
 TEST(CommandLine, TopLevelHelpListsEveryCommand) {
   CliResult r = run_loom({"--help"});
