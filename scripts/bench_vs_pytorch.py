@@ -3,34 +3,44 @@
 (../shared/anchors/pytorch_bench.py) on the same model, batch and machine, alternating the two
 several rounds. Prints a markdown table of medians and their ratio, and writes JSON.
 
-usage: scripts/bench_vs_pytorch.py [--rounds 3] [--models stacked_ae,conv_ae,vae,recurrent_ae,gan,dcgan]
+usage: scripts/bench_vs_pytorch.py [--rounds 3] [--models stacked_ae,conv_ae,vae,recurrent_ae,gan,dcgan,ddpm_unet,ddpm_sampling]
        [--openblas DIR] [--anchors ../shared/anchors] [--out docs/bench.json]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
 PIPELINES = {"stacked_ae": "pipelines/stacked_ae.yaml", "conv_ae": "pipelines/conv_ae.yaml",
              "vae": "pipelines/vae.yaml", "recurrent_ae": "pipelines/recurrent_ae.yaml",
-             "gan": "pipelines/gan.yaml", "dcgan": "pipelines/dcgan.yaml"}
+             "gan": "pipelines/gan.yaml", "dcgan": "pipelines/dcgan.yaml",
+             "ddpm_unet": "pipelines/ddpm.yaml", "ddpm_sampling": "pipelines/ddpm.yaml"}
 
 
-def loom_bench(pipeline, steps):
+def loom_bench(pipeline, steps, sample=False):
     out = subprocess.run(["build/bin/loom", "bench", pipeline, "--json", "--threads", "2",
-                          "--windows", "5", "--steps", str(steps), "--warmup", "30"],
+                          "--windows", "5", "--steps", str(steps), "--warmup", "30"] +
+                         (["--sample"] if sample else []),
                          check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["images_per_s"]
+    j = json.loads(out.strip().splitlines()[-1])
+    return j["denoising_steps_per_s"] if sample else j["images_per_s"]
 
 
 def torch_bench(model, anchors, openblas):
+    if model == "ddpm_sampling":
+        return torch_section("sampling", "ddpm_unet", anchors, openblas)["steps_per_s_median"]
+    return torch_section("throughput", model, anchors, openblas)["img_per_s_median"]
+
+
+def torch_section(section, model, anchors, openblas):
     env = dict(os.environ)
     if openblas:
         env["LD_LIBRARY_PATH"] = openblas
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "pt.json")
         subprocess.run(["/usr/bin/python3", os.path.join(anchors, "pytorch_bench.py"), "--sections",
-                        "throughput", "--models", model, "--out", out], check=True, env=env,
+                        section, "--models", model, "--out", out], check=True, env=env,
                        capture_output=True, text=True)
         with open(out) as f:
-            return json.load(f)["throughput"][model]["img_per_s_median"]
+            j = json.load(f)
+            return j["ddpm_sampling"] if section == "sampling" else j["throughput"][model]
 
 
 def main():
@@ -44,22 +54,26 @@ def main():
     a = ap.parse_args()
     # One GAN step is a discriminator and a generator update on a batch of real images.
     steps = {"stacked_ae": 400, "vae": 200, "conv_ae": 60, "recurrent_ae": 20, "gan": 200,
-             "dcgan": 10}
+             "dcgan": 10, "ddpm_unet": 10, "ddpm_sampling": 20}
     results = {}
     for model in a.models.split(","):
         lo, pt = [], []
         for r in range(a.rounds):
-            lo.append(loom_bench(PIPELINES[model], steps.get(model, 100)))
+            lo.append(loom_bench(PIPELINES[model], steps.get(model, 100),
+                                 sample=model == "ddpm_sampling"))
             pt.append(torch_bench(model, a.anchors, a.openblas))
-            print(f"{model} round {r + 1}: loom {lo[-1]:.0f} img/s, pytorch {pt[-1]:.0f} img/s",
+            unit = "denoising steps/s" if model == "ddpm_sampling" else "img/s"
+            print(f"{model} round {r + 1}: loom {lo[-1]:.1f} {unit}, pytorch {pt[-1]:.1f} {unit}",
                   file=sys.stderr, flush=True)
         results[model] = dict(loom=lo, pytorch=pt, loom_median=statistics.median(lo),
                               pytorch_median=statistics.median(pt),
                               ratio=statistics.median(lo) / statistics.median(pt))
-    print("| model | Loom img/s (median) | PyTorch img/s (median) | ratio |")
+    print("| model | Loom (median) | PyTorch (median) | ratio |")
     print("|---|---|---|---|")
     for m, r in results.items():
-        print(f"| {m} | {r['loom_median']:,.0f} | {r['pytorch_median']:,.0f} | {r['ratio']:.2f}x |")
+        unit = " steps/s" if m == "ddpm_sampling" else " img/s"
+        print(f"| {m} | {r['loom_median']:,.1f}{unit} | {r['pytorch_median']:,.1f}{unit} | "
+              f"{r['ratio']:.2f}x |")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(results, f, indent=1)

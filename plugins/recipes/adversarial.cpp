@@ -128,6 +128,7 @@ class AdversarialRecipe : public Recipe {
 
     TrainHooks hooks;
     hooks.train = train;
+    hooks.losses_rank_epochs = false;
     hooks.step = [&](const Batch& b, const RunContext& rc) -> LossTerms {
       Tensor real = AdversarialStep::rows_of(b.x, D->input_shape());
       Tensor labels;

@@ -140,59 +140,160 @@ DiffusionSetup read_setup(StageContext& ctx, float lo, float hi) {
 }
 
 // The model as a denoiser: x (N, image...) at step t -> its output, in inference mode. A
-// conditional model is run on `labels` (N values) and, with guidance w != 1, also on "no class"
-// (label num_classes): prediction = uncond + w (cond - uncond).
+// conditional model is run on `labels` (N values); with guidance w other than 0 and 1 it is also
+// run on "no class" (label num_classes) in the same batched call (2N rows), and the prediction is
+// uncond + w (cond - uncond).
 Denoiser model_denoiser(Model& m, uint64_t seed, const DiffusionSetup& d, const Tensor* labels) {
   return [&m, seed, &d, labels](const Tensor& x, int64_t t, Tensor& pred) {
     int64_t n = x.dim(0);
-    Tensor tt({n, 1});
-    tt.fill(float(t));
     RunContext rc;
     rc.seed = seed;
     rc.step = t;
+    bool both = d.conditional && d.guidance != 0 && d.guidance != 1;
+    int64_t rows = both ? 2 * n : n;
+    Tensor tt({rows, 1});
+    tt.fill(float(t));
     if (!d.conditional) {
       m.forward(rc, {&x, &tt});
-      std::copy(m.output().data(), m.output().data() + pred.size(), pred.data());
+    } else if (!both) {
+      Tensor none({n, 1});
+      none.fill(float(d.classes));
+      m.forward(rc, {&x, &tt, d.guidance == 0 ? &none : labels});
+    } else {
+      Shape twice = x.shape();
+      twice[0] = rows;
+      Tensor xx(twice), lab({rows, 1});
+      std::copy(x.data(), x.data() + x.size(), xx.data());
+      std::copy(x.data(), x.data() + x.size(), xx.data() + x.size());
+      for (int64_t i = 0; i < n; ++i) {
+        lab[i] = (*labels)[i];
+        lab[n + i] = float(d.classes);
+      }
+      m.forward(rc, {&xx, &tt, &lab});
+    }
+    const float* out = m.output().data();
+    int64_t size = pred.size();
+    if (!both) {
+      std::copy(out, out + size, pred.data());
       return;
     }
-    if (d.guidance != 0) {
-      m.forward(rc, {&x, &tt, labels});
-      std::copy(m.output().data(), m.output().data() + pred.size(), pred.data());
-      if (d.guidance == 1) return;
-    }
-    Tensor none({n, 1});
-    none.fill(float(d.classes));
-    m.forward(rc, {&x, &tt, &none});
-    const float* u = m.output().data();
     float w = float(d.guidance);
-    if (w == 0)
-      std::copy(u, u + pred.size(), pred.data());
-    else
-      for (int64_t i = 0; i < pred.size(); ++i) pred[i] = u[i] + w * (pred[i] - u[i]);
+    for (int64_t i = 0; i < size; ++i) pred[i] = out[size + i] + w * (out[i] - out[size + i]);
   };
 }
 
+// Logs "<stage>: k/n images, r img/s, about M left" at most every 10 seconds (and at the end).
+class SampleProgress {
+ public:
+  SampleProgress(StageContext& ctx, int64_t n) : ctx_(ctx), n_(n) {}
+  void done(int64_t k) {
+    auto now = std::chrono::steady_clock::now();
+    double secs = std::chrono::duration<double>(now - start_).count();
+    if (ctx_.quiet() || (k < n_ && std::chrono::duration<double>(now - last_).count() < 10)) return;
+    last_ = now;
+    double rate = secs > 0 ? double(k) / secs : 0;
+    char line[160];
+    if (k < n_)
+      std::snprintf(line, sizeof line, "%s: %lld/%lld images  %.1f img/s  about %s left",
+                    ctx_.name().c_str(), (long long)k, (long long)n_, rate,
+                    duration_text(rate > 0 ? double(n_ - k) / rate : 0).c_str());
+    else
+      std::snprintf(line, sizeof line, "%s: %lld/%lld images  %.1f img/s  %s", ctx_.name().c_str(),
+                    (long long)k, (long long)n_, rate, duration_text(secs).c_str());
+    ctx_.log(line);
+  }
+
+ private:
+  static std::string duration_text(double secs) {
+    char b[32];
+    long long s = (long long)(secs + 0.5);
+    if (s >= 3600)
+      std::snprintf(b, sizeof b, "%lldh%02lldm", s / 3600, s / 60 % 60);
+    else if (s >= 60)
+      std::snprintf(b, sizeof b, "%lldm%02llds", s / 60, s % 60);
+    else
+      std::snprintf(b, sizeof b, "%llds", s);
+    return b;
+  }
+  StageContext& ctx_;
+  int64_t n_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
+};
+
 // Generates n images (N, image...) batch_size at a time: every call runs a full batch (the last
 // padded with further samples), so that sample i does not depend on n (oneDNN's kernels may round
-// differently for different batch sizes). `labels` (n classes) for a conditional model.
+// differently for different batch sizes). `labels` (n classes) for a conditional model. With
+// `frames` > 1 it returns (n * frames, image...) instead: for each image, its state at frames - 1
+// evenly spaced visited steps (the first: the starting noise) and then the final image.
 Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t seed,
-                       int64_t batch_size, const std::vector<int32_t>* labels) {
+                       int64_t batch_size, const std::vector<int32_t>* labels,
+                       SampleProgress* progress = nullptr, int64_t frames = 0) {
   DiffusionSampler sampler(d.schedule, d.target, d.sampling);
   Shape image = m.input_shape(0), all = image, chunk_shape = image;
-  all.insert(all.begin(), n);
+  int64_t per = numel(image), keep = std::max<int64_t>(frames, 1);
+  all.insert(all.begin(), n * keep);
   chunk_shape.insert(chunk_shape.begin(), batch_size);
-  int64_t per = numel(image);
   Tensor out(all), x(chunk_shape), lab({batch_size, 1});
   Denoiser denoise = model_denoiser(m, seed, d, &lab);
-  for (int64_t first = 0; first < n; first += batch_size) {
-    int64_t rows = std::min(batch_size, n - first);
+  // The visited steps whose states the trajectory shows.
+  const std::vector<int64_t>& times = sampler.timesteps();
+  std::vector<int64_t> shown;
+  for (int64_t f = 0; f + 1 < frames; ++f)
+    shown.push_back(times[size_t(f * int64_t(times.size()) / (frames - 1))]);
+  int64_t first = 0, rows = 0;
+  Denoiser recording = [&](const Tensor& xt, int64_t t, Tensor& pred) {
+    auto it = std::find(shown.begin(), shown.end(), t);
+    if (it != shown.end())
+      for (int64_t i = 0; i < rows; ++i)
+        std::copy(xt.data() + i * per, xt.data() + (i + 1) * per,
+                  out.data() + ((first + i) * keep + (it - shown.begin())) * per);
+    denoise(xt, t, pred);
+  };
+  for (first = 0; first < n; first += batch_size) {
+    rows = std::min(batch_size, n - first);
     if (labels)
       for (int64_t i = 0; i < batch_size; ++i)
         lab[i] = float((*labels)[size_t(std::min(first + i, n - 1))]);
-    sampler.sample(denoise, x, seed, first);
-    std::copy(x.data(), x.data() + rows * per, out.data() + first * per);
+    sampler.sample(frames > 1 ? recording : denoise, x, seed, first);
+    for (int64_t i = 0; i < rows; ++i)
+      std::copy(x.data() + i * per, x.data() + (i + 1) * per,
+                out.data() + ((first + i) * keep + keep - 1) * per);
+    if (progress) progress->done(first + rows);
   }
   return out;
+}
+
+// `loom bench --sample`: denoising steps per second on one batch of `batch` images — per step
+// a model call (two for classifier-free guidance, in one batched call) and a DDIM update —
+// walking down from T - 1 and starting again at the bottom; warm-up, then timed windows.
+void bench_denoising(StageContext& ctx, Model& m, const DiffusionSetup& d, int64_t batch,
+                     const StageContext::BenchSettings& bs) {
+  Shape shape = m.input_shape(0);
+  shape.insert(shape.begin(), batch);
+  Tensor x(shape), pred(shape), lab({batch, 1});
+  for_each_sample(x, ctx.seed(), 0, [](float* row, int64_t n, Rng& rng) {
+    for (int64_t k = 0; k < n; ++k) row[k] = rng.normal();
+  });
+  for (int64_t i = 0; i < batch; ++i) lab[i] = float(i % std::max<int64_t>(d.classes, 1));
+  Denoiser denoise = model_denoiser(m, ctx.seed(), d, &lab);
+  const NoiseSchedule& sc = d.schedule;
+  int64_t t = sc.T - 1;
+  auto step = [&] {
+    denoise(x, t, pred);
+    double a = sc.signal(t), s = sc.noise(t), a1 = sc.signal(t - 1), s1 = sc.noise(t - 1);
+    for (int64_t i = 0; i < x.size(); ++i)
+      x[i] = float(a1 * (x[i] - s * pred[i]) / a + s1 * pred[i]);
+    t = t > 1 ? t - 1 : sc.T - 1;
+  };
+  for (int64_t k = 0; k < bs.warmup; ++k) step();
+  std::vector<double> rates;
+  for (int64_t w = 0; w < bs.windows; ++w) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t k = 0; k < bs.steps; ++k) step();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(double(bs.steps * batch) / secs);
+  }
+  ctx.bench_result(rates, batch);
 }
 
 }  // namespace
@@ -228,6 +329,8 @@ class DiffusionRecipe : public Recipe {
     if (m.trainable_params().empty())
       throw Error("stage '" + ctx.name() + "': every parameter of model '" + m.name() +
                   "' is frozen; nothing to train");
+    if (const StageContext::BenchSettings* bs = ctx.bench(); bs && bs->sampling)
+      return bench_denoising(ctx, m, d, p.i("batch_size"), *bs);
     Trainer trainer(ctx);
     trainer.add_weights(m.params());
     trainer.add_group("model", m.trainable_params(), trainer.stage_settings());
@@ -341,39 +444,22 @@ class DiffusionSampleRecipe : public Recipe {
   explicit DiffusionSampleRecipe(const Params&) {}
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
-    if (!p.given("write") && !p.given("publish"))
-      p.fail(
-          "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its "
-          "samples");
-    float lo = -1.f, hi = 1.f;
-    if (p.given("range")) {
-      auto r = p.floats("range");
-      if (r.size() != 2 || !(r[1] > r[0])) p.fail("range", "expected [low, high] with low < high");
-      lo = float(r[0]);
-      hi = float(r[1]);
-    } else if (p.given("data")) {
-      DataSplit split = ctx.data(p.s("data"), "");
-      lo = split.data->lo;
-      hi = split.data->hi;
-    }
+    auto [lo, hi] = sample_range(ctx, -1.f, 1.f);
     DiffusionSetup d = read_setup(ctx, lo, hi);
     Model& m = *d.model;
     int64_t n = p.i("n");
     uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
     std::vector<int32_t> labels;
-    if (d.conditional) {
-      int64_t fixed = p.given("label") ? p.i("label") : -1;
-      if (fixed >= d.classes)
-        p.fail("label", "class " + std::to_string(fixed) + " is not in [0, " +
-                            std::to_string(d.classes) + ")");
-      labels = class_labels(n, d.classes, fixed);
-    }
+    if (d.conditional) labels = requested_classes(ctx, n, d.classes);
     AveragedWeights averaged(m, p.b("ema"));
     auto t0 = std::chrono::steady_clock::now();
+    int64_t frames = p.given("trajectory") ? p.i("trajectory") : 0;
+    if (frames > 1 && p.given("publish"))
+      p.fail("trajectory", "a trajectory is written as a picture, not published as a dataset");
+    SampleProgress progress(ctx, n);
     Tensor out = generate_images(m, d, n, seed, p.i("batch_size"),
-                                 d.conditional ? &labels : nullptr);
+                                 d.conditional ? &labels : nullptr, &progress, frames);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);
     DiffusionSampler info(d.schedule, d.target, d.sampling);
     char timing[64];
     std::snprintf(timing, sizeof timing, " in %.1f s", secs);
@@ -381,24 +467,14 @@ class DiffusionSampleRecipe : public Recipe {
                        d.sampling.kind + " (" + std::to_string(info.timesteps().size()) +
                        " model steps" + (averaged.count() ? ", averaged weights" : "") + ")" +
                        timing;
-    if (p.given("write")) {
-      std::string path = ctx.out_path(p.s("write"));
-      int64_t cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
-      write_samples(path, out, lo, hi, cols, d.conditional ? &labels : nullptr);
-      ctx.log(ctx.name() + ": wrote " + what + " to " + path);
+    if (frames > 1) {
+      // One row per image, from the starting noise to the final image.
+      what = "a trajectory of " + std::to_string(frames) + " frames for each of " + what;
+      std::vector<int32_t> every;
+      for (int32_t l : labels) every.insert(every.end(), size_t(frames), l);
+      labels.swap(every);
     }
-    if (p.given("publish")) {
-      auto data = std::make_shared<Dataset>();
-      data->count = n;
-      data->sample_shape = m.input_shape(0);
-      data->x.assign(out.data(), out.data() + out.size());
-      data->labels = labels;
-      data->lo = lo;
-      data->hi = hi;
-      data->origin = "stage " + ctx.name();
-      ctx.publish(p.s("publish"), data, "");
-      ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
-    }
+    deliver_samples(ctx, std::move(out), lo, hi, labels, what, frames > 1 ? frames : 0);
   }
 };
 
@@ -453,6 +529,11 @@ void register_diffusion(Registry& r) {
       .def("true")
       .doc("use the moving average of the weights when the training stage kept one (ema:)");
   g.add("label", Type::Int).min(0).doc("conditional: the class of every image (default: all)");
+  g.add("trajectory", Type::Int)
+      .min(2)
+      .doc(
+          "write a denoising strip instead: per image a row of this many frames, from the starting "
+          "noise through evenly spaced sampling steps to the final image");
   r.add<Recipe>("diffusion_sample", g,
                 [](const Params& p) { return std::make_unique<DiffusionSampleRecipe>(p); });
 }

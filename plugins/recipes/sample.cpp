@@ -1,8 +1,6 @@
 // The sample recipe: draws codings from a sampler, decodes them with a trained decoder or
 // generator, and writes them (a PNG grid or a dataset) and/or publishes them as a dataset for
 // later stages (e.g. augment, then write).
-#include <cmath>
-
 #include "loom/create.hpp"
 #include "loom/recipe.hpp"
 #include "loom/sampler.hpp"
@@ -14,10 +12,6 @@ class SampleRecipe : public Recipe {
   explicit SampleRecipe(const Params&) {}
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
-    if (!p.given("write") && !p.given("publish"))
-      p.fail(
-          "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its "
-          "samples");
     auto model = ctx.model(p.s("model"));
     bool conditional = model->num_inputs() == 2 && model->input_shape(1) == Shape{1};
     if (model->num_inputs() != 1 && !conditional)
@@ -26,52 +20,18 @@ class SampleRecipe : public Recipe {
                           "codings), or two (the codings and a class label)");
     auto sampler = create_from<Sampler>(ctx.registry(), p.child("sampler"));
     // The value range of the samples: `range`, else that of `data` (after its scale), else [0, 1].
-    float lo = 0.f, hi = 1.f;
-    if (p.given("range")) {
-      auto r = p.floats("range");
-      if (r.size() != 2 || !(r[1] > r[0])) p.fail("range", "expected [low, high] with low < high");
-      lo = float(r[0]);
-      hi = float(r[1]);
-    } else if (p.given("data")) {
-      DataSplit d = ctx.data(p.s("data"), "");
-      lo = d.data->lo;
-      hi = d.data->hi;
-    }
+    auto [lo, hi] = sample_range(ctx, 0.f, 1.f);
     int64_t n = p.i("n");
     uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
     std::vector<int32_t> labels;
-    if (conditional) {
-      int64_t classes = p.i("num_classes"), fixed = p.given("label") ? p.i("label") : -1;
-      if (fixed >= classes)
-        p.fail("label", "class " + std::to_string(fixed) + " is not in [0, " +
-                            std::to_string(classes) + ")");
-      labels = class_labels(n, classes, fixed);
-    }
+    if (conditional) labels = requested_classes(ctx, n, p.i("num_classes"));
     AveragedWeights averaged(*model, p.b("ema"));
     Tensor out =
         generate(*model, *sampler, n, seed, p.i("batch_size"), 0, conditional ? &labels : nullptr);
-    for (int64_t i = 0; i < out.size(); ++i) out[i] = std::clamp(out[i], lo, hi);
     std::string what = std::to_string(n) + " x " + to_string(model->output_shape()) + " from " +
                        p.entry_type("sampler") + " codings " + to_string(model->input_shape()) +
                        (averaged.count() ? " (averaged weights)" : "");
-    if (p.given("write")) {
-      std::string path = ctx.out_path(p.s("write"));
-      int64_t cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
-      write_samples(path, out, lo, hi, cols, conditional ? &labels : nullptr);
-      ctx.log(ctx.name() + ": wrote " + what + " to " + path);
-    }
-    if (p.given("publish")) {
-      auto d = std::make_shared<Dataset>();
-      d->count = n;
-      d->sample_shape = model->output_shape();
-      d->x.assign(out.data(), out.data() + out.size());
-      d->labels = labels;
-      d->lo = lo;
-      d->hi = hi;
-      d->origin = "stage " + ctx.name();
-      ctx.publish(p.s("publish"), d, "");
-      ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
-    }
+    deliver_samples(ctx, std::move(out), lo, hi, labels, what);
   }
 };
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -21,6 +22,8 @@ using namespace loom;
 using namespace loom::test;
 using loom::recipes::gan_loss;
 using loom::recipes::GanLoss;
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -343,6 +346,33 @@ TEST(AdversarialRecipe, ResumeContinuesBitIdentically) {
   EXPECT_TRUE(va.count("samples.diversity"));
   EXPECT_TRUE(va.count("train.d_real_acc"));
   EXPECT_EQ(va, vb);
+  // A GAN's losses do not rank its epochs: no best.safetensors, and asking for one is refused.
+  EXPECT_TRUE(fs::exists(dir + "/whole/checkpoints/train/last.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/whole/checkpoints/train/best.safetensors"));
+}
+
+TEST(AdversarialRecipe, KeepsEveryEpochWhenAskedAndRefusesABestOne) {
+  std::string dir = temp_dir("gan_epochs");
+  std::string pipeline = dir + "/gan.yaml";
+  std::ofstream(pipeline) << kPipeline << "    checkpoint: {keep_epochs: true}\n";
+  auto r = run_loom({"run", pipeline, "--subset", "96", "--out", dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/train/epoch_001.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/train/epoch_002.safetensors"));
+  // An epoch's checkpoint is a run's weights for `loom sample`.
+  r = run_loom({"sample", dir + "/run/checkpoints/train/epoch_001.safetensors", "--n", "4", "--out",
+                dir + "/e1.npy"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* bad :
+       {"    checkpoint: {keep_best: true}\n", "    early_stopping: {patience: 2}\n"}) {
+    std::ofstream(pipeline) << kPipeline << bad;
+    r = run_loom({"run", pipeline, "--subset", "96", "--out", dir + "/bad"});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("do not say which epoch made the best samples"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("gan.yaml:"), std::string::npos) << r.err;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

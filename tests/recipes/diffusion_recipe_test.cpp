@@ -6,6 +6,7 @@
 // the wrong inputs or steps asked of ddpm.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <map>
 
 #include "loom/io.hpp"
+#include "loom/rng.hpp"
 #include "support/cli.hpp"
 
 using namespace loom;
@@ -166,6 +168,114 @@ TEST(DiffusionSample, SameBytesTwiceAndForAnyNumberOfSamples) {
   double spread = 0;  // samples differ from one another
   for (int64_t k = 0; k < 784; ++k) spread += std::fabs(a[k] - a[784 + k]);
   EXPECT_GT(spread, 1.0);
+
+  // `loom sample` of the run folder: the stage's images, byte for byte, with the same settings.
+  r = run_loom({"sample", dir + "/a", "--n", "6", "--sampler", "ddim", "--steps", "10",
+                "--batch-size", "4", "--out", dir + "/cli.npy"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("6 x (1, 28, 28) by ddim (10 model steps, averaged weights)"),
+            std::string::npos)
+      << r.out;
+  Tensor cli = read_npy(dir + "/cli.npy");
+  ASSERT_EQ(cli.shape(), a.shape());
+  EXPECT_EQ(std::memcmp(a.data(), cli.data(), size_t(a.size()) * sizeof(float)), 0);
+
+  // A denoising strip: per image, frames from the starting noise to the final image, which is
+  // the image sampled without --trajectory.
+  r = run_loom({"sample", dir + "/a", "--trajectory", "--n", "2", "--cols", "5", "--sampler",
+                "ddim", "--steps", "10", "--batch-size", "4", "--out", dir + "/strip.npy"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Tensor strip = read_npy(dir + "/strip.npy");
+  ASSERT_EQ(strip.shape(), Shape({10, 1, 28, 28}));
+  for (int64_t i = 0; i < 2; ++i)
+    EXPECT_EQ(
+        std::memcmp(strip.data() + (i * 5 + 4) * 784, a.data() + i * 784, 784 * sizeof(float)), 0);
+  // The first frame is image i's starting noise, Rng(seed, "diffusion_sample", i), clipped to
+  // the images' range [-1, 1] as written.
+  for (int64_t i = 0; i < 2; ++i) {
+    Rng rng(3, "diffusion_sample", uint64_t(i), 0);
+    for (int64_t k = 0; k < 784; ++k)
+      ASSERT_EQ(strip[i * 5 * 784 + k], std::clamp(float(rng.normal()), -1.f, 1.f)) << k;
+  }
+  r = run_loom({"sample", dir + "/a", "--trajectory", "--steps", "10", "--out", dir + "/s.png"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/s.png"));
+
+  // Options that do not fit a diffusion run are refused, naming the option.
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {{"--n", "2", "--guidance", "3"}, 2, "--guidance: the model of"},
+      {{"--n", "2", "--class", "3"}, 2, "--class: the model of"},
+      {{"--interpolate", "--axis", "1"}, 2, "--interpolate: interpolation works with decoders"},
+      {{"--n", "2", "--sampler", "gaussian"}, 1, "gaussian"},
+      {{"--n", "2", "--sampler", "ddpm", "--steps", "5"}, 1, "ddpm visits every time step"},
+  };
+  for (auto& c : cases) {
+    std::vector<std::string> args = {"sample", dir + "/a", "--out", dir + "/bad.png"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    r = run_loom(args);
+    EXPECT_EQ(r.exit_code, c.code) << c.expect << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/bad.png"));
+  }
+
+  // `loom bench --sample`: denoising steps per second on one batch.
+  r = run_loom(
+      {"bench", pipeline, "--sample", "--json", "--warmup", "1", "--windows", "2", "--steps", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"denoising_steps_per_s\":"), std::string::npos) << r.out;
+  fs::remove_all(dir);
+}
+
+// Classifier-free guidance in one batched call, checked against its formula: with one DDIM step
+// and no clipping the image is linear in the prediction, so the image sampled with guidance w
+// equals uncond + w (cond - uncond) of the images sampled with guidance 0 and 1 (a wide range:
+// no clipping either).
+TEST(DiffusionSample, GuidanceIsUncondPlusWTimesTheDifference) {
+  std::string dir = temp_dir("diffusion_guidance");
+  std::string stages = R"(  train:
+    recipe: diffusion
+    model: conditional
+    conditional: true
+    data: fashion
+    timesteps: 50
+    batch_size: 32
+    epochs: 1
+    sampling_steps: 2
+    sample_every: 0
+)";
+  for (const char* w : {"0", "1", "3"})
+    stages += std::string("  g") + w + R"(:
+    after: train
+    recipe: diffusion_sample
+    model: conditional
+    conditional: true
+    timesteps: 50
+    sampler: ddim
+    sampling_steps: 1
+    clip: false
+    n: 4
+    batch_size: 4
+    range: [-100, 100]
+    guidance: )" +
+              w + "\n    write: g" + w + ".npy\n";
+  std::string pipeline = write_pipeline(dir, stages);
+  auto r = run_loom({"run", pipeline, "--subset", "96", "--out", dir + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Tensor u = read_npy(dir + "/run/g0.npy"), c = read_npy(dir + "/run/g1.npy"),
+         g = read_npy(dir + "/run/g3.npy");
+  ASSERT_EQ(g.shape(), Shape({4, 1, 28, 28}));
+  double diff = 0, worst = 0;
+  for (int64_t i = 0; i < g.size(); ++i) {
+    diff += std::fabs(c[i] - u[i]);
+    worst = std::max(worst, std::fabs(double(g[i]) - (u[i] + 3.0 * (c[i] - u[i]))));
+  }
+  EXPECT_GT(diff / double(g.size()), 1e-4);  // the class changes the prediction
+  EXPECT_LT(worst, 1e-3);
   fs::remove_all(dir);
 }
 

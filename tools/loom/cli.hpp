@@ -50,6 +50,9 @@ CLI::Option* add_non_negative(CLI::App& cmd, const std::string& name, int64_t& v
 CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets);
 CLI::Option* add_threads(CLI::App& cmd, int64_t& threads);
 CLI::Option* add_pipeline(CLI::App& cmd, std::string& path);
+// RUN (a run folder or a checkpoint in one) and --out PATH, both required: what the commands
+// that use a trained run (predict, sample) start with.
+void add_run_options(CLI::App& cmd, std::string& run, std::string& out, const std::string& out_doc);
 // "LOW,HIGH" (two numbers) or "I,J" (two sample indices), checked as the option is parsed.
 CLI::Validator pair_of(bool indices);
 // Whether the option `name` ("--axis") was given to `cmd`.

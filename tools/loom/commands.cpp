@@ -16,9 +16,9 @@
 #include "loom/create.hpp"
 #include "loom/dataset_io.hpp"
 #include "loom/io.hpp"
-#include "plugin/plugins.hpp"
 #include "loom/sampler.hpp"
 #include "output/safetensors.hpp"
+#include "plugin/plugins.hpp"
 #include "stage/runtime.hpp"
 
 namespace fs = std::filesystem;
@@ -177,7 +177,7 @@ void add_bench_command(CLI::App& app) {
     std::string pipeline, stage;
     std::vector<std::string> sets;
     int64_t warmup = 50, windows = 7, steps = 200, threads = 0, images = 20000;
-    bool json = false, augment = false;
+    bool json = false, augment = false, sample = false;
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -196,9 +196,12 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--augment", o->augment,
                 "measure a typical augmentation chain on Fashion-MNIST instead (no pipeline)");
   add_positive(*cmd, "--images", o->images, "with --augment: images per timed window", "20000");
+  cmd->add_flag("--sample", o->sample,
+                "measure a diffusion stage's denoising steps (its model in inference on one batch) "
+                "instead of its training");
   cmd->callback([o, cmd] {
     if (o->augment) {
-      for (const char* only_training : {"--stage", "--warmup", "--steps", "--set"})
+      for (const char* only_training : {"--stage", "--warmup", "--steps", "--set", "--sample"})
         if (given(*cmd, only_training))
           throw UsageError(std::string(only_training) +
                            " measures a pipeline's training; it does not go with --augment");
@@ -224,6 +227,7 @@ void add_bench_command(CLI::App& app) {
     ro.bench.warmup = o->warmup;
     ro.bench.windows = o->windows;
     ro.bench.steps = o->steps;
+    ro.bench.sampling = o->sample;
     std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
     Runtime rt(o->pipeline, ro);
     rt.run();
@@ -235,10 +239,17 @@ void add_bench_command(CLI::App& app) {
         j["stage"] = r.stage;
         j["batch_size"] = r.batch;
         j["images_per_s"] = med;
+        if (o->sample) j["denoising_steps_per_s"] = med / double(r.batch);
         j["windows"] = r.rates;
         j["steps_per_window"] = ro.bench.steps;
         j["threads"] = omp_get_max_threads();
         std::cout << j.dump() << std::endl;
+      } else if (o->sample) {
+        std::printf(
+            "%s / %s: %.2f denoising steps/s on a batch of %lld (%.0f images/s per step; median "
+            "of %zu windows of %lld steps)\n%s\n",
+            rt.pipeline().name.c_str(), r.stage.c_str(), med / double(r.batch), (long long)r.batch,
+            med, r.rates.size(), (long long)ro.bench.steps, budget.c_str());
       } else {
         std::printf(
             "%s / %s: %.0f images/s (median of %zu windows of %lld steps, batch %lld; min %.0f, "
@@ -355,6 +366,14 @@ Dataset read_scaled(const std::string& path, float lo, float hi) {
 
 }  // namespace
 
+void add_run_options(CLI::App& cmd, std::string& run, std::string& out,
+                     const std::string& out_doc) {
+  cmd.add_option("RUN", run, "a run folder, or a checkpoint file inside one")
+      ->required()
+      ->type_name("");
+  cmd.add_option("--out", out, out_doc)->required()->type_name("PATH");
+}
+
 CLI::Validator pair_of(bool indices) {
   return CLI::Validator(
       [indices](std::string& text) -> std::string {
@@ -455,13 +474,8 @@ void add_predict_command(CLI::App& app) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* cmd = app.add_subcommand(
       "predict", "apply a trained model (or one of its layers) to a dataset; writes .npy");
-  cmd->add_option("RUN", o->run, "a run folder, or a checkpoint file inside one")
-      ->required()
-      ->type_name("");
+  add_run_options(*cmd, o->run, o->out, "the .npy file to write (labels go beside it)");
   cmd->add_option("--input", o->input, "the dataset: IDX (plain or .gz) or .npy")
-      ->required()
-      ->type_name("PATH");
-  cmd->add_option("--out", o->out, "the .npy file to write (labels go beside it)")
       ->required()
       ->type_name("PATH");
   cmd->add_option("--model", o->model, "the model to apply (e.g. encoder)")
@@ -504,10 +518,73 @@ struct SampleOptions {
   std::string run, out, model, encoder = "encoder", sampler = "gaussian", between, data;
   int64_t n = 8, seed = 0, cols = 0, axis = 0, steps = 10, batch_size = 256, threads = 0;
   int64_t label = 0, num_classes = 10;
-  bool interpolate = false, no_ema = false;
+  double guidance = 1, eta = 0;
+  bool interpolate = false, no_ema = false, trajectory = false;
 };
 
-void sample_command(const SampleOptions& o, const CLI::App& cmd) {
+// The stage of the run's pipeline that trained a diffusion model (recipe: diffusion), the one
+// training `model` when it is given; a node that is not a map when there is none.
+YAML::Node diffusion_stage(const TrainedRun& run, const std::string& model) {
+  if (auto stages = run.runtime->pipeline().root["stages"])
+    for (auto st : stages)
+      if (st.second.IsMap() && st.second["recipe"] && st.second["recipe"].Scalar() == "diffusion" &&
+          (model.empty() || (st.second["model"] && st.second["model"].Scalar() == model)))
+        return st.second;
+  return YAML::Node();
+}
+
+// `loom sample` of a diffusion run: the diffusion_sample recipe, run with the schedule and
+// target the model was trained with and the sampler, steps and guidance asked for.
+void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run,
+                      const YAML::Node& train) {
+  for (const char* option : {"--interpolate", "--axis", "--between", "--data", "--encoder"})
+    if (given(cmd, option))
+      throw UsageError(std::string(option) +
+                       ": interpolation works with decoders and generators; " + run.run_dir +
+                       " holds a diffusion model");
+  for (const char* option : {"--num-classes"})
+    if (given(cmd, option))
+      throw UsageError(std::string(option) +
+                       ": a diffusion run knows its classes (num_classes of "
+                       "its training stage)");
+  bool has_n = given(cmd, "--n");
+  if (!has_n && !o.trajectory) throw Error("--n N: how many images to generate");
+  YAML::Node e(YAML::NodeType::Map);
+  for (const char* key : {"model", "timesteps", "schedule", "target", "conditional", "num_classes",
+                          "spacing", "clip", "guidance"})
+    if (train[key]) e[key] = train[key];
+  e["sampler"] = given(cmd, "--sampler") ? o.sampler : "dpm_solver_pp";
+  if (given(cmd, "--steps")) e["sampling_steps"] = o.steps;
+  if (given(cmd, "--eta")) e["eta"] = o.eta;
+  bool conditional = e["conditional"] && e["conditional"].as<bool>(false);
+  if (given(cmd, "--guidance")) {
+    if (!conditional)
+      throw UsageError("--guidance: the model of " + run.run_dir +
+                       " is not conditional (it was trained without class labels)");
+    e["guidance"] = o.guidance;
+  }
+  if (given(cmd, "--class")) {
+    if (!conditional)
+      throw UsageError("--class: the model of " + run.run_dir +
+                       " is not conditional (it was trained without class labels)");
+    e["label"] = o.label;
+  }
+  e["n"] = has_n ? o.n : 1;
+  e["seed"] = given(cmd, "--seed") ? uint64_t(o.seed) : run.seed();
+  if (given(cmd, "--batch-size")) e["batch_size"] = o.batch_size;
+  e["ema"] = !o.no_ema;
+  auto [lo, hi] = run.data_range();
+  e["range"].push_back(lo);
+  e["range"].push_back(hi);
+  e["write"] = fs::absolute(o.out).string();
+  if (o.trajectory)
+    e["trajectory"] = given(cmd, "--cols") ? o.cols : 10;
+  else if (given(cmd, "--cols"))
+    e["cols"] = o.cols;
+  run.runtime->run_recipe("sample", "diffusion_sample", e, "loom sample");
+}
+
+void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run) {
   bool has_n = given(cmd, "--n"), has_axis = given(cmd, "--axis");
   bool has_between = given(cmd, "--between"), has_data = given(cmd, "--data");
   bool interpolate = o.interpolate || has_axis || has_between;
@@ -523,8 +600,6 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
   if (has_data && !has_between) throw Error("--data is used with --between I,J");
   int64_t n = o.n, steps = o.steps, bs = o.batch_size;
   if (steps < 2) throw Error("--steps: expected at least 2, got " + std::to_string(steps));
-  set_threads(o.threads, given(cmd, "--threads"));
-  TrainedRun run = load_trained_run(o.run);
   ModelSet& models = run.runtime->models();
   std::string name = o.model;
   if (name.empty()) {
@@ -645,23 +720,34 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
             << ", values in [" << lo << ", " << hi << "]) to " << o.out << "\n";
 }
 
+void sample_command(const SampleOptions& o, const CLI::App& cmd) {
+  set_threads(o.threads, given(cmd, "--threads"));
+  TrainedRun run = load_trained_run(o.run);
+  // A diffusion model when asked for by name, or when the run has no decoder or generator.
+  YAML::Node train = diffusion_stage(run, o.model);
+  ModelSet& models = run.runtime->models();
+  if (train.IsMap() && (!o.model.empty() || (!models.has("decoder") && !models.has("generator"))))
+    return sample_diffusion(o, cmd, run, train);
+  if (o.trajectory) throw UsageError("--trajectory: a denoising strip needs a diffusion model");
+  for (const char* option : {"--guidance", "--eta"})
+    if (given(cmd, option))
+      throw UsageError(std::string(option) + " is a setting of diffusion sampling; " + run.run_dir +
+                       " holds no diffusion model");
+  sample_codings(o, cmd, run);
+}
+
 }  // namespace
 
 void add_sample_command(CLI::App& app) {
   auto o = std::make_shared<SampleOptions>();
   CLI::App* cmd = app.add_subcommand(
       "sample", "decode sampled codings through a trained decoder: a PNG grid or a dataset");
-  cmd->add_option("RUN", o->run, "a run folder, or a checkpoint file inside one")
-      ->required()
-      ->type_name("");
-  cmd->add_option("--out", o->out, "a PNG grid (.png) or a dataset (.npy, IDX name, DIR/)")
-      ->required()
-      ->type_name("PATH");
+  add_run_options(*cmd, o->run, o->out, "a PNG grid (.png) or a dataset (.npy, IDX name, DIR/)");
   add_positive(*cmd, "--n", o->n, "how many samples (with --axis: how many rows)",
-               "8 with --interpolate; required otherwise");
-  cmd->add_option("--model", o->model, "the decoder or generator")
+               "8 with --interpolate, 1 with --trajectory; required otherwise");
+  cmd->add_option("--model", o->model, "the decoder, generator or diffusion model")
       ->type_name("NAME")
-      ->default_str("decoder, else generator");
+      ->default_str("decoder, else generator, else the diffusion stage's model");
   add_non_negative(*cmd, "--class", o->label,
                    "conditional generators: draw this class only (else every class, one row "
                    "each)",
@@ -669,9 +755,23 @@ void add_sample_command(CLI::App& app) {
   add_positive(*cmd, "--num-classes", o->num_classes, "conditional generators: the classes", "10");
   cmd->add_flag("--no-ema", o->no_ema,
                 "use the trained weights even when the run kept their moving average (ema:)");
-  cmd->add_option("--sampler", o->sampler, "where codings come from: a name or {type: ..., ...}")
+  cmd->add_option("--sampler", o->sampler,
+                  "where codings come from: a name or {type: ..., ...}; diffusion: ddpm, ddim or "
+                  "dpm_solver_pp")
       ->type_name("SPEC")
-      ->default_str("gaussian");
+      ->default_str("gaussian; diffusion: dpm_solver_pp");
+  cmd->add_option("--guidance", o->guidance,
+                  "conditional diffusion: classifier-free guidance scale w (0: unconditional)")
+      ->type_name("W")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("the training stage's, else 1");
+  cmd->add_option("--eta", o->eta, "diffusion, ddim: 0 deterministic, up to 1 (as noisy as DDPM)")
+      ->type_name("ETA")
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_str("0");
+  cmd->add_flag("--trajectory", o->trajectory,
+                "diffusion: a denoising strip per image, from noise to the final image (--cols "
+                "frames, default 10)");
   add_non_negative(*cmd, "--seed", o->seed, "the seed of the codings", "the pipeline's seed");
   add_positive(*cmd, "--cols", o->cols, "columns of the PNG grid", "sqrt(n), rounded up");
   cmd->add_flag("--interpolate", o->interpolate,
@@ -686,8 +786,12 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--encoder", o->encoder, "with --between: the model that encodes the samples")
       ->type_name("NAME")
       ->default_str("encoder");
-  add_positive(*cmd, "--steps", o->steps, "interpolate: images per strip (at least 2)", "10");
-  add_positive(*cmd, "--batch-size", o->batch_size, "codings decoded per forward pass", "256");
+  add_positive(*cmd, "--steps", o->steps,
+               "interpolate: images per strip (at least 2); diffusion: model evaluations (ddim, "
+               "dpm_solver_pp)",
+               "10; diffusion: 20");
+  add_positive(*cmd, "--batch-size", o->batch_size, "samples generated per forward pass",
+               "256; diffusion: 64");
   add_threads(*cmd, o->threads);
   cmd->callback([o, cmd] { sample_command(*o, *cmd); });
 }

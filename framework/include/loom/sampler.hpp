@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "loom/export.hpp"
 #include "loom/model.hpp"
@@ -27,6 +29,8 @@
 #include "loom/tensor.hpp"
 
 namespace loom {
+
+class StageContext;
 
 class LOOM_API Sampler {
  public:
@@ -64,5 +68,22 @@ LOOM_API void write_samples(const std::string& path, const Tensor& samples, floa
 // The class of each of n samples of a conditional generator: all `fixed` when it is >= 0, else
 // in contiguous blocks over 0..classes-1 (a grid of `classes` rows shows one class per row).
 LOOM_API std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t fixed = -1);
+
+// For recipes that generate samples, the parameters they share (`write`, `publish`, `cols`,
+// `range`, `data`, `label`), read from the stage entry:
+// - sample_range: fails, located, when the stage neither writes nor publishes; returns the value
+//   range of the samples: `range`, else that of the `data` split (after its scale), else
+//   [lo, hi].
+// - requested_classes: the class of each of n samples of a conditional model (`label`, checked
+//   against `classes`, or every class in turn).
+// - deliver_samples: clips `samples` (N, ...) to [lo, hi], writes them to `write` (a PNG grid of
+//   `cols` columns, else the stage's `cols`, else about sqrt(N); or a dataset, with `labels` when
+//   not empty) and publishes them as dataset `publish`, logging "<stage>: wrote <what> to
+//   <path>".
+LOOM_API std::pair<float, float> sample_range(StageContext& ctx, float lo, float hi);
+LOOM_API std::vector<int32_t> requested_classes(StageContext& ctx, int64_t n, int64_t classes);
+LOOM_API void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
+                              const std::vector<int32_t>& labels, const std::string& what,
+                              int64_t cols = 0);
 
 }  // namespace loom

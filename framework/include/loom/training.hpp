@@ -86,6 +86,9 @@ class LOOM_API StageContext {
   // `steps` steps each, reports them through bench_result() and returns.
   struct BenchSettings {
     int64_t warmup = 0, windows = 0, steps = 0;
+    // Time a diffusion stage's denoising steps (its model in inference on one batch) instead
+    // of its training steps; other recipes refuse it.
+    bool sampling = false;
   };
   virtual const BenchSettings* bench() const { return nullptr; }
   virtual void bench_result(const std::vector<double>& images_per_s_per_window, int64_t batch) {
@@ -186,6 +189,10 @@ struct LOOM_API TrainHooks {
   std::function<void(int64_t epoch)> on_epoch_end;
   // Batches: the training split, an optional validation split, an optional paired split.
   DataSplit train, valid, paired_train, paired_valid;
+  // Whether a lower first loss term means better weights, so that fit() keeps the best epoch
+  // (best.safetensors) and early stopping may watch it. False for adversarial training, whose
+  // losses weigh two networks against each other and say nothing of the samples' quality.
+  bool losses_rank_epochs = true;
 };
 
 struct LOOM_API FitResult {

@@ -1,6 +1,7 @@
 // Generating samples: codings from a sampler, decoded by a trained model, written as a PNG grid
 // or a dataset.
 #include <algorithm>
+#include <cmath>
 
 #include "loom/dataset_io.hpp"
 #include "loom/io.hpp"
@@ -130,6 +131,58 @@ void write_samples(const std::string& path, const Tensor& samples, float lo, flo
   for (int64_t i = 0; i < n; ++i)
     w->write(clipped.data() + i * per, labels ? (*labels)[size_t(i)] : 0);
   w->close();
+}
+
+std::pair<float, float> sample_range(StageContext& ctx, float lo, float hi) {
+  const Params& p = ctx.params();
+  if (!p.given("write") && !p.given("publish"))
+    p.fail(
+        "the stage neither writes (write: samples.png) nor publishes (publish: NAME) its samples");
+  if (p.given("range")) {
+    auto r = p.floats("range");
+    if (r.size() != 2 || !(r[1] > r[0])) p.fail("range", "expected [low, high] with low < high");
+    return {float(r[0]), float(r[1])};
+  }
+  if (p.given("data")) {
+    DataSplit d = ctx.data(p.s("data"), "");
+    return {d.data->lo, d.data->hi};
+  }
+  return {lo, hi};
+}
+
+std::vector<int32_t> requested_classes(StageContext& ctx, int64_t n, int64_t classes) {
+  const Params& p = ctx.params();
+  int64_t fixed = p.given("label") ? p.i("label") : -1;
+  if (fixed >= classes)
+    p.fail("label",
+           "class " + std::to_string(fixed) + " is not in [0, " + std::to_string(classes) + ")");
+  return class_labels(n, classes, fixed);
+}
+
+void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
+                     const std::vector<int32_t>& labels, const std::string& what, int64_t cols) {
+  const Params& p = ctx.params();
+  if (samples.rank() < 2) throw Error("stage '" + ctx.name() + "' made no samples");
+  for (int64_t i = 0; i < samples.size(); ++i) samples[i] = std::clamp(samples[i], lo, hi);
+  int64_t n = samples.dim(0);
+  if (p.given("write")) {
+    std::string path = ctx.out_path(p.s("write"));
+    if (cols <= 0) cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
+    write_samples(path, samples, lo, hi, cols, labels.empty() ? nullptr : &labels);
+    ctx.log(ctx.name() + ": wrote " + what + " to " + path);
+  }
+  if (p.given("publish")) {
+    auto d = std::make_shared<Dataset>();
+    d->count = n;
+    d->sample_shape = Shape(samples.shape().begin() + 1, samples.shape().end());
+    d->x.assign(samples.data(), samples.data() + samples.size());
+    d->labels = labels;
+    d->lo = lo;
+    d->hi = hi;
+    d->origin = "stage " + ctx.name();
+    ctx.publish(p.s("publish"), d, "");
+    ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
+  }
 }
 
 }  // namespace loom

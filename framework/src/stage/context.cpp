@@ -9,8 +9,8 @@ namespace {
 
 class Context : public StageContext {
  public:
-  Context(Runtime& rt, const std::string& name, const Params& p)
-      : rt_(rt), name_(name), params_(p) {}
+  Context(Runtime& rt, const std::string& name, const Params& p, bool keeps_metrics)
+      : rt_(rt), name_(name), params_(p), keeps_metrics_(keeps_metrics) {}
   const std::string& name() const override { return name_; }
   const Params& params() const override { return params_; }
   const Registry& registry() const override { return rt_.registry(); }
@@ -21,7 +21,9 @@ class Context : public StageContext {
   std::string out_path(const std::string& rel) override { return rt_.out_path(rel); }
   uint64_t seed() const override { return rt_.pipeline().seed; }
   void log(const std::string& line) override { rt_.log(line); }
-  void metric(const std::string& json) override { rt_.metric(name_, json); }
+  void metric(const std::string& json) override {
+    if (keeps_metrics_) rt_.metric(name_, json);
+  }
   int64_t max_steps() const override { return rt_.options().max_steps; }
   int64_t epochs_override() const override { return rt_.options().epochs; }
   bool resume() const override { return rt_.options().resume; }
@@ -41,12 +43,13 @@ class Context : public StageContext {
   Runtime& rt_;
   std::string name_;
   Params params_;
+  bool keeps_metrics_;
 };
 
 }  // namespace
 
 std::unique_ptr<StageContext> Runtime::make_context(StageDecl& s) {
-  return std::make_unique<Context>(*this, s.name, s.params);
+  return std::make_unique<Context>(*this, s.name, s.params, s.keeps_metrics);
 }
 
 }  // namespace loom

@@ -11,8 +11,8 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
-#include "plugin/plugins.hpp"
 #include "output/safetensors.hpp"
+#include "plugin/plugins.hpp"
 #include "stage/run_folder.hpp"
 
 namespace fs = std::filesystem;
@@ -79,6 +79,16 @@ void Runtime::run_stage(StageDecl& s) {
   auto recipe = registry().create<Recipe>(s.recipe, s.params);
   auto ctx = make_context(s);
   recipe->run(*ctx);
+}
+
+void Runtime::run_recipe(const std::string& name, const std::string& recipe,
+                         const YAML::Node& entry, const std::string& where) {
+  StageDecl s;
+  s.name = name;
+  s.recipe = recipe;
+  s.params = make_params(entry, registry().get(Kind::Recipe, recipe).spec, where, name);
+  s.keeps_metrics = false;
+  run_stage(s);
 }
 
 void Runtime::run() {

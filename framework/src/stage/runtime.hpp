@@ -55,6 +55,11 @@ class LOOM_API Runtime {
   void load_data();
   // Runs every stage; writes under the output folder.
   void run();
+  // Runs `recipe` once as a stage `name` outside the pipeline's stages (`loom sample` of a
+  // diffusion run), with the parameters of `entry`, validated as a stage's are (`where` names
+  // their origin in messages). It keeps no metrics and writes only where its parameters say.
+  void run_recipe(const std::string& name, const std::string& recipe, const YAML::Node& entry,
+                  const std::string& where);
   const std::string& out_dir() const { return out_dir_; }
   const std::vector<BenchReport>& bench_reports() const { return bench_reports_; }
 
@@ -91,6 +96,7 @@ class LOOM_API Runtime {
     std::vector<std::string> models;  // models the stage names (model, generator, ...)
     // Stages this one waits for because they share layers (added to `after`), for the summary.
     std::vector<std::string> shares_with;
+    bool keeps_metrics = true;  // false for a recipe run outside the pipeline (run_recipe)
   };
   void validate_datasets(Problems& problems);
   void validate_stages(Problems& problems);

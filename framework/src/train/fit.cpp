@@ -43,7 +43,10 @@ void add_training_params(Spec& s) {
       .doc("clip each gradient value to ±this (0: off)");
   s.add("early_stopping", Type::Map)
       .doc("{monitor: valid_loss, patience: 3, min_delta: 0, restore_best: false}");
-  s.add("checkpoint", Type::Map).doc("{every: 1 (epochs), keep_best: true, monitor: valid_loss}");
+  s.add("checkpoint", Type::Map)
+      .doc(
+          "{every: 1 (epochs), keep_best: true (false for GANs), keep_epochs: false (also keep "
+          "epoch_NNN.safetensors of every epoch)}");
   s.add("freeze", Type::Strings)
       .doc("models or layers this stage does not train, e.g. [encoder, discriminator.dense_1]");
   s.add("log_every", Type::Float)
@@ -199,12 +202,19 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     if (e.given("monitor") && e.s("monitor") != "valid_loss" && e.s("monitor") != "train_loss")
       e.fail("monitor", "monitor must be valid_loss or train_loss");
   }
+  const char* unranked =
+      " the losses of adversarial training weigh the two networks against each other and do not "
+      "say which epoch made the best samples; keep every epoch (checkpoint: {keep_epochs: true}) "
+      "and compare them with loom eval";
+  if (early && !hooks.losses_rank_epochs) p.fail("early_stopping", unranked);
   int64_t ckpt_every = 1;
-  bool keep_best = true;
+  bool keep_best = hooks.losses_rank_epochs, keep_epochs = false;
   if (p.given("checkpoint")) {
     Params c = p.child("checkpoint");
     if (c.given("every")) ckpt_every = c.i("every");
     if (c.given("keep_best")) keep_best = c.b("keep_best");
+    if (c.given("keep_epochs")) keep_epochs = c.b("keep_epochs");
+    if (keep_best && !hooks.losses_rank_epochs) c.fail("keep_best", unranked);
   }
   bool has_valid = hooks.valid.count > 0;
   bool writer = reducer.rank() == 0;
@@ -279,6 +289,9 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
   };
 
   if (const StageContext::BenchSettings* bs = ctx.bench()) {
+    if (bs->sampling)
+      throw Error("stage '" + ctx.name() +
+                  "' is not a diffusion stage; --sample measures the denoising steps of one");
     // Steady-state throughput: warm-up, then timed windows, with the data stage running.
     std::vector<double> rates;
     int64_t total = bs->warmup + bs->windows * bs->steps, done = 0, epoch = 0;
@@ -407,6 +420,11 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
       ++since_best;
     }
     if ((epoch + 1) % ckpt_every == 0 || epoch + 1 == epochs) save(last_path, epoch + 1);
+    if (keep_epochs) {
+      char file[48];
+      std::snprintf(file, sizeof file, "/epoch_%03lld.safetensors", (long long)(epoch + 1));
+      save(ctx.out_path("checkpoints/" + ctx.name() + file), epoch + 1);
+    }
     if (hooks.on_epoch_end) hooks.on_epoch_end(epoch + 1);
     if (early && since_best >= patience) {
       ctx.log(ctx.name() + ": early stopping after epoch " + std::to_string(epoch + 1) +
