@@ -10,6 +10,10 @@
 // (as Keras 3 does; the fused TensorFlow kernel of Keras 2 applied Bessel's correction to the
 // moving variance only). Backward in training mode recomputes the batch statistics when called
 // for an input buffer other than the last one forwarded (a layer used twice in a graph).
+//
+// Feature maps with a multiple of 8 channels are normalised in oneDNN's blocked layout nChw8c,
+// reordered at the layer's edges: on plain NCHW oneDNN 2.6 runs a generic kernel (measured on
+// AVX2: 4.8 ms for the forward pass over 32 x 32 x 32 x 32, where a reorder takes 0.6 ms).
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -66,9 +70,14 @@ class BatchNormLayer : public Layer {
   void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor&,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     Prims& k = prims(in[0]->dim(0), ctx.training);
-    if (ctx.training && k.last_in != in[0]->data()) {
-      k.scratch.resize(dout.shape());
-      run_forward(k, in[0]->data(), k.scratch.data());
+    if (k.last_in != in[0]->data()) {
+      if (ctx.training) {
+        k.scratch.resize(dout.shape());
+        run_forward(k, in[0]->data(), k.scratch.data());
+      } else {
+        k.src(in[0]->data());
+        k.last_in = in[0]->data();
+      }
     }
     float* dx = din[0] ? din[0]->data() : nullptr;
     if (!dx) {
@@ -79,14 +88,11 @@ class BatchNormLayer : public Layer {
       k.mean.set_data_handle(mean_->value.data());
       k.var.set_data_handle(var_->value.data());
     }
-    k.src.set_data_handle(const_cast<float*>(in[0]->data()));
-    k.dst.set_data_handle(const_cast<float*>(dout.data()));
-    k.dsrc.set_data_handle(dx);
-    dnn::Args args{{DNNL_ARG_SRC, k.src},
+    dnn::Args args{{DNNL_ARG_SRC, k.src.last()},
                    {DNNL_ARG_MEAN, k.mean},
                    {DNNL_ARG_VARIANCE, k.var},
-                   {DNNL_ARG_DIFF_DST, k.dst},
-                   {DNNL_ARG_DIFF_SRC, k.dsrc}};
+                   {DNNL_ARG_DIFF_DST, k.diff_dst(dout.data())},
+                   {DNNL_ARG_DIFF_SRC, k.diff_src.mem(dx)}};
     if (scale_) {
       k.gamma.set_data_handle(gamma_->value.data());
       args[DNNL_ARG_SCALE] = k.gamma;
@@ -98,6 +104,7 @@ class BatchNormLayer : public Layer {
       args[DNNL_ARG_DIFF_SHIFT] = k.dbeta;
     }
     scratch_.run(k.bwd, std::move(args));
+    k.diff_src.finish();
     auto add = [&](const ParamPtr& p, const dnnl::memory& m) {
       if (!p || !p->trainable) return;
       const float* g = static_cast<const float*>(m.get_data_handle());
@@ -111,21 +118,21 @@ class BatchNormLayer : public Layer {
   struct Prims {
     dnnl::batch_normalization_forward fwd;
     dnnl::batch_normalization_backward bwd;
-    dnnl::memory src, dst, dsrc, mean, var, gamma, beta, dgamma, dbeta;
+    dnn::InPort src, diff_dst;
+    dnn::OutPort dst, diff_src;
+    dnnl::memory mean, var, gamma, beta, dgamma, dbeta;
     bool training = false;
     const float* last_in = nullptr;
     Tensor scratch;
   };
 
   void run_forward(Prims& k, const float* x, float* y) {
-    k.src.set_data_handle(const_cast<float*>(x));
-    k.dst.set_data_handle(y);
     if (!k.training) {
       k.mean.set_data_handle(mean_->value.data());
       k.var.set_data_handle(var_->value.data());
     }
-    dnn::Args args{{DNNL_ARG_SRC, k.src},
-                   {DNNL_ARG_DST, k.dst},
+    dnn::Args args{{DNNL_ARG_SRC, k.src(x)},
+                   {DNNL_ARG_DST, k.dst.mem(y)},
                    {DNNL_ARG_MEAN, k.mean},
                    {DNNL_ARG_VARIANCE, k.var}};
     if (scale_) {
@@ -137,6 +144,7 @@ class BatchNormLayer : public Layer {
       args[DNNL_ARG_SHIFT] = k.beta;
     }
     scratch_.run(k.fwd, std::move(args));
+    k.dst.finish();
     k.last_in = x;
   }
 
@@ -145,7 +153,8 @@ class BatchNormLayer : public Layer {
     if (p) return *p;
     p = std::make_unique<Prims>();
     auto& eng = dnn::engine();
-    md data = plain4(n, c_, spatial_, 1);
+    md user = plain4(n, c_, spatial_, 1), data = user;
+    if (c_ % 8 == 0 && spatial_ >= 16) data = md({n, c_, spatial_, 1}, dt::f32, tag::nChw8c);
     md stat({c_}, dt::f32, tag::x);
     nf flags = nf::none;
     if (scale_) flags |= nf::use_scale;
@@ -164,9 +173,10 @@ class BatchNormLayer : public Layer {
     p->fwd = dnnl::batch_normalization_forward(fpd);
     p->bwd = dnnl::batch_normalization_backward(bpd);
     p->training = training;
-    p->src = dnnl::memory(data, eng, nullptr);
-    p->dst = dnnl::memory(data, eng, nullptr);
-    p->dsrc = dnnl::memory(data, eng, nullptr);
+    p->src.init(user, data, scratch_);
+    p->dst.init(user, data, scratch_);
+    p->diff_dst.init(user, data, scratch_);
+    p->diff_src.init(user, data, scratch_);
     if (training) {  // batch statistics, owned by the primitive set
       p->mean = dnnl::memory(stat, eng);
       p->var = dnnl::memory(stat, eng);

@@ -11,6 +11,8 @@ class InPort {
  public:
   void init(const md& user, const md& want, Scratchpad& sp);
   const dnnl::memory& operator()(const float* p);
+  // What the last call gave the primitive (no reorder).
+  const dnnl::memory& last() const { return prim_; }
 
  private:
   dnnl::memory user_, prim_;
