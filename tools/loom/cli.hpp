@@ -58,25 +58,6 @@ CLI::Validator pair_of(bool indices);
 // Whether the option `name` ("--axis") was given to `cmd`.
 bool given(const CLI::App& cmd, const std::string& name);
 
-// A finished run, rebuilt for inference: RUN_DIR (or a checkpoint file inside it) gives the
-// pipeline RUN_DIR/pipeline.yaml with the trained weights (RUN_DIR/weights.safetensors or the
-// checkpoint) loaded. Throws an Error naming the path when it is not a run folder or has no
-// weights.
-struct TrainedRun {
-  std::unique_ptr<Runtime> runtime;
-  std::string run_dir, weights;
-  std::vector<std::string> missing;  // parameters the weights file does not hold
-  TrainedRun();
-  TrainedRun(TrainedRun&&) noexcept;
-  ~TrainedRun();
-  // The model `name`, every parameter of it trained; an Error names the known models otherwise.
-  std::shared_ptr<Model> model(const std::string& name) const;
-  // The value range the models were trained on: the first dataset's `scale`, default [0, 1].
-  std::pair<float, float> data_range() const;
-  uint64_t seed() const;
-};
-TrainedRun load_trained_run(const std::string& run_dir_or_checkpoint);
-
 // The augmentation benchmark (`loom bench --augment`).
 struct AugmentBench {
   int64_t threads = 0, windows = 7, images = 20000;

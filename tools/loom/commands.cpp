@@ -20,6 +20,7 @@
 #include "output/safetensors.hpp"
 #include "plugin/plugins.hpp"
 #include "stage/runtime.hpp"
+#include "stage/trained_run.hpp"
 
 namespace fs = std::filesystem;
 
@@ -281,91 +282,6 @@ void add_graph_command(CLI::App& app) {
   });
 }
 
-TrainedRun::TrainedRun() = default;
-TrainedRun::TrainedRun(TrainedRun&&) noexcept = default;
-TrainedRun::~TrainedRun() = default;
-
-TrainedRun load_trained_run(const std::string& given_path) {
-  fs::path given = given_path, run_dir = given, weights;
-  if (!fs::exists(given)) throw Error(given.string() + ": no such run folder or checkpoint");
-  if (fs::is_regular_file(given)) {
-    weights = given;
-    run_dir = given.parent_path();
-    while (!run_dir.empty() && !fs::exists(run_dir / "pipeline.yaml") &&
-           run_dir != run_dir.root_path())
-      run_dir = run_dir.parent_path();
-  } else {
-    weights = run_dir / "weights.safetensors";
-  }
-  if (!fs::exists(run_dir / "pipeline.yaml"))
-    throw Error(given.string() + ": not a run folder (no pipeline.yaml beside the weights)");
-  if (!fs::exists(weights))
-    throw Error(weights.string() + ": no trained weights (did the run finish a stage?)");
-  TrainedRun run;
-  run.run_dir = run_dir.string();
-  run.weights = weights.string();
-  run.runtime = std::make_unique<Runtime>((run_dir / "pipeline.yaml").string(), RunOptions{});
-  TensorFile f = load_safetensors(weights.string());
-  for (auto& [name, p] : run.runtime->models().params()) {
-    auto it = f.tensors.find(name);
-    if (it == f.tensors.end()) {
-      run.missing.push_back(name);
-      continue;
-    }
-    // The moving average a training stage kept (ema:), used for sampling (AveragedWeights).
-    auto avg = f.tensors.find("ema." + name);
-    if (avg != f.tensors.end() && avg->second.size() == p->value.size())
-      p->average = avg->second.clone();
-    if (it->second.size() != p->value.size())
-      throw Error(weights.string() + ": tensor '" + name + "' has shape " +
-                  to_string(it->second.shape()) + " but the pipeline's parameter has " +
-                  to_string(p->value.shape()));
-    p->value.copy_from(it->second);
-  }
-  return run;
-}
-
-std::shared_ptr<Model> TrainedRun::model(const std::string& name) const {
-  ModelSet& models = runtime->models();
-  if (!models.has(name))
-    throw Error(run_dir + ": the pipeline has no model '" + name + "'" +
-                suggestion(name, models.names()));
-  auto m = models.get(name);
-  for (auto& [pname, p] : models.params())
-    if (std::find(missing.begin(), missing.end(), pname) != missing.end() &&
-        std::find(m->params().begin(), m->params().end(), p) != m->params().end())
-      throw Error(weights + ": no trained values for parameter '" + pname + "' of model '" + name +
-                  "'");
-  return m;
-}
-
-std::pair<float, float> TrainedRun::data_range() const {
-  if (auto ds = runtime->pipeline().root["datasets"])
-    for (auto d : ds)
-      if (d.second["scale"])
-        return {d.second["scale"][0].as<float>(), d.second["scale"][1].as<float>()};
-  return {0.f, 1.f};
-}
-
-uint64_t TrainedRun::seed() const { return runtime->pipeline().seed; }
-
-namespace {
-
-// Reads a dataset file (IDX with labels beside, .npy with .labels.npy) scaled to [lo, hi].
-Dataset read_scaled(const std::string& path, float lo, float hi) {
-  Dataset d = read_dataset(path);
-  if (d.count == 0) throw Error(path + ": the dataset holds no samples");
-  if (d.hi > d.lo && (d.lo != lo || d.hi != hi)) {
-    float k = (hi - lo) / (d.hi - d.lo);
-    for (auto& v : d.x) v = lo + (v - d.lo) * k;
-    d.lo = lo;
-    d.hi = hi;
-  }
-  return d;
-}
-
-}  // namespace
-
 void add_run_options(CLI::App& cmd, std::string& run, std::string& out,
                      const std::string& out_doc) {
   cmd.add_option("RUN", run, "a run folder, or a checkpoint file inside one")
@@ -442,7 +358,7 @@ void predict_command(const PredictOptions& o, const CLI::App& cmd) {
   if (o.input.ends_with(".npy")) {
     d = read_dataset(o.input);  // kept as it is: arrays are taken to be in the model's range
   } else {
-    d = read_scaled(o.input, lo, hi);
+    d = read_dataset_scaled(o.input, lo, hi);
   }
   int target = model->output_node();
   if (!o.output.empty()) {
@@ -521,17 +437,6 @@ struct SampleOptions {
   double guidance = 1, eta = 0;
   bool interpolate = false, no_ema = false, trajectory = false;
 };
-
-// The stage of the run's pipeline that trained a diffusion model (recipe: diffusion), the one
-// training `model` when it is given; a node that is not a map when there is none.
-YAML::Node diffusion_stage(const TrainedRun& run, const std::string& model) {
-  if (auto stages = run.runtime->pipeline().root["stages"])
-    for (auto st : stages)
-      if (st.second.IsMap() && st.second["recipe"] && st.second["recipe"].Scalar() == "diffusion" &&
-          (model.empty() || (st.second["model"] && st.second["model"].Scalar() == model)))
-        return st.second;
-  return YAML::Node();
-}
 
 // `loom sample` of a diffusion run: the diffusion_sample recipe, run with the schedule and
 // target the model was trained with and the sampler, steps and guidance asked for.
@@ -660,20 +565,7 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
       throw Error("--axis: model '" + name + "' takes codings of shape " + to_string(coding) +
                   ", so K is 0.." + std::to_string(width - 1) + " (got " + std::to_string(axis) +
                   ")");
-    Shape bs_shape = coding;
-    bs_shape.insert(bs_shape.begin(), n);
-    Tensor base(bs_shape);
-    sampler->sample(base, seed, 0);
-    Shape all = coding;
-    all.insert(all.begin(), n * steps);
-    Tensor codings(all);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t s = 0; s < steps; ++s) {
-        float* c = codings.data() + (r * steps + s) * width;
-        std::copy(base.data() + r * width, base.data() + (r + 1) * width, c);
-        c[axis] = -3.f + 6.f * float(s) / float(steps - 1);
-      }
-    out = decode(*model, codings, bs, seed);
+    out = decode_along_axis(*model, *sampler, n, steps, axis, seed, bs);
     cols = steps;
     what = std::to_string(n) + " rows of " + std::to_string(steps) + " steps along coding axis " +
            std::to_string(axis);
@@ -684,7 +576,7 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
       throw Error("--between: the pipeline has no model '" + o.encoder +
                   "' to encode the samples with (choose one with --encoder NAME)");
     auto enc = run.model(o.encoder);
-    Dataset d = read_scaled(o.data, lo, hi);
+    Dataset d = read_dataset_scaled(o.data, lo, hi);
     for (int64_t k : {i, j})
       if (k >= d.count)
         throw Error("--between: " + o.data + " holds " + std::to_string(d.count) +
@@ -701,15 +593,7 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
     std::copy(d.sample(i), d.sample(i) + per, pair.begin());
     std::copy(d.sample(j), d.sample(j) + per, pair.begin() + per);
     Tensor ends = predict(*enc, pair.data(), 2, per, target, 2, seed);
-    Shape all = coding;
-    all.insert(all.begin(), steps);
-    Tensor codings(all);
-    for (int64_t s = 0; s < steps; ++s) {
-      float t = float(s) / float(steps - 1);
-      for (int64_t k = 0; k < width; ++k)
-        codings[s * width + k] = (1 - t) * ends[k] + t * ends[width + k];
-    }
-    out = decode(*model, codings, bs, seed);
+    out = decode_between(*model, ends.data(), ends.data() + width, steps, seed, bs);
     cols = steps;
     what = std::to_string(steps) + " steps from sample " + std::to_string(i) + " to sample " +
            std::to_string(j) + " of " + o.data + " (" + enc->nodes()[size_t(target)].name + ")";
@@ -724,7 +608,7 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
   set_threads(o.threads, given(cmd, "--threads"));
   TrainedRun run = load_trained_run(o.run);
   // A diffusion model when asked for by name, or when the run has no decoder or generator.
-  YAML::Node train = diffusion_stage(run, o.model);
+  YAML::Node train = run.stage_with_recipe("diffusion", o.model);
   ModelSet& models = run.runtime->models();
   if (train.IsMap() && (!o.model.empty() || (!models.has("decoder") && !models.has("generator"))))
     return sample_diffusion(o, cmd, run, train);

@@ -65,6 +65,16 @@ LOOM_API Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64
 LOOM_API void write_samples(const std::string& path, const Tensor& samples, float lo, float hi,
                             int64_t cols, const std::vector<int32_t>* labels = nullptr);
 
+// Interpolation strips through a decoder (one input: the codings), (rows * steps, output...):
+// - decode_along_axis: `rows` codings drawn from `sampler`, each decoded `steps` times with coding
+//   `axis` going evenly from -3 to 3 (the other codings kept); Error when `axis` is out of range.
+// - decode_between: `steps` codings evenly spaced from `from` to `to` (each as wide as the
+//   decoder's input), rows = 1.
+LOOM_API Tensor decode_along_axis(Model& decoder, const Sampler& sampler, int64_t rows,
+                                  int64_t steps, int64_t axis, uint64_t seed, int64_t batch_size);
+LOOM_API Tensor decode_between(Model& decoder, const float* from, const float* to, int64_t steps,
+                               uint64_t seed, int64_t batch_size);
+
 // The class of each of n samples of a conditional generator: all `fixed` when it is >= 0, else
 // in contiguous blocks over 0..classes-1 (a grid of `classes` rows shows one class per row).
 LOOM_API std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t fixed = -1);

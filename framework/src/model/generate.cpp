@@ -133,6 +133,41 @@ void write_samples(const std::string& path, const Tensor& samples, float lo, flo
   w->close();
 }
 
+Tensor decode_along_axis(Model& decoder, const Sampler& sampler, int64_t rows, int64_t steps,
+                         int64_t axis, uint64_t seed, int64_t batch_size) {
+  Shape coding = decoder.input_shape();
+  int64_t width = numel(coding);
+  if (axis < 0 || axis >= width)
+    throw Error("model '" + decoder.name() + "' takes codings of shape " + to_string(coding) +
+                ", so the axis is 0.." + std::to_string(width - 1) + " (got " +
+                std::to_string(axis) + ")");
+  Shape base_shape = coding, all = coding;
+  base_shape.insert(base_shape.begin(), rows);
+  all.insert(all.begin(), rows * steps);
+  Tensor base(base_shape), codings(all);
+  sampler.sample(base, seed, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t s = 0; s < steps; ++s) {
+      float* c = codings.data() + (r * steps + s) * width;
+      std::copy(base.data() + r * width, base.data() + (r + 1) * width, c);
+      c[axis] = -3.f + 6.f * float(s) / float(std::max<int64_t>(steps - 1, 1));
+    }
+  return decode(decoder, codings, batch_size, seed);
+}
+
+Tensor decode_between(Model& decoder, const float* from, const float* to, int64_t steps,
+                      uint64_t seed, int64_t batch_size) {
+  Shape all = decoder.input_shape();
+  int64_t width = numel(all);
+  all.insert(all.begin(), steps);
+  Tensor codings(all);
+  for (int64_t s = 0; s < steps; ++s) {
+    float t = float(s) / float(std::max<int64_t>(steps - 1, 1));
+    for (int64_t k = 0; k < width; ++k) codings[s * width + k] = (1 - t) * from[k] + t * to[k];
+  }
+  return decode(decoder, codings, batch_size, seed);
+}
+
 std::pair<float, float> sample_range(StageContext& ctx, float lo, float hi) {
   const Params& p = ctx.params();
   if (!p.given("write") && !p.given("publish"))
