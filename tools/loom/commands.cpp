@@ -435,7 +435,7 @@ struct SampleOptions {
   int64_t n = 8, seed = 0, cols = 0, axis = 0, steps = 10, batch_size = 256, threads = 0;
   int64_t label = 0, num_classes = 10;
   double guidance = 1, eta = 0;
-  bool interpolate = false, no_ema = false, trajectory = false;
+  bool interpolate = false, no_ema = false, trajectory = false, no_clip = false;
 };
 
 // `loom sample` of a diffusion run: the diffusion_sample recipe, run with the schedule and
@@ -461,6 +461,7 @@ void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& r
   e["sampler"] = given(cmd, "--sampler") ? o.sampler : "dpm_solver_pp";
   if (given(cmd, "--steps")) e["sampling_steps"] = o.steps;
   if (given(cmd, "--eta")) e["eta"] = o.eta;
+  if (o.no_clip) e["clip"] = false;
   bool conditional = e["conditional"] && e["conditional"].as<bool>(false);
   if (given(cmd, "--guidance")) {
     if (!conditional)
@@ -613,7 +614,7 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
   if (train.IsMap() && (!o.model.empty() || (!models.has("decoder") && !models.has("generator"))))
     return sample_diffusion(o, cmd, run, train);
   if (o.trajectory) throw UsageError("--trajectory: a denoising strip needs a diffusion model");
-  for (const char* option : {"--guidance", "--eta"})
+  for (const char* option : {"--guidance", "--eta", "--no-clip"})
     if (given(cmd, option))
       throw UsageError(std::string(option) + " is a setting of diffusion sampling; " + run.run_dir +
                        " holds no diffusion model");
@@ -653,6 +654,9 @@ void add_sample_command(CLI::App& app) {
       ->type_name("ETA")
       ->check(CLI::Range(0.0, 1.0))
       ->default_str("0");
+  cmd->add_flag("--no-clip", o->no_clip,
+                "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "
+                "data's range");
   cmd->add_flag("--trajectory", o->trajectory,
                 "diffusion: a denoising strip per image, from noise to the final image (--cols "
                 "frames, default 10)");
