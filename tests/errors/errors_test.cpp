@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "support/cli.hpp"
 
@@ -96,6 +97,76 @@ TEST(DataErrors, NotAnIdxFile) {
   CliResult r = run_loom({"run", write_pipeline(dir, images), "--out", out});
   EXPECT_NE(r.err.find(images + ": not an IDX file"), std::string::npos) << r.err;
   expect_clean_failure(r, out);
+}
+
+// Forged headers: sizes that the file does not hold are refused, naming the file, before
+// anything of their size is allocated (the run would otherwise die of memory or a library's
+// message). Each case goes through `loom predict`, which reads the file whole.
+TEST(DataErrors, ForgedHeadersAreCheckedAgainstTheFile) {
+  std::string dir = temp_dir("forged");
+  auto idx = [&](const std::string& name, std::vector<unsigned char> header, bool gz) {
+    std::string path = dir + "/" + name;
+    std::vector<unsigned char> pixels(784, 9);
+    if (gz) {
+      gzFile f = gzopen(path.c_str(), "wb");
+      gzwrite(f, header.data(), unsigned(header.size()));
+      gzwrite(f, pixels.data(), unsigned(pixels.size()));
+      gzclose(f);
+    } else {
+      std::ofstream o(path, std::ios::binary);
+      o.write(reinterpret_cast<const char*>(header.data()), std::streamsize(header.size()));
+      o.write(reinterpret_cast<const char*>(pixels.data()), std::streamsize(pixels.size()));
+    }
+    return path;
+  };
+  auto npy = [&](const std::string& name, const std::string& header_text, uint32_t claimed_len) {
+    std::string path = dir + "/" + name;
+    std::ofstream o(path, std::ios::binary);
+    o.write("\x93NUMPY\x02\x00", 8);
+    unsigned char len[4] = {(unsigned char)(claimed_len & 0xff), (unsigned char)(claimed_len >> 8),
+                            (unsigned char)(claimed_len >> 16), (unsigned char)(claimed_len >> 24)};
+    o.write(reinterpret_cast<const char*>(len), 4);
+    o << header_text;
+    std::vector<float> data(784, 0.5f);
+    o.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 4));
+    return path;
+  };
+  std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (SHAPE), }\n";
+  auto with = [&](const std::string& shape) {
+    std::string t = h;
+    t.replace(t.find("SHAPE"), 5, shape);
+    return t;
+  };
+  struct Case {
+    std::string path, expect;
+  };
+  std::vector<Case> cases = {
+      {idx("huge-idx3-ubyte", {0, 0, 8, 3, 1, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28}, false),
+       "truncated IDX file: the header promises 16777216 images"},
+      {idx("huge-idx3-ubyte.gz", {0, 0, 8, 3, 1, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28}, true),
+       "truncated IDX file: the header promises 16777216 images"},
+      {idx("wide-idx3-ubyte",
+           {0, 0, 8, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, false),
+       "more than 2^40 bytes"},
+      {idx("zero-idx3-ubyte", {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 28}, false),
+       "gives dimension 2 a size of 0"},
+      {npy("huge.npy", with("1000000000, 28, 28"), uint32_t(with("1000000000, 28, 28").size())),
+       "truncated NPY data: the shape (1000000000, 28, 28) needs"},
+      {npy("vast.npy", with("99999999999999999999, 28"),
+           uint32_t(with("99999999999999999999, 28").size())),
+       "is larger than any file"},
+      {npy("header.npy", with("1, 28, 28"), 0xfffffff0u), "truncated NPY header"},
+  };
+  for (auto& c : cases) {
+    CliResult r = run_loom({"predict", source_path("models/fid_classifier"), "--input", c.path,
+                            "--out", dir + "/out.npy"});
+    EXPECT_EQ(r.exit_code, 1) << c.path << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.path + ": "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("std::"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("alloc"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/out.npy"));
+  }
 }
 
 TEST(CliErrors, UnknownOptionAndCommand) {

@@ -1,8 +1,10 @@
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <vector>
 
 #include "loom/error.hpp"
 #include "loom/io.hpp"
@@ -67,6 +69,21 @@ Header read_header(GzFile& f) {
   return h;
 }
 
+// Up to n bytes, in chunks of at most 16 MiB: memory grows with what the file holds, not with
+// what its header claims.
+std::vector<unsigned char> read_bounded(GzFile& f, int64_t n) {
+  std::vector<unsigned char> raw;
+  while (int64_t(raw.size()) < n) {
+    size_t old = raw.size();
+    int64_t want = std::min<int64_t>(n - int64_t(old), int64_t(1) << 24);
+    raw.resize(old + size_t(want));
+    int64_t got = f.read(raw.data() + old, want);
+    raw.resize(old + size_t(got));
+    if (got < want) break;
+  }
+  return raw;
+}
+
 }  // namespace
 
 Shape idx_sample_shape(const std::string& images) {
@@ -86,9 +103,20 @@ Dataset read_idx(const std::string& images, const std::string& labels) {
     d.count = h.dims[0];
     d.sample_shape.assign(h.dims.begin() + 1, h.dims.end());
     if (d.sample_shape.size() == 2) d.sample_shape.insert(d.sample_shape.begin(), 1);
-    int64_t n = d.count * numel(d.sample_shape);
-    std::vector<unsigned char> raw(static_cast<size_t>(n));
-    int64_t got = f.read(raw.data(), n);
+    // The header's sizes are checked against the data actually there before anything of their
+    // size is allocated: the bytes are read in bounded chunks (a .gz file's length says nothing
+    // of what it inflates to).
+    int64_t n = 1;
+    for (size_t k = 0; k < h.dims.size(); ++k) {
+      if (h.dims[k] == 0)
+        throw Error(images + ": the IDX header gives dimension " + std::to_string(k + 1) +
+                    " a size of 0; the file holds no images");
+      if (n > (int64_t(1) << 40) / h.dims[k])
+        throw Error(images + ": the IDX header promises more than 2^40 bytes of images");
+      n *= h.dims[k];
+    }
+    std::vector<unsigned char> raw = read_bounded(f, n);
+    int64_t got = int64_t(raw.size());
     if (got != n)
       throw Error(images + ": truncated IDX file: the header promises " + std::to_string(d.count) +
                   " images (" + std::to_string(n) + " bytes) but the file holds " +
@@ -106,8 +134,10 @@ Dataset read_idx(const std::string& images, const std::string& labels) {
     if (h.dims[0] != d.count)
       throw Error(labels + ": holds " + std::to_string(h.dims[0]) + " labels for " +
                   std::to_string(d.count) + " images in " + images);
-    std::vector<unsigned char> raw(static_cast<size_t>(d.count));
-    if (f.read(raw.data(), d.count) != d.count) throw Error(labels + ": truncated IDX label file");
+    std::vector<unsigned char> raw = read_bounded(f, d.count);
+    if (int64_t(raw.size()) != d.count)
+      throw Error(labels + ": truncated IDX label file: " + std::to_string(raw.size()) +
+                  " labels for " + std::to_string(d.count) + " images");
     d.labels.assign(raw.begin(), raw.end());
     int mx = 0;
     for (auto l : d.labels) mx = std::max(mx, int(l));

@@ -13,6 +13,9 @@ Tensor read_npy(const std::string& path) {
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw Error(path + ": not an NPY file (bad magic)");
+  in.seekg(0, std::ios::end);
+  const int64_t file_size = int64_t(in.tellg());
+  in.seekg(8, std::ios::beg);
   uint32_t hlen = 0;
   if (magic[6] == 1) {
     unsigned char b[2];
@@ -23,6 +26,10 @@ Tensor read_npy(const std::string& path) {
     in.read(reinterpret_cast<char*>(b), 4);
     hlen = b[0] | (b[1] << 8) | (b[2] << 16) | (uint32_t(b[3]) << 24);
   }
+  // Sizes from the header are checked against the file's length before anything is allocated.
+  if (!in || int64_t(hlen) > file_size - int64_t(in.tellg()))
+    throw Error(path + ": truncated NPY header (it claims " + std::to_string(hlen) +
+                " bytes, the file holds " + std::to_string(file_size) + ")");
   std::string header(hlen, ' ');
   if (!in.read(header.data(), hlen)) throw Error(path + ": truncated NPY header");
   std::smatch m;
@@ -37,16 +44,30 @@ Tensor read_npy(const std::string& path) {
   std::string dims = m[1];
   std::regex num("\\d+");
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator();
-       ++it)
+       ++it) {
+    if (it->str().size() > 15)
+      throw Error(path + ": the NPY header's shape (" + dims + ") is larger than any file");
     shape.push_back(std::stoll(it->str()));
+  }
   if (shape.empty()) shape.push_back(1);
-  int64_t n = numel(shape);
-  Tensor t(shape);
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && n > (int64_t(1) << 40) / d)
+      throw Error(path + ": the NPY header's shape (" + dims + ") is larger than any file");
+    n *= d;
+  }
+  const int64_t data_bytes = file_size - int64_t(in.tellg());
+  Tensor t;
   auto read_as = [&](auto type_tag) {
     using T = decltype(type_tag);
+    if (n * int64_t(sizeof(T)) > data_bytes)
+      throw Error(path + ": truncated NPY data: the shape (" + dims + ") needs " +
+                  std::to_string(n * int64_t(sizeof(T))) + " bytes, the file holds " +
+                  std::to_string(data_bytes));
     std::vector<T> buf(static_cast<size_t>(n));
     if (!in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(n * sizeof(T))))
       throw Error(path + ": truncated NPY data (expected " + std::to_string(n) + " values)");
+    t = Tensor(shape);
     for (int64_t i = 0; i < n; ++i) t[i] = float(buf[i]);
   };
   if (descr == "<f4")
