@@ -447,11 +447,9 @@ void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& r
       throw UsageError(std::string(option) +
                        ": interpolation works with decoders and generators; " + run.run_dir +
                        " holds a diffusion model");
-  for (const char* option : {"--num-classes"})
-    if (given(cmd, option))
-      throw UsageError(std::string(option) +
-                       ": a diffusion run knows its classes (num_classes of "
-                       "its training stage)");
+  if (given(cmd, "--num-classes"))
+    throw UsageError(
+        "--num-classes: a diffusion run knows its classes (num_classes of its training stage)");
   bool has_n = given(cmd, "--n");
   if (!has_n && !o.trajectory) throw Error("--n N: how many images to generate");
   YAML::Node e(YAML::NodeType::Map);
