@@ -109,7 +109,7 @@ class AdversarialRecipe : public Recipe {
     };
     trainer.add_group("generator", G->trainable_params(), settings("generator"));
     trainer.add_group("discriminator", D->trainable_params(), settings("discriminator"));
-    if (p.f("ema") > 0) trainer.add_ema("generator", p.f("ema"));
+    if (p.f("ema") > 0) trainer.add_ema("generator", p.f("ema"), G->params());
 
     int64_t per = numel(D->input_shape());
     std::unique_ptr<ReplayBuffer> replay;

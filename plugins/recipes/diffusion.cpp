@@ -334,7 +334,7 @@ class DiffusionRecipe : public Recipe {
     Trainer trainer(ctx);
     trainer.add_weights(m.params());
     trainer.add_group("model", m.trainable_params(), trainer.stage_settings());
-    if (p.f("ema") > 0) trainer.add_ema("model", p.f("ema"));
+    if (p.f("ema") > 0) trainer.add_ema("model", p.f("ema"), m.params());
 
     int out_node = m.output_node();
     TrainHooks hooks;

@@ -2,6 +2,7 @@
 // autoencoder example.
 #include <cmath>
 
+#include "loom/dataset_io.hpp"
 #include "loom/io.hpp"
 #include "loom/plugin.hpp"
 #include "loom/rng.hpp"
@@ -43,14 +44,7 @@ class NpySource : public Source {
     d.lo = lo_;
     d.hi = hi_;
     d.origin = x_;
-    if (!y_.empty()) {
-      Tensor l = read_npy(y_);
-      if (l.dim(0) != d.count)
-        throw Error(y_ + ": holds " + std::to_string(l.dim(0)) + " labels for " +
-                    std::to_string(d.count) + " samples");
-      for (int64_t i = 0; i < d.count; ++i) d.labels.push_back(int32_t(l[i]));
-      for (auto v : d.labels) d.num_classes = std::max(d.num_classes, v + 1);
-    }
+    if (!y_.empty()) set_labels(d, read_npy(y_), y_);
     return d;
   }
 

@@ -232,6 +232,8 @@ TEST(Overrides, ReplaceOrAddButNeverCreateEntries) {
   EXPECT_NE(message("stages.train.epochs"), "no error");
   EXPECT_NE(message("stages..epochs=1").find("empty key"), std::string::npos);
   EXPECT_NE(message("stages.train.epochs=[1").find("is not valid YAML"), std::string::npos);
+  EXPECT_NE(message("stages.train.loss=&s [*s]").find("an alias used inside its own anchor"),
+            std::string::npos);
   EXPECT_FALSE(root["stages"]["trian"]) << "a failed override leaves no trace";
   EXPECT_FALSE(root["stages"]["extra"]);
   EXPECT_FALSE(root["datasets"]);

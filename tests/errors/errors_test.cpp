@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -156,6 +157,8 @@ TEST(DataErrors, ForgedHeadersAreCheckedAgainstTheFile) {
            uint32_t(with("99999999999999999999, 28").size())),
        "is larger than any file"},
       {npy("header.npy", with("1, 28, 28"), 0xfffffff0u), "truncated NPY header"},
+      {npy("negative.npy", with("-1, 28, 28"), uint32_t(with("-1, 28, 28").size())),
+       "the NPY header's shape (-1, 28, 28) holds '-1', which is not a size"},
   };
   for (auto& c : cases) {
     CliResult r = run_loom({"predict", source_path("models/fid_classifier"), "--input", c.path,
@@ -166,6 +169,58 @@ TEST(DataErrors, ForgedHeadersAreCheckedAgainstTheFile) {
     EXPECT_EQ(r.err.find("std::"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("alloc"), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir + "/out.npy"));
+  }
+}
+
+// Labels are class indices: a NaN, negative, fractional or huge value in a label file is refused
+// with the file and the label's index (it was cast to int32, or sized a one-hot row).
+TEST(DataErrors, LabelsThatAreNotClassIndices) {
+  std::string dir = temp_dir("labels");
+  auto write_npy = [](const std::string& path, const std::string& shape, const float* v, size_t n) {
+    std::string h = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+    h.resize(117, ' ');
+    h += '\n';
+    std::ofstream o(path, std::ios::binary);
+    o.write("\x93NUMPY\x01\x00", 8);
+    unsigned char len[2] = {(unsigned char)(h.size() & 0xff), (unsigned char)(h.size() >> 8)};
+    o.write(reinterpret_cast<const char*>(len), 2);
+    o << h;
+    o.write(reinterpret_cast<const char*>(v), std::streamsize(n * sizeof(float)));
+  };
+  std::vector<float> images(3 * 784, 0.5f);
+  struct Case {
+    float bad;
+    std::string shown;
+  };
+  for (const Case& c : {Case{std::nanf(""), "nan"}, Case{-1.f, "-1"}, Case{2.5f, "2.5"},
+                        Case{1099511627776.f, "1.09951e+12"}}) {
+    std::string images_path = dir + "/set.npy", labels_path = dir + "/set.labels.npy";
+    write_npy(images_path, "3, 28, 28", images.data(), images.size());
+    float labels[3] = {0.f, 1.f, c.bad};
+    write_npy(labels_path, "3,", labels, 3);
+    CliResult r = run_loom({"eval", images_path});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(labels_path + ": label 2 is " + c.shown +
+                         "; labels are class indices 0, 1, 2, ... (below 100000)"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+TEST(CliErrors, EmptyValuesAndNonFiniteNumbers) {
+  std::string out = temp_dir("empty") + "/run";
+  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", ""});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--out: expected a value, got ''"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists("runs/stacked_ae"));
+  for (const char* v : {"nan", "inf", "-inf"}) {
+    r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--set",
+                  std::string("stages.train.optimizer.lr=") + v});
+    EXPECT_NE(r.err.find(std::string("stages.train.optimizer.lr: expected a finite number, got '") +
+                         v + "'"),
+              std::string::npos)
+        << r.err;
+    expect_clean_failure(r, out);
   }
 }
 

@@ -116,6 +116,50 @@ TEST(Trainer, EmaFollowsTheUpdateRule) {
   EXPECT_EQ(values(p), live);  // swapping back restores the training weights exactly
 }
 
+// The running statistics of batch norm are averaged with the weights: the averaged weights run
+// with averaged statistics, never with the live ones (which describe the live weights).
+TEST(Trainer, EmaAveragesRunningStatisticsAlongside) {
+  auto m = model_from_yaml(
+      "m: {input: [3], layers: [{type: dense, units: 2}, {type: batch_norm}]}", "m");
+  FakeStage stage("{optimizer: {type: sgd, lr: 0.1}}");
+  Trainer t(stage);
+  t.add_weights(m->params());
+  t.add_group("model", m->trainable_params(), t.stage_settings());
+  t.add_ema("model", 0.5, m->params());
+  ParamPtr mean;
+  for (auto& p : m->params())
+    if (!p->trainable && p->name.find("mean") != std::string::npos) mean = p;
+  ASSERT_TRUE(mean) << "no running mean among the model's tensors";
+  std::vector<double> shadow;
+  RunContext rc;
+  rc.training = true;
+  for (int s = 0; s < 3; ++s) {
+    Tensor x = filled({4, 3}, 0.5f + float(s));
+    x[0] = -1.f;
+    m->forward(rc, {&x});
+    m->seed_grad(m->output_node()).fill(0.1f);
+    m->backward(rc);
+    t.step("model");
+    for (int i = 0; i < 2; ++i) {
+      if (s == 0)
+        shadow.push_back(mean->value[i]);
+      else
+        shadow[size_t(i)] = 0.5 * shadow[size_t(i)] + 0.5 * mean->value[i];
+    }
+  }
+  std::vector<float> live = values(mean);
+  ASSERT_NE(live[0], float(shadow[0])) << "the statistics did not move; the test shows nothing";
+  t.swap_ema();
+  EXPECT_NEAR(mean->value[0], shadow[0], 1e-6);
+  EXPECT_NEAR(mean->value[1], shadow[1], 1e-6);
+  t.swap_ema();
+  EXPECT_EQ(values(mean), live);
+  // Saved and restored with the run.
+  std::string path = stage.out_path("stats.safetensors");
+  t.save(path, {});
+  EXPECT_TRUE(load_safetensors(path).tensors.count("ema." + mean->name));
+}
+
 TEST(Trainer, CheckpointRestoresSlotsEmaAndTrackedState) {
   auto m = model_from_yaml("m: {input: [2], layers: [{type: dense, units: 3}]}", "m");
   FakeStage stage("{optimizer: adam}");

@@ -56,19 +56,8 @@ Chain chain_from_yaml(const YAML::Node& list, const std::string& file, const std
 
 // --transform: a YAML file, or YAML text (a list, or a mapping with a `transform:` list).
 Chain chain_from_option(const std::string& text) {
-  YAML::Node root;
-  std::string file = "--transform";
-  try {
-    if (fs::is_regular_file(text)) {
-      file = text;
-      root = YAML::LoadFile(text);
-    } else {
-      root = YAML::Load(text);
-    }
-  } catch (const YAML::Exception& e) {
-    throw Error(file + ": not valid YAML (" + e.msg + " at line " +
-                std::to_string(e.mark.line + 1) + ")");
-  }
+  std::string file = fs::is_regular_file(text) ? text : "--transform";
+  YAML::Node root = file == text ? load_yaml_file(text) : load_yaml_text(text, file);
   if (root.IsMap() && root["transform"])
     return chain_from_yaml(root["transform"], file, "transform");
   return chain_from_yaml(root, file, "transform");

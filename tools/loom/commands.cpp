@@ -423,6 +423,7 @@ std::unique_ptr<Sampler> make_sampler(const std::string& text) {
     throw Error("--sampler: cannot read '" + text + "' (" + e.msg +
                 "); use a name or '{type: gaussian, stddev: 0.5}'");
   }
+  check_yaml_bounds(node, "--sampler");
   if (!node.IsScalar() && !node.IsMap())
     throw Error("--sampler: expected a name or '{type: NAME, ...}', got '" + text + "'");
   Spec open;

@@ -96,8 +96,17 @@ int main(int argc, char** argv) {
   app.footer("`loom COMMAND --help` lists a command's options and their defaults.");
 
   std::vector<std::string> commands;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+  // No option or argument of any command means anything when empty (`--out ''` must not fall
+  // back to the default folder).
+  CLI::Validator non_empty(
+      [](std::string& text) { return text.empty() ? std::string("expected a value, got ''") : ""; },
+      "", "non-empty");
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     commands.push_back(sub->get_name());
+    for (CLI::Option* o :
+         sub->get_options([](const CLI::Option* o) { return o->get_expected_min() > 0; }))
+      o->check(non_empty);
+  }
   std::vector<char*> args(argv, argv + argc);
   if (argc < 2) {
     std::cout << app.help();

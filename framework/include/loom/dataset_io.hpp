@@ -29,5 +29,8 @@ LOOM_API void write_dataset(const std::string& path, const Dataset& d);
 // Reads IDX (labels found beside when present), .npy (with .labels.npy), or a PNG folder (class
 // sub-folders give labels). Throws an Error naming the file and the reason.
 LOOM_API Dataset read_dataset(const std::string& path);
+// Sets d's labels from `l` (read from `file`): one per sample, each a class index (a whole number
+// from 0, below 100000), else an Error naming the file and the first bad label.
+LOOM_API void set_labels(Dataset& d, const Tensor& l, const std::string& file);
 
 }  // namespace loom

@@ -146,7 +146,12 @@ class LOOM_API Trainer {
   // An exponential moving average of `group`'s parameters, updated after each of its steps
   // (shadow = decay·shadow + (1−decay)·value, from the values at the first step), saved in
   // checkpoints as "ema.<param>". swap_ema() exchanges shadows and live values (call it twice).
-  void add_ema(const std::string& group, double decay);
+  // `statistics`: the model's tensors that no optimizer steps (batch-norm running statistics;
+  // trainable ones in the list are ignored) are averaged alongside, so that the averaged weights
+  // run with statistics of the same period: the live statistics describe the live weights'
+  // activations, and with them the averaged weights of a fast-moving model can be far off.
+  void add_ema(const std::string& group, double decay,
+               const std::vector<ParamPtr>& statistics = {});
   bool has_ema() const;
   void swap_ema();
   // Hands the EMA shadows to their parameters (Param::average), so that later stages, the

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "config/yaml_util.hpp"
 #include "loom/error.hpp"
 
 namespace loom {
@@ -76,6 +77,7 @@ void apply_override(YAML::Node root, const std::string& text) {
   } catch (const YAML::Exception& e) {
     throw bad("the value '" + value_text + "' is not valid YAML (" + e.msg + ")");
   }
+  check_yaml_bounds(value, "--set " + key);
 
   // The sections whose keys are names the pipeline gives (a new key there would be a new entry).
   static const std::map<std::string, std::string> kNamedEntries{

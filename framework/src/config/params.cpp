@@ -1,4 +1,5 @@
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "config/yaml_util.hpp"
@@ -15,6 +16,60 @@ void Problems::raise_if_any() const {
 Location location_of(const YAML::Node& node, const std::string& file) {
   if (!node.IsDefined() || node.Mark().is_null()) return Location{file, 0, 0};
   return Location{file, node.Mark().line + 1, node.Mark().column + 1};
+}
+
+namespace {
+
+// Walks the tree as a reader would (aliases expanded), counting nodes and levels.
+void walk_bounded(const YAML::Node& n, int depth, int64_t& nodes, const std::string& file) {
+  if (depth > kMaxYamlDepth)
+    throw Error(location_of(n, file), "",
+                "the YAML nests more than " + std::to_string(kMaxYamlDepth) +
+                    " levels deep (an alias used inside its own anchor never ends)");
+  if (++nodes > kMaxYamlNodes)
+    throw Error(location_of(n, file), "",
+                "the YAML expands to more than " + std::to_string(kMaxYamlNodes) +
+                    " values (aliases of aliases multiply); write the values out");
+  if (n.IsMap()) {
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      walk_bounded(it->first, depth + 1, nodes, file);
+      walk_bounded(it->second, depth + 1, nodes, file);
+    }
+  } else if (n.IsSequence()) {
+    for (auto it = n.begin(); it != n.end(); ++it) walk_bounded(*it, depth + 1, nodes, file);
+  }
+}
+
+YAML::Node parse_yaml(const std::string& file, const std::function<YAML::Node()>& parse) {
+  YAML::Node root;
+  try {
+    root = parse();
+  } catch (const YAML::DeepRecursion& e) {
+    throw Error(Location{file, e.mark.line + 1, e.mark.column + 1}, "",
+                "the YAML nests too deeply to read");
+  } catch (const YAML::ParserException& e) {
+    throw Error(Location{file, e.mark.line + 1, e.mark.column + 1}, "",
+                "YAML syntax error: " + e.msg);
+  } catch (const YAML::BadFile&) {
+    throw Error(file + ": cannot read the file");
+  }
+  check_yaml_bounds(root, file);
+  return root;
+}
+
+}  // namespace
+
+void check_yaml_bounds(const YAML::Node& root, const std::string& file) {
+  int64_t nodes = 0;
+  walk_bounded(root, 0, nodes, file);
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  return parse_yaml(path, [&] { return YAML::LoadFile(path); });
+}
+
+YAML::Node load_yaml_text(const std::string& text, const std::string& label) {
+  return parse_yaml(label, [&] { return YAML::Load(text); });
 }
 
 std::string join_path(const std::string& path, const std::string& key) {
@@ -154,6 +209,7 @@ std::string check_value(const YAML::Node& value, const ParamSpec& p) {
   auto one_float = [&](const YAML::Node& n) -> std::string {
     double v;
     if (!parse_float(n, v)) return "expected a number, got " + describe_node(n);
+    if (!std::isfinite(v)) return "expected a finite number, got " + describe_node(n);
     return check_number(v, p);
   };
   auto one_string = [&](const YAML::Node& n) -> std::string {

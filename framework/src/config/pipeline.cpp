@@ -41,14 +41,7 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   pf.path = path;
   if (!fs::exists(path)) throw Error(path + ": pipeline file not found");
   if (fs::is_directory(path)) throw Error(path + ": is a folder, not a pipeline file");
-  try {
-    pf.root = YAML::LoadFile(path);
-  } catch (const YAML::ParserException& e) {
-    throw Error(Location{path, e.mark.line + 1, e.mark.column + 1}, "",
-                "YAML syntax error: " + e.msg);
-  } catch (const YAML::BadFile&) {
-    throw Error(path + ": cannot read the pipeline file");
-  }
+  pf.root = load_yaml_file(path);
   Problems problems;
   if (!pf.root.IsMap())
     throw Error(location_of(pf.root, path), "",

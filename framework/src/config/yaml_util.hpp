@@ -1,5 +1,6 @@
 // Internal: yaml-cpp helpers that keep locations, and the Params implementation.
 #pragma once
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <set>
@@ -30,6 +31,18 @@ class LOOM_API Problems {
 };
 
 LOOM_API Location location_of(const YAML::Node& node, const std::string& file);
+
+// YAML as Loom reads it, from a file or from text (`label` names the text in messages, e.g.
+// "--set"): syntax errors located; nesting past yaml-cpp's parser guard reported as such; and the
+// parsed tree bounded with its aliases expanded, because yaml-cpp shares an alias's node instead
+// of copying it: an alias inside its own anchor (`a: &x [*x]`) is a cycle, and a few lines of
+// nested aliases ("billion laughs") expand to billions of nodes for anything that walks the tree.
+// At most kMaxYamlDepth levels and kMaxYamlNodes nodes; beyond, a located Error.
+constexpr int kMaxYamlDepth = 100;
+constexpr int64_t kMaxYamlNodes = 1000000;
+LOOM_API YAML::Node load_yaml_file(const std::string& path);
+LOOM_API YAML::Node load_yaml_text(const std::string& text, const std::string& label);
+LOOM_API void check_yaml_bounds(const YAML::Node& root, const std::string& file);
 std::string join_path(const std::string& path, const std::string& key);
 std::string index_path(const std::string& path, size_t i);
 std::string describe_node(const YAML::Node& n);  // "a mapping", "'abc'", ...

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -439,6 +440,29 @@ void write_dataset(const std::string& path, const Dataset& d) {
   w->close();
 }
 
+void set_labels(Dataset& d, const Tensor& l, const std::string& file) {
+  if (l.size() != d.count)
+    throw Error(file + ": holds " + std::to_string(l.size()) + " labels for " +
+                std::to_string(d.count) + " samples" +
+                (d.origin.empty() ? std::string() : " in " + d.origin));
+  // Class indices: whole numbers from 0, bounded (the class count sizes one-hot rows).
+  constexpr float kMaxClasses = 100000;
+  d.labels.clear();
+  d.labels.reserve(size_t(l.size()));
+  for (int64_t i = 0; i < l.size(); ++i) {
+    float v = l[i];
+    if (!(v >= 0 && v < kMaxClasses && v == std::floor(v))) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", double(v));
+      throw Error(file + ": label " + std::to_string(i) + " is " + text +
+                  "; labels are class indices 0, 1, 2, ... (below 100000)");
+    }
+    d.labels.push_back(int32_t(v));
+  }
+  d.num_classes = 0;
+  for (auto v : d.labels) d.num_classes = std::max(d.num_classes, v + 1);
+}
+
 Dataset read_dataset(const std::string& path) {
   if (!fs::exists(strip_slash(path))) throw Error(path + ": no such file or folder");
   switch (format_of(path, true)) {
@@ -448,16 +472,9 @@ Dataset read_dataset(const std::string& path) {
       d.count = t.dim(0);
       d.sample_shape.assign(t.shape().begin() + 1, t.shape().end());
       d.x.assign(t.data(), t.data() + t.size());
-      std::string lp = npy_labels_path(path);
-      if (fs::exists(lp)) {
-        Tensor l = read_npy(lp);
-        if (l.size() != d.count)
-          throw Error(lp + ": holds " + std::to_string(l.size()) + " labels for " +
-                      std::to_string(d.count) + " samples in " + path);
-        for (int64_t i = 0; i < l.size(); ++i) d.labels.push_back(int32_t(l[i]));
-        for (auto v : d.labels) d.num_classes = std::max(d.num_classes, v + 1);
-      }
       d.origin = path;
+      std::string lp = npy_labels_path(path);
+      if (fs::exists(lp)) set_labels(d, read_npy(lp), lp);
       return d;
     }
     case Format::Idx: {

@@ -1,6 +1,7 @@
 #include <cstring>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "loom/error.hpp"
 #include "loom/io.hpp"
@@ -42,12 +43,21 @@ Tensor read_npy(const std::string& path) {
     throw Error(path + ": NPY header has no shape");
   Shape shape;
   std::string dims = m[1];
-  std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator();
-       ++it) {
-    if (it->str().size() > 15)
+  // "(60000, 28, 28)", "(5,)" or "()": sizes (digits) separated by commas, nothing else.
+  std::stringstream items(dims);
+  for (std::string item; std::getline(items, item, ',');) {
+    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) {
+      if (items.eof()) break;  // the trailing comma of a 1-tuple
+      throw Error(path + ": the NPY header's shape (" + dims + ") has an empty size");
+    }
+    std::string d = item.substr(b, e - b + 1);
+    if (d.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(path + ": the NPY header's shape (" + dims + ") holds '" + d +
+                  "', which is not a size");
+    if (d.size() > 15)
       throw Error(path + ": the NPY header's shape (" + dims + ") is larger than any file");
-    shape.push_back(std::stoll(it->str()));
+    shape.push_back(std::stoll(d));
   }
   if (shape.empty()) shape.push_back(1);
   int64_t n = 1;

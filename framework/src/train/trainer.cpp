@@ -32,8 +32,9 @@ struct Trainer::Group {
   std::unique_ptr<Schedule> schedule;
   double clip_norm = 0, clip_value = 0;
   int64_t updates = 0;
-  // EMA
+  // EMA: of the parameters and of the statistics given to add_ema, in `averaged`.
   double ema_decay = 0;
+  std::vector<ParamPtr> averaged;
   std::vector<Tensor> shadow;
   bool shadow_ready = false;
 };
@@ -139,13 +140,13 @@ void Trainer::step(const std::string& group) {
     g.optimizer->update(*g.params[i], g.slots[i], lr, g.updates);
   if (g.ema_decay > 0) {
     if (!g.shadow_ready) {
-      for (size_t i = 0; i < g.params.size(); ++i) g.shadow[i].copy_from(g.params[i]->value);
+      for (size_t i = 0; i < g.averaged.size(); ++i) g.shadow[i].copy_from(g.averaged[i]->value);
       g.shadow_ready = true;
     } else {
       float d = float(g.ema_decay), e = 1.f - d;
-      for (size_t i = 0; i < g.params.size(); ++i) {
+      for (size_t i = 0; i < g.averaged.size(); ++i) {
         float* s = g.shadow[i].data();
-        const float* v = g.params[i]->value.data();
+        const float* v = g.averaged[i]->value.data();
         for (int64_t k = 0; k < g.shadow[i].size(); ++k) s[k] = d * s[k] + e * v[k];
       }
     }
@@ -164,12 +165,18 @@ double Trainer::lr(const std::string& group) const {
   return g.schedule->at(g.updates > 0 ? g.updates - 1 : 0);
 }
 
-void Trainer::add_ema(const std::string& group, double decay) {
+void Trainer::add_ema(const std::string& group, double decay,
+                      const std::vector<ParamPtr>& statistics) {
   Group& g = impl_->group(group);
   if (!(decay > 0 && decay < 1)) throw Error("ema: the decay must be in (0, 1)");
   g.ema_decay = decay;
+  g.averaged = g.params;
+  std::set<Param*> seen;
+  for (auto& p : g.params) seen.insert(p.get());
+  for (auto& p : statistics)
+    if (!p->trainable && seen.insert(p.get()).second) g.averaged.push_back(p);
   g.shadow.clear();
-  for (auto& p : g.params) g.shadow.emplace_back(p->value.shape());
+  for (auto& p : g.averaged) g.shadow.emplace_back(p->value.shape());
 }
 
 bool Trainer::has_ema() const {
@@ -181,8 +188,8 @@ bool Trainer::has_ema() const {
 void Trainer::swap_ema() {
   for (auto& g : impl_->groups) {
     if (g->ema_decay <= 0 || !g->shadow_ready) continue;
-    for (size_t i = 0; i < g->params.size(); ++i) {
-      float* a = g->params[i]->value.data();
+    for (size_t i = 0; i < g->averaged.size(); ++i) {
+      float* a = g->averaged[i]->value.data();
       float* b = g->shadow[i].data();
       for (int64_t k = 0; k < g->shadow[i].size(); ++k) std::swap(a[k], b[k]);
     }
@@ -193,7 +200,8 @@ void Trainer::swap_ema() {
 void Trainer::keep_averages() {
   for (auto& g : impl_->groups) {
     if (g->ema_decay <= 0 || !g->shadow_ready) continue;
-    for (size_t i = 0; i < g->params.size(); ++i) g->params[i]->average = g->shadow[i].clone();
+    for (size_t i = 0; i < g->averaged.size(); ++i)
+      g->averaged[i]->average = g->shadow[i].clone();
   }
 }
 
@@ -229,8 +237,8 @@ void Trainer::save(const std::string& path,
                      &g->slots[i][k]});
     meta["updates." + g->name] = std::to_string(g->updates);
     if (g->ema_decay > 0 && g->shadow_ready) {
-      for (size_t i = 0; i < g->params.size(); ++i)
-        t.push_back({"ema." + g->params[i]->name, &g->shadow[i]});
+      for (size_t i = 0; i < g->averaged.size(); ++i)
+        t.push_back({"ema." + g->averaged[i]->name, &g->shadow[i]});
     }
   }
   for (auto& [name, list] : impl_->tensors)
@@ -299,9 +307,15 @@ std::map<std::string, std::string> Trainer::load(const std::string& path, bool w
     if (g->ema_decay > 0) {
       g->shadow_ready = f.tensors.count("ema." + g->params[0]->name) > 0;
       if (g->shadow_ready)
-        for (size_t i = 0; i < g->params.size(); ++i)
-          restore(path, "ema." + g->params[i]->name, need("ema." + g->params[i]->name),
-                  g->shadow[i]);
+        for (size_t i = 0; i < g->averaged.size(); ++i) {
+          std::string name = "ema." + g->averaged[i]->name;
+          // Checkpoints of before the statistics were averaged hold the parameters' averages
+          // only: a statistic's average then starts from its current value.
+          if (!g->averaged[i]->trainable && !f.tensors.count(name))
+            g->shadow[i].copy_from(g->averaged[i]->value);
+          else
+            restore(path, name, need(name), g->shadow[i]);
+        }
     }
   }
   for (auto& [name, list] : impl_->tensors)
