@@ -65,6 +65,43 @@ TEST(PluginLoading, NotAPluginAndMissingFile) {
       << msg;
 }
 
+// A register function that throws something that is not an exception: a message naming the
+// library, and nothing it registered before the throw is left pointing into unloaded code.
+TEST(PluginLoading, RegistrationThatThrowsLeavesNothingBehind) {
+  loom::Registry r;
+  std::string msg = load_error(r, plugin("test_throws_int"));
+  EXPECT_NE(msg.find(plugin("test_throws_int") +
+                     ": registering its types failed (it threw something that is not an "
+                     "exception)"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(r.find(loom::Kind::Layer, "half_registered"), nullptr);
+  EXPECT_TRUE(r.all().empty());
+}
+
+// One broken library in a plugin folder is reported and skipped; the others load, and a type
+// that cannot be found says which library was skipped and why.
+TEST(PluginLoading, BrokenLibraryInAFolderIsSkipped) {
+  std::string dir = temp_dir("plugdir");
+  fs::copy_file(plugin("test_scale_layer"), dir + "/libgood.so");
+  std::ofstream(dir + "/libbroken.so") << "not an ELF file";
+  loom::Registry r;
+  EXPECT_NO_THROW(loom::load_plugin_dir(r, dir));
+  EXPECT_NE(r.find(loom::Kind::Layer, "scale_by"), nullptr);
+  std::string msg;
+  try {
+    r.get(loom::Kind::Layer, "missing_layer");
+  } catch (const loom::Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("unknown layer 'missing_layer'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(it may be in " + dir +
+                     "/libbroken.so, which was skipped: cannot load "
+                     "plugin library: "),
+            std::string::npos)
+      << msg;
+}
+
 TEST(PluginLoading, ThirdPartyLayerFromYaml) {
   loom::Registry r;
   loom::load_plugin_dir(r, loom::builtin_plugin_dir());

@@ -41,10 +41,14 @@ class LOOM_API Registry {
   const TypeInfo* find(Kind kind, const std::string& name) const;
   const TypeInfo& get(Kind kind, const std::string& name) const;  // throws Error if unknown
   std::vector<std::string> names(Kind kind) const;
+  // "unknown layer 'x' (did you mean 'y'?)", and the plugin libraries skipped as broken.
+  std::string unknown_message(Kind kind, const std::string& name) const;
   std::vector<const TypeInfo*> all() const;
 
   // Set by the loader while a library's register function runs.
   void set_current_library(const std::string& path) { current_library_ = path; }
+  // Forgets every type the library at `path` registered (its registration failed).
+  void remove_library(const std::string& path);
 
  private:
   void add_erased(Kind kind, const std::string& name, Spec spec,

@@ -13,9 +13,7 @@ const TypeInfo& find_type(const Registry& registry, Kind kind, const YAML::Node&
                           const std::string& file, const std::string& path) {
   std::string n = name.Scalar();
   if (const TypeInfo* t = registry.find(kind, n)) return *t;
-  throw Error(location_of(name, file), path,
-              std::string("unknown ") + kind_name(kind) + " '" + n + "'" +
-                  suggestion(n, registry.names(kind)));
+  throw Error(location_of(name, file), path, registry.unknown_message(kind, n));
 }
 
 const TypeInfo& resolve_entry(const Registry& registry, Kind kind, const Params& entry,

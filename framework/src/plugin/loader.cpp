@@ -1,5 +1,6 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -20,6 +21,7 @@ struct Resident {
   std::vector<boost::dll::shared_library> libraries;
   std::vector<LoadedPlugin> info;
   std::set<std::pair<const Registry*, std::string>> loaded;  // (registry, canonical path)
+  std::vector<std::pair<std::string, std::string>> skipped;  // (path, why) of plugin folders
 };
 
 Resident& resident() {
@@ -65,17 +67,24 @@ void load_plugin(Registry& registry, const std::string& path) {
     throw Error(path + ": plugin ABI version mismatch: this Loom expects version " +
                 std::to_string(kAbiVersion) + ", the library was built for version " +
                 std::to_string(m->abi_version) + "; rebuild the plugin against this Loom");
+  // A registration that fails leaves nothing behind: the types it added point into the library,
+  // which is unloaded when `lib` goes out of scope.
   registry.set_current_library(canonical.string());
+  std::string failure;
   try {
     m->register_types(registry);
   } catch (const Error& e) {
-    registry.set_current_library("");
-    throw Error(path + ": " + e.what());
+    failure = e.what();
   } catch (const std::exception& e) {
-    registry.set_current_library("");
-    throw Error(path + ": registering its types failed: " + e.what());
+    failure = std::string("registering its types failed: ") + e.what();
+  } catch (...) {
+    failure = "registering its types failed (it threw something that is not an exception)";
   }
   registry.set_current_library("");
+  if (!failure.empty()) {
+    registry.remove_library(canonical.string());
+    throw Error(path + ": " + failure);
+  }
   r.loaded.insert({&registry, canonical.string()});
   r.info.push_back(LoadedPlugin{canonical.string(), m->name ? m->name : "",
                                 m->version ? m->version : "",
@@ -89,7 +98,28 @@ void load_plugin_dir(Registry& registry, const std::string& dir) {
   for (auto& e : fs::directory_iterator(dir))
     if (e.is_regular_file() && e.path().extension() == ".so") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
-  for (auto& f : files) load_plugin(registry, f);
+  // One broken library does not stop the others: it is reported once and skipped, and a
+  // pipeline that needs one of its types hears why that type is unknown (skipped_plugins()).
+  for (auto& f : files) {
+    try {
+      load_plugin(registry, f);
+    } catch (const Error& e) {
+      Resident& r = resident();
+      std::lock_guard<std::mutex> lock(r.mutex);
+      bool known = false;
+      for (auto& s : r.skipped) known |= s.first == f;
+      if (known) continue;
+      std::string why = e.what();
+      if (why.rfind(f + ": ", 0) == 0) why = why.substr(f.size() + 2);
+      r.skipped.push_back({f, why});
+      std::fprintf(stderr, "warning: skipped the plugin library %s: %s\n", f.c_str(), why.c_str());
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> skipped_plugins() {
+  std::lock_guard<std::mutex> lock(resident().mutex);
+  return resident().skipped;
 }
 
 static void load_entry(Registry& registry, const std::string& entry) {

@@ -16,8 +16,11 @@ struct LOOM_API LoadedPlugin {
 // Loads one library (immediate binding), checks its ABI version and calls its register
 // function. Throws Error naming the file and the reason. A library already loaded is skipped.
 LOOM_API void load_plugin(Registry& registry, const std::string& path);
-// Loads every *.so in a folder (not recursive), in name order.
+// Loads every *.so in a folder (not recursive), in name order. A library that fails to load is
+// reported on stderr and skipped, so that one broken file does not stop every command.
 LOOM_API void load_plugin_dir(Registry& registry, const std::string& dir);
+// The libraries load_plugin_dir skipped: (path, the reason).
+LOOM_API std::vector<std::pair<std::string, std::string>> skipped_plugins();
 // The default search: each of `extra` (folders or .so files, from a pipeline's `plugins:`),
 // then LOOM_PLUGIN_PATH (':'-separated), then the plugin folder beside the running binary.
 LOOM_API void load_default_plugins(Registry& registry, const std::vector<std::string>& extra = {});

@@ -1,6 +1,7 @@
 #include "loom/registry.hpp"
 
 #include "loom/error.hpp"
+#include "plugin/plugins.hpp"
 
 namespace loom {
 
@@ -45,6 +46,11 @@ void Registry::add_erased(Kind kind, const std::string& name, Spec spec,
   types_.emplace(key, TypeInfo{kind, name, std::move(spec), current_library_, std::move(make)});
 }
 
+void Registry::remove_library(const std::string& path) {
+  for (auto it = types_.begin(); it != types_.end();)
+    it = it->second.library == path ? types_.erase(it) : std::next(it);
+}
+
 const TypeInfo* Registry::find(Kind kind, const std::string& name) const {
   auto it = types_.find({kind, name});
   return it == types_.end() ? nullptr : &it->second;
@@ -52,8 +58,15 @@ const TypeInfo* Registry::find(Kind kind, const std::string& name) const {
 
 const TypeInfo& Registry::get(Kind kind, const std::string& name) const {
   if (auto* t = find(kind, name)) return *t;
-  throw Error("unknown " + std::string(kind_name(kind)) + " '" + name + "'" +
-              suggestion(name, names(kind)));
+  throw Error(unknown_message(kind, name));
+}
+
+std::string Registry::unknown_message(Kind kind, const std::string& name) const {
+  std::string why;
+  for (auto& [path, reason] : skipped_plugins())
+    why += "\n  (it may be in " + path + ", which was skipped: " + reason + ")";
+  return "unknown " + std::string(kind_name(kind)) + " '" + name + "'" +
+         suggestion(name, names(kind)) + why;
 }
 
 std::vector<std::string> Registry::names(Kind kind) const {
