@@ -68,6 +68,28 @@ TEST(RunFolder, RefusesAFolderThatHoldsARun) {
   EXPECT_EQ(read_text(other + "/notes.txt"), "mine");
 }
 
+// Symbolic links planted in a run folder are not followed out of it: the run stops with the
+// link named, and the file the link points to is untouched.
+TEST(RunFolder, SymbolicLinksInTheFolderAreNotFollowed) {
+  std::string base = temp_dir("links");
+  std::string victim = base + "/victim";
+  fs::create_directories(victim);
+  std::ofstream(base + "/victim.txt") << "keep me";
+  for (const char* planted : {"checkpoints", "metrics.jsonl"}) {
+    std::string dir = base + "/run_" + std::string(planted);
+    fs::create_directories(dir);
+    if (std::string(planted) == "checkpoints")
+      fs::create_directory_symlink(victim, dir + "/checkpoints");
+    else
+      fs::create_symlink(base + "/victim.txt", dir + "/metrics.jsonl");
+    CliResult r = tiny_run(dir, {"--resume"});
+    EXPECT_EQ(r.exit_code, 1) << planted << ": " << r.err;
+    EXPECT_NE(r.err.find(dir + "/" + planted + ": is a symbolic link"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::is_empty(victim));
+    EXPECT_EQ(read_text(base + "/victim.txt"), "keep me");
+  }
+}
+
 TEST(RunFolder, OverwriteReplacesThePreviousRun) {
   std::string dir = temp_dir("overwrite") + "/run";
   ASSERT_EQ(tiny_run(dir, {"--epochs", "2"}).exit_code, 0);

@@ -1,5 +1,6 @@
 #include "config/pipeline.hpp"
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -61,11 +62,31 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   top.add("loom_run", Type::Map).doc("how `loom run` was called (written into a run folder)");
   check_params(pf.root, top, path, "", {}, problems);
   problems.raise_if_any();
+  // Names become folders, files and JSON values (runs/<name>, checkpoints/<stage>/, metrics):
+  // letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 100 characters.
+  auto check_name = [&](const YAML::Node& at, const std::string& where, const std::string& n) {
+    bool ok = !n.empty() && n.size() <= 100 && n[0] != '.' && n[0] != '-';
+    for (char c : n)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    if (!ok)
+      problems.add(
+          location_of(at, path), where,
+          "'" + n +
+              "' cannot be a name: names are made of letters, digits, '_', '-' "
+              "and '.' (not first), at most 100 characters, as they name files and folders");
+  };
+  if (pf.root["name"]) check_name(pf.root["name"], "name", pf.root["name"].Scalar());
+  for (const char* section : {"datasets", "models", "stages"})
+    if (pf.root[section] && pf.root[section].IsMap())
+      for (auto it = pf.root[section].begin(); it != pf.root[section].end(); ++it)
+        check_name(it->first, section, it->first.Scalar());
+  problems.raise_if_any();
   Params p = make_params(pf.root, top, path, "");
   pf.name = p.given("name") ? p.s("name") : fs::path(path).stem().string();
   pf.seed = uint64_t(p.i("seed"));
   if (p.given("plugins"))
     for (auto& d : p.strings("plugins")) {
+      if (d.empty()) p.fail("plugins", "an empty entry would name the pipeline's own folder");
       fs::path dp(d);
       if (dp.is_relative()) dp = fs::path(path).parent_path() / dp;
       if (!fs::exists(dp))

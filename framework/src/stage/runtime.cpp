@@ -4,6 +4,8 @@
 
 #include <tbb/flow_graph.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -40,7 +42,24 @@ const Registry& Runtime::registry() const { return global_registry(); }
 
 std::string Runtime::out_path(const std::string& rel) {
   fs::path p(rel);
-  if (p.is_relative()) p = fs::path(out_dir_) / p;
+  if (p.is_relative()) {
+    // A relative path stays inside the run folder, through real folders only: `../x` and a
+    // symbolic link planted in the folder would put the run's files elsewhere. (An absolute
+    // path is the user's own choice and is taken as written.)
+    fs::path n = p.lexically_normal();
+    if (n.empty() || n == "." || *n.begin() == "..")
+      throw Error("'" + rel + "' leads out of the run folder " + out_dir_ +
+                  "; give a path inside it, or an absolute path");
+    p = fs::path(out_dir_) / n;
+    fs::path walk = out_dir_;
+    for (auto& part : n) {
+      walk /= part;
+      if (fs::is_symlink(walk))
+        throw Error(walk.string() +
+                    ": is a symbolic link inside the run folder; Loom writes its outputs only "
+                    "into real files and folders there (remove the link)");
+    }
+  }
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
   return p.string();
 }
@@ -53,11 +72,15 @@ void Runtime::log(const std::string& line) {
 void Runtime::metric(const std::string& stage, const std::string& json) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string path = (fs::path(out_dir_) / "metrics.jsonl").string();
+  if (fs::is_symlink(path))
+    throw Error(path + ": is a symbolic link; Loom writes the run's metrics only into a real file");
   std::ofstream o(path,
                   metrics_open_ ? std::ios::app : (opt_.resume ? std::ios::app : std::ios::trunc));
   metrics_open_ = true;
-  // {"task": stage, ...rest}
+  // {"task": stage, ...rest}; stage names are plain (letters, digits, '_', '-', '.').
   o << "{\"task\":\"" << stage << "\"," << json.substr(1) << "\n";
+  if (!o.flush())
+    throw Error(path + ": cannot write the run's metrics (" + std::strerror(errno) + ")");
 }
 
 void Runtime::add_bench_report(BenchReport r) {

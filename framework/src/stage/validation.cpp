@@ -10,6 +10,8 @@
 #include "loom/create.hpp"
 #include "stage/runtime.hpp"
 
+namespace fs = std::filesystem;
+
 namespace loom {
 
 namespace {
@@ -135,6 +137,17 @@ void Runtime::validate_stages(Problems& problems) {
           &find_type(registry(), Kind::Recipe, node["recipe"], file_.path, path + ".recipe");
       Problems local;
       check_params(node, t->spec, file_.path, path, kStageReserved, local);
+      // Outputs named relative to the run folder stay inside it (found now, not after training).
+      for (const char* key : {"write", "scatter"}) {
+        YAML::Node w = node[key];
+        if (!w || !w.IsScalar() || fs::path(w.Scalar()).is_absolute()) continue;
+        fs::path n = fs::path(w.Scalar()).lexically_normal();
+        if (n.empty() || n == "." || *n.begin() == "..")
+          local.add(location_of(w, file_.path), path + "." + key,
+                    "'" + w.Scalar() +
+                        "' leads out of the run folder; give a path inside it, or an absolute "
+                        "path");
+      }
       if (node["after"]) {
         std::vector<std::string> after;
         if (node["after"].IsScalar())
