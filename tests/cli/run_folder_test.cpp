@@ -90,6 +90,63 @@ TEST(RunFolder, SymbolicLinksInTheFolderAreNotFollowed) {
   }
 }
 
+// Ctrl-C or a TERM during training: the current step finishes, a checkpoint is written within
+// the epoch, the exit code is 128 + the signal, and --resume then ends with exactly the losses of
+// a run never stopped.
+TEST(RunFolder, StopSignalWritesACheckpointAndResumeMatches) {
+  std::vector<std::string> args{"--subset", "30000", "--epochs", "2", "--threads", "1"};
+  std::string full = temp_dir("stop-full") + "/run";
+  ASSERT_EQ(tiny_run(full, args).exit_code, 0);
+  for (const char* sig : {"INT", "TERM"}) {
+    std::string dir = temp_dir(std::string("stop-") + sig) + "/run";
+    // Signal once the first epoch's metrics are out, so the stop falls inside epoch 2.
+    std::string script = std::string(LOOM_BINARY_DIR) + "/bin/loom run " + stacked() + " --out " +
+                         dir + " --subset 30000 --epochs 2 --threads 1 --quiet 2> " + dir +
+                         ".err & p=$!; while ! grep -q valid " + dir +
+                         "/metrics.jsonl 2>/dev/null; do sleep 0.01; done; kill -" + sig +
+                         " $p; wait $p; echo $? > " + dir + ".rc";
+    ASSERT_EQ(std::system(("bash -c '" + script + "'").c_str()), 0);
+    int rc = std::stoi(read_text(dir + ".rc"));
+    std::string err = read_text(dir + ".err");
+    if (rc == 0) {
+      // The run ended before the signal arrived (a very fast machine): nothing to check.
+      EXPECT_EQ(losses(dir), losses(full));
+      continue;
+    }
+    EXPECT_EQ(rc, std::string(sig) == "INT" ? 130 : 143) << err;
+    EXPECT_NE(
+        err.find(std::string("stopped by SIG") + sig + " in stage 'train' at epoch 2, batch "),
+        std::string::npos)
+        << err;
+    EXPECT_NE(err.find("checkpoint written: " + dir + "/checkpoints/train/last.safetensors"),
+              std::string::npos)
+        << err;
+    std::vector<std::string> resume = args;
+    resume.push_back("--resume");
+    CliResult r = tiny_run(dir, resume);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(losses(dir), losses(full));
+  }
+}
+
+// Killed after an epoch's metrics lines but before its checkpoint: --resume repeats that epoch
+// and reports it once.
+TEST(RunFolder, ResumeDropsTheMetricsOfEpochsNotCheckpointed) {
+  std::string full = temp_dir("dedupe-full") + "/run";
+  std::vector<std::string> args{"--epochs", "2", "--set",
+                                "stages.train.checkpoint.keep_epochs=true"};
+  ASSERT_EQ(tiny_run(full, args).exit_code, 0);
+  std::string dir = temp_dir("dedupe") + "/run";
+  ASSERT_EQ(tiny_run(dir, args).exit_code, 0);
+  // As if killed after epoch 2's lines, before its checkpoint replaced epoch 1's.
+  fs::copy_file(dir + "/checkpoints/train/epoch_001.safetensors",
+                dir + "/checkpoints/train/last.safetensors", fs::copy_options::overwrite_existing);
+  args.push_back("--resume");
+  CliResult r = tiny_run(dir, args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(losses(dir), losses(full));
+}
+
 TEST(RunFolder, OverwriteReplacesThePreviousRun) {
   std::string dir = temp_dir("overwrite") + "/run";
   ASSERT_EQ(tiny_run(dir, {"--epochs", "2"}).exit_code, 0);

@@ -15,6 +15,7 @@
 #include "config/yaml_util.hpp"
 #include "loom/create.hpp"
 #include "loom/dataset_io.hpp"
+#include "loom/interrupt.hpp"
 #include "loom/io.hpp"
 #include "loom/sampler.hpp"
 #include "output/safetensors.hpp"
@@ -75,6 +76,7 @@ void add_run_command(CLI::App& app) {
     ro.overwrite = o->overwrite;
     ro.quiet = o->quiet;
     std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
+    install_stop_handlers();  // Ctrl-C: finish the step, write a checkpoint, stop
     Runtime rt(o->pipeline, ro);
     if (!ro.quiet)
       std::cout << "loom: " << rt.pipeline().name << " -> " << rt.out_dir() << "\n"

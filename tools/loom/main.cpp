@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "loom/interrupt.hpp"
 
 namespace {
 
@@ -145,6 +146,9 @@ int main(int argc, char** argv) {
     return usage_error(app, e.what());
   } catch (const loom::cli::UsageError& e) {
     return usage_error(app, e.what());
+  } catch (const loom::Interrupted& e) {
+    std::cerr << "\n" << e.what() << "\n";
+    return e.exit_code();
   } catch (const loom::Error& e) {
     std::cerr << "\nerror: " << e.what() << "\n";
     return 1;

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "config/yaml_util.hpp"
@@ -81,11 +83,17 @@ void apply_recorded_options(const PipelineFile& file, RunOptions& options) {
 void start_run_folder(const std::string& dir, const PipelineFile& file, const RunOptions& options,
                       ModelSet& models) {
   fs::path root(dir);
+  std::map<std::string, int64_t> checkpointed;  // stage -> the epochs its last checkpoint holds
   if (options.resume && fs::is_directory(root / "checkpoints"))
     for (auto& stage : fs::directory_iterator(root / "checkpoints")) {
       fs::path last = stage.path() / "last.safetensors";
       if (!fs::is_regular_file(last)) continue;
       TensorFile f = load_safetensors(last.string());
+      try {
+        checkpointed[stage.path().filename().string()] = std::stoll(f.metadata["epoch"]);
+      } catch (...) {
+        throw Error(last.string() + ": the checkpoint's epoch entry is damaged");
+      }
       for (auto& [name, param] : models.params()) {
         auto it = f.tensors.find(name);
         if (it != f.tensors.end() && it->second.shape() != param->value.shape())
@@ -96,6 +104,31 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
                       "run folder, or --overwrite this one)");
       }
     }
+  // A run killed after an epoch's metrics lines but before its checkpoint repeats that epoch on
+  // --resume: its earlier lines are dropped, so that every epoch is reported once.
+  if (!checkpointed.empty() && fs::is_regular_file(root / "metrics.jsonl")) {
+    std::ifstream in(root / "metrics.jsonl");
+    std::string kept, line;
+    bool dropped = false;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("task") && j["task"].is_string() &&
+          j.contains("epoch") && j["epoch"].is_number_integer()) {
+        auto it = checkpointed.find(j["task"].get<std::string>());
+        if (it != checkpointed.end() && j["epoch"].get<int64_t>() > it->second) {
+          dropped = true;
+          continue;
+        }
+      }
+      kept += line + "\n";
+    }
+    if (dropped)
+      write_atomically((root / "metrics.jsonl").string(), [&](const std::string& tmp) {
+        std::ofstream o(tmp);
+        o << kept;
+        if (!o.flush()) throw Error(tmp + ": cannot write the run's metrics");
+      });
+  }
   if (options.overwrite) {
     fs::remove(root / "metrics.jsonl");
     fs::remove_all(root / "checkpoints");

@@ -13,6 +13,7 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
+#include "loom/interrupt.hpp"
 #include "output/safetensors.hpp"
 #include "plugin/plugins.hpp"
 #include "stage/run_folder.hpp"
@@ -138,20 +139,27 @@ void Runtime::run() {
   std::mutex err_mutex;
   std::vector<std::string> errors;
   std::set<std::string> failed;
+  int interrupted = 0;  // the signal a stage stopped on
   for (auto& sp : stages_) {
     StageDecl* s = sp.get();
     nodes[s->name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
-        g, [this, s, &err_mutex, &errors, &failed](const tbb::flow::continue_msg&) {
+        g, [this, s, &err_mutex, &errors, &failed, &interrupted](const tbb::flow::continue_msg&) {
           {
             std::lock_guard<std::mutex> lock(err_mutex);
-            for (auto& a : s->after)
-              if (failed.count(a)) {
-                failed.insert(s->name);
-                return;
-              }
+            bool stop = stop_requested() != 0;  // asked to stop: start nothing new
+            for (auto& a : s->after) stop = stop || failed.count(a);
+            if (stop) {
+              failed.insert(s->name);
+              return;
+            }
           }
           try {
             run_stage(*s);
+          } catch (const Interrupted& e) {
+            std::lock_guard<std::mutex> lock(err_mutex);
+            errors.push_back(e.what());
+            failed.insert(s->name);
+            interrupted = e.exit_code() - 128;
           } catch (const std::exception& e) {
             std::lock_guard<std::mutex> lock(err_mutex);
             errors.push_back(e.what());
@@ -172,6 +180,7 @@ void Runtime::run() {
   if (!errors.empty()) {
     std::string all;
     for (size_t i = 0; i < errors.size(); ++i) all += (i ? "\n" : "") + errors[i];
+    if (interrupted) throw Interrupted(interrupted, all);
     throw Error(all);
   }
 }

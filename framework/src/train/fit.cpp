@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -11,6 +12,7 @@
 #include "config/yaml_util.hpp"
 #include "data/loader.hpp"
 #include "loom/create.hpp"
+#include "loom/interrupt.hpp"
 #include "loom/loss.hpp"
 #include "loom/optimizer.hpp"
 #include "loom/training.hpp"
@@ -225,25 +227,45 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
   double best = INFINITY;
   int64_t since_best = 0;
 
-  auto save = [&](const std::string& path, int64_t epoch) {
+  // `extra`: a checkpoint written within an epoch (on a stop request) also holds how far the
+  // epoch got and its running loss sums, so that --resume finishes the epoch as if never stopped.
+  auto save = [&](const std::string& path, int64_t epoch,
+                  const std::vector<std::pair<std::string, std::string>>& extra = {}) {
     if (!writer) return;
-    trainer.save(path, {{"stage", ctx.name()},
-                        {"epoch", std::to_string(epoch)},
-                        {"best", fmt("%.9g", best)},
-                        {"since_best", std::to_string(since_best)}});
+    std::vector<std::pair<std::string, std::string>> meta{
+        {"stage", ctx.name()},
+        {"epoch", std::to_string(epoch)},
+        {"best", fmt("%.17g", best)},
+        {"since_best", std::to_string(since_best)}};
+    meta.insert(meta.end(), extra.begin(), extra.end());
+    trainer.save(path, meta);
   };
 
+  int64_t resume_batches = 0, resume_images = 0;  // of a checkpoint written within an epoch
+  Averager resume_avg;
   if (ctx.resume() && std::filesystem::exists(last_path)) {
     auto meta = trainer.load(last_path, true);
     try {
       start_epoch = std::stoll(meta["epoch"]);
       best = std::stod(meta["best"]);
       since_best = std::stoll(meta["since_best"]);
+      if (meta.count("partial.batches")) {
+        resume_batches = std::stoll(meta["partial.batches"]);
+        resume_images = std::stoll(meta["partial.images"]);
+        resume_avg.weight = std::stod(meta["partial.weight"]);
+        int64_t terms = std::stoll(meta["partial.terms"]);
+        for (int64_t i = 0; i < terms; ++i) {
+          std::string k = "partial.term" + std::to_string(i);
+          resume_avg.sums.push_back({meta.at(k + ".name"), std::stod(meta.at(k + ".sum"))});
+        }
+      }
     } catch (...) {
       throw Error(last_path + ": the checkpoint's epoch/best entries are damaged");
     }
-    ctx.log("resuming '" + ctx.name() + "' after epoch " + std::to_string(start_epoch) + " (step " +
-            std::to_string(trainer.step_count()) + ") from " + last_path);
+    ctx.log("resuming '" + ctx.name() + "' after epoch " + std::to_string(start_epoch) +
+            (resume_batches ? " and " + std::to_string(resume_batches) + " batches of the next"
+                            : std::string()) +
+            " (step " + std::to_string(trainer.step_count()) + ") from " + last_path);
   }
   // Every rank starts from rank 0's weights.
   {
@@ -326,17 +348,45 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
   int64_t train_images = 0;
   for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
     if (max_steps > 0 && trainer.step_count() >= max_steps) break;
-    BatchLoader loader =
-        train_loader(epoch, max_steps > 0 ? (max_steps - trainer.step_count()) * batch_size : -1);
+    // Resuming within this epoch: the batches already trained are drawn again and skipped.
+    int64_t skip = epoch == start_epoch ? resume_batches : 0;
+    BatchLoader loader = train_loader(
+        epoch, max_steps > 0 ? (max_steps - trainer.step_count() + skip) * batch_size : -1);
     Averager avg;
     auto t0 = Clock::now();
     auto last_log = t0;
     int64_t nb = loader.batches(), k = 0, images = 0;
+    if (skip) {
+      for (; k < skip && loader.next(); ++k) {
+      }
+      avg = resume_avg;
+      images = resume_images;
+    }
     while (auto b = loader.next()) {
       ++k;
       LossTerms terms = train_step(*b, epoch);
       avg.add(terms, double(b->size));
       images += b->size;
+      if (int sig = stop_requested()) {
+        std::vector<std::pair<std::string, std::string>> partial{
+            {"partial.batches", std::to_string(k)},
+            {"partial.images", std::to_string(images)},
+            {"partial.weight", fmt("%.17g", avg.weight)},
+            {"partial.terms", std::to_string(avg.sums.size())}};
+        for (size_t i = 0; i < avg.sums.size(); ++i) {
+          std::string key = "partial.term" + std::to_string(i);
+          partial.push_back({key + ".name", avg.sums[i].first});
+          partial.push_back({key + ".sum", fmt("%.17g", avg.sums[i].second)});
+        }
+        save(last_path, epoch, partial);
+        if (tty) std::fprintf(stderr, "\n");
+        throw Interrupted(
+            sig, "stopped by " + std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + " in stage '" +
+                     ctx.name() + "' at epoch " + std::to_string(epoch + 1) + ", batch " +
+                     std::to_string(k) + " of " + std::to_string(nb) + " (step " +
+                     std::to_string(trainer.step_count()) + "); checkpoint written: " + last_path +
+                     "; run again with --resume to continue from there");
+      }
       if (!ctx.quiet() && writer) {
         double el = seconds_since(t0);
         if (tty && (k == nb || seconds_since(last_log) > 0.1)) {
