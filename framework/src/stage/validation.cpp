@@ -231,7 +231,22 @@ void Runtime::validate_stages(Problems& problems) {
             if (producer[ds] != name &&
                 std::find(s->after.begin(), s->after.end(), producer[ds]) == s->after.end())
               s->after.push_back(producer[ds]);
-          } else if (v.find('.') != std::string::npos) {
+          } else if (v.find('.') == std::string::npos) {
+            // The whole dataset: a training stage reads its 'train' split and validates on its
+            // 'valid' one. Splits under other names would silently mean "all of it, no
+            // validation" (as Keras' words training/validation did).
+            auto& splits = datasets_[ds]->splits;
+            if (!splits.empty() && !splits.count("train")) {
+              std::string sk;
+              for (auto& [k, x] : splits) sk += (sk.empty() ? "" : ", ") + k;
+              local.add(location_of(node[ps.name], file_.path), path + "." + ps.name,
+                        "dataset '" + ds + "' has the splits " + sk +
+                            " but no 'train': a stage given the whole dataset trains on its "
+                            "'train' split and validates on 'valid'; name the splits so, or "
+                            "give one (" +
+                            ps.name + ": " + ds + "." + splits.begin()->first + ")");
+            }
+          } else {
             std::string sp = v.substr(v.find('.') + 1);
             auto& splits = datasets_[ds]->splits;
             if (!splits.count(sp)) {
