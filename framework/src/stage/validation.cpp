@@ -258,6 +258,33 @@ void Runtime::validate_stages(Problems& problems) {
           }
         }
       }
+      // The model that takes the data's samples (the discriminator of an adversarial stage)
+      // against the sample shape in the data file's header: found now, not at the first batch.
+      // For the built-in recipes that feed their data to the model (the sampling recipes read
+      // it only for its value range and labels).
+      static const std::set<std::string> kFeedsData{"autoencoder", "supervised", "diffusion",
+                                                    "adversarial", "predict"};
+      if (kFeedsData.count(s->recipe)) {
+        YAML::Node dn = node["data"];
+        YAML::Node mn = node["discriminator"] ? node["discriminator"] : node["model"];
+        std::string ds = dn && dn.IsScalar() ? dn.Scalar().substr(0, dn.Scalar().find('.')) : "";
+        if (!ds.empty() && mn && mn.IsScalar() && models_->has(mn.Scalar()) &&
+            datasets_.count(ds) && datasets_[ds]->src && !producer.count(ds)) {
+          Shape data_shape;
+          try {
+            data_shape = datasets_[ds]->src->sample_shape();
+          } catch (const Error&) {
+            // A data file that cannot be read is reported with its dataset.
+          }
+          auto m = models_->get(mn.Scalar());
+          if (!data_shape.empty() && m->num_inputs() > 0 &&
+              numel(data_shape) != numel(m->input_shape(0)))
+            local.add(location_of(dn, file_.path), path + ".data",
+                      "model '" + mn.Scalar() + "' takes inputs of shape " +
+                          to_string(m->input_shape(0)) + " but dataset '" + ds +
+                          "' has samples of shape " + to_string(data_shape));
+        }
+      }
       // `freeze:` names layers or models inside the stage's models.
       if (node["freeze"] && node["freeze"].IsSequence())
         for (auto f : node["freeze"]) {
