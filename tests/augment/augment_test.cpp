@@ -4,6 +4,8 @@
 #include "loom/augment.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -151,6 +153,51 @@ TEST(AugmentFiles, InterruptedWriterLeavesNothing) {
                  Error);
   }
   EXPECT_TRUE(listing(dir).empty());
+  fs::remove_all(dir);
+}
+
+// What a killed writer left (path.tmp.<pid of a dead process>) goes at the next write of the
+// same path; a live process's temp file is left alone.
+TEST(AugmentFiles, TempFilesOfKilledWritersAreRemoved) {
+  std::string dir = temp_dir("aug-stale");
+  Dataset d = fashion(4);
+  pid_t dead = ::fork();
+  if (dead == 0) _exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::string stale = dir + "/x.npy.tmp." + std::to_string(dead);
+  std::string stale_dir = dir + "/pngs.tmp." + std::to_string(dead) + ".3";
+  std::string alive = dir + "/x.npy.tmp.1";  // init: alive, and not ours
+  std::ofstream(stale) << "60 MB of a killed augment";
+  fs::create_directories(stale_dir + "/0");
+  std::ofstream(alive) << "someone else's";
+  write_dataset(dir + "/x.npy", d);
+  write_dataset(dir + "/pngs/", d);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_FALSE(fs::exists(stale_dir));
+  EXPECT_TRUE(fs::exists(alive));
+  fs::remove_all(dir);
+}
+
+// Writing a PNG dataset to a folder replaces only a folder Loom wrote: a folder of the user's
+// own pictures is refused and kept.
+TEST(AugmentFiles, PngFolderOfTheUsersOwnIsNotReplaced) {
+  std::string dir = temp_dir("aug-own");
+  Dataset d = fashion(4);
+  write_dataset(dir + "/ours/", d);
+  write_dataset(dir + "/ours/", d);  // Loom's own: replaced
+  EXPECT_EQ(read_dataset(dir + "/ours/").count, 4);
+  fs::create_directories(dir + "/mine");
+  fs::copy_file(dir + "/ours/" + std::to_string(d.labels[0]) + "/000000.png",
+                dir + "/mine/holiday.png");
+  try {
+    write_dataset(dir + "/mine/", d);
+    FAIL() << "replaced the user's folder";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already exists and Loom did not write it"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(fs::exists(dir + "/mine/holiday.png"));
   fs::remove_all(dir);
 }
 

@@ -2,7 +2,10 @@
 // --overwrite replaces it; pipeline.yaml (written atomically) records how the run was called, so
 // `loom run RUN/pipeline.yaml --out OTHER` repeats it; a --resume whose architecture changed
 // names the tensor and leaves the folder as it was.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
@@ -145,6 +148,22 @@ TEST(RunFolder, ResumeDropsTheMetricsOfEpochsNotCheckpointed) {
   CliResult r = tiny_run(dir, args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(losses(dir), losses(full));
+}
+
+// Two runs never write one folder: the second is refused while the first holds the lock.
+TEST(RunFolder, AFolderBeingWrittenIsLocked) {
+  std::string dir = temp_dir("locked") + "/run";
+  fs::create_directories(dir);
+  int fd = ::open((dir + "/.loom.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // as a running loom holds it
+  CliResult r = tiny_run(dir);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir + ": another loom run is writing this folder"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/metrics.jsonl"));
+  ::close(fd);  // released: the run goes ahead
+  EXPECT_EQ(tiny_run(dir).exit_code, 0);
 }
 
 TEST(RunFolder, OverwriteReplacesThePreviousRun) {

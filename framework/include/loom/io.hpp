@@ -48,6 +48,10 @@ LOOM_API void encode_png(const std::string& file, const unsigned char* pixels, i
 // Reads a PNG as (C, H, W) floats in [0, 255].
 LOOM_API Tensor read_png(const std::string& path);
 
+// Removes what a killed process left of its writes of `path`: the temporary files (or folders)
+// `path`.tmp.<pid>[.<n>] whose process no longer exists. Called before each new write of `path`.
+LOOM_API void remove_stale_temps(const std::string& path);
+
 // Writes through `write(tmp_path)` then renames over `path` (same folder).
 LOOM_API void write_atomically(const std::string& path,
                                const std::function<void(const std::string& tmp)>& write);

@@ -58,6 +58,7 @@ std::string npy_labels_path(const std::string& path) {
 }
 
 std::string tmp_name(const std::string& path) {
+  remove_stale_temps(path);
   return path + ".tmp." + std::to_string(::getpid());
 }
 
@@ -261,17 +262,12 @@ bool is_digits(const std::string& s) {
 }
 
 // A folder this writer may replace: PNG files, possibly in numbered class sub-folders.
-bool looks_like_png_dataset(const fs::path& dir) {
-  for (auto& e : fs::directory_iterator(dir)) {
-    if (e.is_directory()) {
-      if (!is_digits(e.path().filename().string())) return false;
-      for (auto& f : fs::directory_iterator(e.path()))
-        if (!f.is_regular_file() || f.path().extension() != ".png") return false;
-    } else if (e.path().extension() != ".png") {
-      return false;
-    }
-  }
-  return true;
+// A PNG dataset folder Loom writes holds this file, so that writing the same path again replaces
+// only a folder Loom wrote (never a folder of the user's own pictures).
+constexpr const char* kPngDatasetMarker = ".loom_dataset";
+
+bool replaceable_png_folder(const fs::path& dir) {
+  return fs::is_empty(dir) || fs::is_regular_file(dir / kPngDatasetMarker);
 }
 
 class PngFolderWriter : public DatasetWriter {
@@ -290,13 +286,15 @@ class PngFolderWriter : public DatasetWriter {
     c_ = s[0];
     h_ = s[1];
     w_ = s[2];
-    if (fs::exists(final_) && (!fs::is_directory(final_) || !looks_like_png_dataset(final_)))
-      throw Error(
-          path +
-          ": already exists and is not a folder of PNG samples; remove it or choose another path");
+    if (fs::exists(final_) && (!fs::is_directory(final_) || !replaceable_png_folder(final_)))
+      throw Error(path + ": already exists and Loom did not write it (it has no " +
+                  kPngDatasetMarker +
+                  " file); Loom replaces only dataset folders it wrote: remove it or choose "
+                  "another path");
     std::error_code ec;
     fs::remove_all(tmp_, ec);
     fs::create_directories(tmp_);
+    std::ofstream(fs::path(tmp_) / kPngDatasetMarker) << "a PNG dataset written by loom\n";
     pix_.resize(size_t(c_ * h_ * w_));
   }
   ~PngFolderWriter() override {

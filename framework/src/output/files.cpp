@@ -1,7 +1,9 @@
 #include <png.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -12,11 +14,37 @@
 
 namespace loom {
 
+void remove_stale_temps(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::string prefix = p.filename().string() + ".tmp.";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::string rest = name.substr(prefix.size());
+    size_t digits = rest.find_first_not_of("0123456789");
+    std::string pid_text = rest.substr(0, digits);
+    if (pid_text.empty() || pid_text.size() > 9 ||
+        (digits != std::string::npos && rest[digits] != '.'))
+      continue;
+    pid_t pid = pid_t(std::stol(pid_text));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH)
+      continue;  // alive, or not ours to judge
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
+}
+
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write) {
   namespace fs = std::filesystem;
   fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  remove_stale_temps(path);
   // Unique per write: two stages (or threads) may write the same file at once; each gets its own
   // temp file and the last rename wins with a complete file.
   static std::atomic<uint64_t> serial{0};

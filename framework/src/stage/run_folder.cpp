@@ -1,7 +1,12 @@
 #include "stage/run_folder.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -65,6 +70,20 @@ void check_run_folder(const std::string& dir, const RunOptions& options) {
   throw Error(dir + " already holds a run (" + what +
               "); continue it with --resume, or replace it with --overwrite (or give another "
               "folder with --out)");
+}
+
+void lock_run_folder(const std::string& dir) {
+  fs::create_directories(dir);
+  std::string path = (fs::path(dir) / ".loom.lock").string();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) throw Error(path + ": cannot lock the run folder (" + std::strerror(errno) + ")");
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw Error(dir +
+                ": another loom run is writing this folder; wait for it to finish, or give "
+                "another --out");
+  }
+  // The descriptor stays open: the lock is released when the process ends, however it ends.
 }
 
 void apply_recorded_options(const PipelineFile& file, RunOptions& options) {

@@ -19,6 +19,9 @@ LOOM_API std::string loom_version();
 // already holds a run — a metrics.jsonl or a checkpoints/ folder — unless the options resume or
 // overwrite it. Writes nothing.
 LOOM_API void check_run_folder(const std::string& dir, const RunOptions& options);
+// Creates the folder and takes its lock (.loom.lock, flock) for the life of the process, so that
+// two runs never write one folder at once; Error if another process holds it.
+LOOM_API void lock_run_folder(const std::string& dir);
 
 // A pipeline written into a run folder carries a `loom_run:` block with the command-line options
 // of that run; those the command line leaves unset (epochs, subset, max_steps) are taken from it.

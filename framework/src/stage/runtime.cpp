@@ -133,6 +133,8 @@ void Runtime::run() {
     run_stage(*chosen);
     return;
   }
+  lock_run_folder(out_dir_);
+  check_run_folder(out_dir_, opt_);  // again, under the lock
   start_run_folder(out_dir_, file_, opt_, *models_);
   tbb::flow::graph g;
   std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
