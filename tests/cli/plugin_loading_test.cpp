@@ -111,15 +111,34 @@ TEST(PluginLoading, ThirdPartyLayerFromYaml) {
             std::string::npos);
 }
 
-std::string scale_pipeline(const std::string& dir, const std::string& plugins_line) {
+std::string scale_pipeline(const std::string& dir, const std::string& plugins_line,
+                           const std::string& scale_extra = "") {
   std::string p = dir + "/p.yaml";
   std::ofstream(p) << "name: scaled\n"
                    << plugins_line
                    << "datasets:\n  d: {source: oval}\nmodels:\n  m:\n    input: [3]\n    layers:\n"
-                      "      - {type: dense, units: 3}\n      - {type: scale_by, factor: 0.5}\n"
+                      "      - {type: dense, units: 3}\n      - {type: scale_by, factor: 0.5"
+                   << scale_extra
+                   << "}\n"
                       "stages:\n  train: {recipe: autoencoder, model: m, data: d, epochs: 3, "
                       "optimizer: {type: sgd, lr: 0.1}}\n";
   return p;
+}
+
+// An exception from a plugin's forward names the stage, the epoch and step, the model and the
+// layer.
+TEST(PluginLoading, ExceptionInALayerIsLocated) {
+  std::string dir = temp_dir("plug-throw");
+  CliResult r = run_loom(
+      {"run",
+       scale_pipeline(dir, "plugins: [" + plugin("test_scale_layer") + "]\n", ", fail_at: 3"),
+       "--out", dir + "/run"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("stage 'train', epoch 2, step 3: model 'm', layer 'm.scale_by_1' "
+                       "(scale_by), forward: scale_by: failing as asked"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
 }
 
 TEST(PluginLoading, PipelinePluginsKeyAndSearchPath) {

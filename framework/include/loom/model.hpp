@@ -84,6 +84,9 @@ class LOOM_API Model {
   std::string name_;
   std::vector<ModelNode> nodes_;
   std::vector<int> inputs_, outputs_;
+  // Inside a catch: rethrows the exception in flight as an Error naming the model, the layer and
+  // the pass (a plugin's exception, whatever its type).
+  [[noreturn]] void rethrow_located(const ModelNode& node, const char* pass) const;
   std::vector<ParamPtr> params_;
   std::vector<Tensor> values_, grads_, scratch_;
   std::vector<char> has_grad_, trainable_below_, frozen_;

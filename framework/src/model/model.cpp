@@ -129,9 +129,29 @@ void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inp
     s.insert(s.begin(), batch);
     values_[i].resize(s);
     local.frozen = ctx.frozen || frozen_[i];
-    node.layer->forward(local, in, values_[i]);
+    try {
+      node.layer->forward(local, in, values_[i]);
+    } catch (...) {
+      rethrow_located(node, "forward");
+    }
     serials_[i] = serial;
     node.layer->set_forward_serial(serial);
+  }
+}
+
+void Model::rethrow_located(const ModelNode& node, const char* pass) const {
+  std::string where =
+      "model '" + name_ + "', layer '" + node.name + "' (" + node.type + "), " + pass + ": ";
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(where + "out of memory");
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (what.rfind("model '", 0) == 0) throw;  // an inner model already said where
+    throw Error(where + what);
+  } catch (...) {
+    throw Error(where + "failed (the layer threw something that is not an exception)");
   }
 }
 
@@ -209,7 +229,11 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
         pending.push_back(int(a));
       }
     }
-    node.layer->backward(local, in, values_[k], grads_[k], din);
+    try {
+      node.layer->backward(local, in, values_[k], grads_[k], din);
+    } catch (...) {
+      rethrow_located(node, "backward");
+    }
     for (int a : pending) {
       Tensor& g = grads_[node.inputs[a]];
       const Tensor& s = *din[a];

@@ -283,7 +283,13 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     rc.training = true;
     rc.seed = ctx.seed();
     rc.step = trainer.step_count();
-    LossTerms terms = hooks.step(b, rc);
+    LossTerms terms;
+    try {
+      terms = hooks.step(b, rc);
+    } catch (const Error& e) {
+      throw Error("stage '" + ctx.name() + "', epoch " + std::to_string(epoch + 1) + ", step " +
+                  std::to_string(trainer.step_count()) + ": " + e.what());
+    }
     reducer.reduce_terms(terms);
     for (auto& [name, v] : terms)
       if (!std::isfinite(v))
