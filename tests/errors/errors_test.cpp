@@ -213,6 +213,17 @@ TEST(CliErrors, EmptyValuesAndNonFiniteNumbers) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--out: expected a value, got ''"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists("runs/stacked_ae"));
+  for (const char* range : {"nan,1", "1,-1", "0,inf"}) {
+    r = run_loom({"predict", source_path("models/fid_classifier"), "--input", "x.npy", "--out",
+                  out + ".npy", "--range", range});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("--range: expected LOW,HIGH, two finite numbers with LOW < HIGH"),
+              std::string::npos)
+        << r.err;
+  }
+  r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
+                "models.encoder.layers[99999999999999999999].units=3"});
+  EXPECT_NE(r.err.find("the list index is too large"), std::string::npos) << r.err;
   for (const char* v : {"nan", "inf", "-inf"}) {
     r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--set",
                   std::string("stages.train.optimizer.lr=") + v});

@@ -304,15 +304,18 @@ CLI::Validator pair_of(bool indices) {
               long long i = std::stoll(a, &p1), j = std::stoll(b, &p2);
               if (p1 == a.size() && p2 == b.size() && i >= 0 && j >= 0) return "";
             } else {
-              std::stof(a, &p1);
-              std::stof(b, &p2);
-              if (p1 == a.size() && p2 == b.size()) return "";
+              float lo = std::stof(a, &p1), hi = std::stof(b, &p2);
+              if (p1 == a.size() && p2 == b.size() && std::isfinite(lo) && std::isfinite(hi) &&
+                  lo < hi)
+                return "";
             }
           }
         } catch (const std::exception&) {
         }
-        return indices ? "expected two sample indices I,J (e.g. 3,17), got '" + text + "'"
-                       : "expected LOW,HIGH (e.g. -1,1), got '" + text + "'";
+        return indices
+                   ? "expected two sample indices I,J (e.g. 3,17), got '" + text + "'"
+                   : "expected LOW,HIGH, two finite numbers with LOW < HIGH (e.g. -1,1), got '" +
+                         text + "'";
       },
       "", "pair");
 }

@@ -33,6 +33,7 @@ std::vector<Step> parse_key(const std::string& text, const std::string& key) {
       if (close == std::string::npos || digits.empty() ||
           digits.find_first_not_of("0123456789") != std::string::npos)
         throw bad("'" + part + "': a list index is a number in brackets, e.g. layers[1]");
+      if (digits.size() > 9) throw bad("'" + part + "': the list index is too large");
       s.indices.push_back(std::stoul(digits));
       br = close + 1 == part.size() ? std::string::npos : close + 1;
       if (br != std::string::npos && part[br] != '[')

@@ -370,6 +370,10 @@ Dataset read_png_folder(const std::string& path) {
                 "/); put every PNG in a class folder or none");
   std::sort(classes.begin(), classes.end());
   bool numeric = std::all_of(classes.begin(), classes.end(), is_digits);
+  for (auto& c : classes)
+    if (numeric && (c.size() > 5 || std::stol(c) >= 100000))
+      throw Error(path + ": the class folder '" + c +
+                  "' is a number too large for a class index (below 100000)");
   std::map<std::string, int32_t> label_of;
   for (size_t i = 0; i < classes.size(); ++i)
     label_of[classes[i]] = numeric ? int32_t(std::stol(classes[i])) : int32_t(i);
