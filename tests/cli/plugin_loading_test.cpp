@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "loom/create.hpp"
+#include "loom/dataset_io.hpp"
 #include "loom/plugin.hpp"
 #include "plugin/plugins.hpp"
 #include "support/cli.hpp"
@@ -149,6 +150,27 @@ TEST(PluginLoading, PipelinePluginsKeyAndSearchPath) {
                 "--out", dir + "/run"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir + "/run/metrics.jsonl"));
+  // The run folder names the plugin; using the folder (predict) loads it only when allowed.
+  loom::Dataset three;
+  three.sample_shape = {3};
+  three.count = 2;
+  three.x = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
+  loom::write_dataset(dir + "/three.npy", three);
+  std::vector<std::string> predict{"predict",          dir + "/run", "--input",
+                                   dir + "/three.npy", "--out",      dir + "/out.npy"};
+  r = run_loom(predict);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir +
+                       "/run/pipeline.yaml names plugin libraries, which are native code "
+                       "from whoever wrote this run folder; Loom loads them only when you "
+                       "allow them: LOOM_PLUGIN_PATH=" +
+                       plugin("test_scale_layer")),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/out.npy"));
+  r = run_loom(predict, "LOOM_PLUGIN_PATH=" + plugin("test_scale_layer"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir + "/out.npy"));
   // Found on LOOM_PLUGIN_PATH.
   r = run_loom({"validate", scale_pipeline(dir, "")},
                "LOOM_PLUGIN_PATH=" + std::string(LOOM_TEST_PLUGIN_DIR) + "/libtest_scale_layer.so");

@@ -17,10 +17,10 @@
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 #include "loom/model.hpp"
-#include "plugin/plugins.hpp"
 #include "loom/recipe.hpp"
 #include "model/model_set.hpp"
 #include "output/safetensors.hpp"
+#include "plugin/plugins.hpp"
 
 namespace fs = std::filesystem;
 
@@ -73,7 +73,8 @@ Classifier load_classifier(const std::string& given, const std::string& classes_
   Classifier c;
   c.dir = path.string();
   PipelineFile file = load_pipeline((dir / "pipeline.yaml").string(), {});
-  load_default_plugins(global_registry(), file.plugin_dirs);
+  check_received_plugins(file.plugin_dirs, file.path);
+  load_default_plugins(global_registry());
   c.models = std::make_unique<ModelSet>(global_registry(), file.seed, file.path);
   if (!file.root["models"]) throw Error(file.path + ": declares no models");
   c.models->declare(file.root["models"]);

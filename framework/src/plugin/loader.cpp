@@ -158,6 +158,36 @@ void load_default_plugins(Registry& registry, const std::vector<std::string>& ex
   if (fs::is_directory(builtin)) load_plugin_dir(registry, builtin);
 }
 
+void check_received_plugins(const std::vector<std::string>& named, const std::string& file) {
+  if (named.empty()) return;
+  std::vector<fs::path> allowed;
+  if (const char* env = std::getenv("LOOM_PLUGIN_PATH")) {
+    std::string s = env;
+    for (size_t start = 0; start <= s.size();) {
+      size_t end = std::min(s.find(':', start), s.size());
+      std::error_code ec;
+      if (end > start) allowed.push_back(fs::weakly_canonical(s.substr(start, end - start), ec));
+      start = end + 1;
+    }
+  }
+  std::string refused;
+  for (auto& n : named) {
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(n, ec);
+    bool ok = false;
+    for (auto& a : allowed) {
+      auto rel = p.lexically_relative(a);
+      ok = ok || p == a || (!rel.empty() && *rel.begin() != "..");
+    }
+    if (!ok) refused += (refused.empty() ? "" : ":") + n;
+  }
+  if (!refused.empty())
+    throw Error(file +
+                " names plugin libraries, which are native code from whoever wrote this run "
+                "folder; Loom loads them only when you allow them: LOOM_PLUGIN_PATH=" +
+                refused);
+}
+
 std::vector<LoadedPlugin> loaded_plugins() {
   std::lock_guard<std::mutex> lock(resident().mutex);
   return resident().info;

@@ -24,6 +24,12 @@ LOOM_API std::vector<std::pair<std::string, std::string>> skipped_plugins();
 // The default search: each of `extra` (folders or .so files, from a pipeline's `plugins:`),
 // then LOOM_PLUGIN_PATH (':'-separated), then the plugin folder beside the running binary.
 LOOM_API void load_default_plugins(Registry& registry, const std::vector<std::string>& extra = {});
+// A pipeline received in a run folder (loom predict, sample, eval --classifier) names plugin
+// libraries that are native code from whoever wrote the folder: they are not loaded from it.
+// Each must already be allowed on LOOM_PLUGIN_PATH (the library, or a folder holding it); else an
+// Error naming `file`, the libraries and how to allow them.
+LOOM_API void check_received_plugins(const std::vector<std::string>& named,
+                                     const std::string& file);
 // Libraries loaded so far (kept resident for the life of the process).
 LOOM_API std::vector<LoadedPlugin> loaded_plugins();
 // <folder of the running executable>/../lib/loom/plugins

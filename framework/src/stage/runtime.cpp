@@ -26,7 +26,9 @@ Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::mo
   keep_freed_memory_for_reuse();
   file_ = load_pipeline(pipeline, opt_.overrides);
   apply_recorded_options(file_, opt_);
-  load_default_plugins(global_registry(), file_.plugin_dirs);
+  if (opt_.received) check_received_plugins(file_.plugin_dirs, file_.path);
+  load_default_plugins(global_registry(),
+                       opt_.received ? std::vector<std::string>{} : file_.plugin_dirs);
   out_dir_ = opt_.out_dir.empty() ? (fs::path("runs") / file_.name).string() : opt_.out_dir;
   models_ = std::make_unique<ModelSet>(global_registry(), file_.seed, file_.path);
   Problems problems;

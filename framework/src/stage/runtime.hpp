@@ -29,6 +29,9 @@ struct LOOM_API RunOptions {
   int threads = 0;
   bool resume = false, quiet = false;
   bool overwrite = false;  // replace the run already in out_dir (see stage/run_folder.hpp)
+  // The pipeline comes from a run folder (predict, sample): its plugins are loaded only when
+  // allowed on LOOM_PLUGIN_PATH (check_received_plugins).
+  bool received = false;
   // Benchmark mode: only the training stage `bench_stage` (default: the first one) runs.
   StageContext::BenchSettings bench;
   bool benchmark = false;

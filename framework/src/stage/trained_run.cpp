@@ -35,7 +35,9 @@ TrainedRun load_trained_run(const std::string& given_path) {
   TrainedRun run;
   run.run_dir = run_dir.string();
   run.weights = weights.string();
-  run.runtime = std::make_unique<Runtime>((run_dir / "pipeline.yaml").string(), RunOptions{});
+  RunOptions received;
+  received.received = true;
+  run.runtime = std::make_unique<Runtime>((run_dir / "pipeline.yaml").string(), received);
   TensorFile f = load_safetensors(weights.string());
   for (auto& [name, p] : run.runtime->models().params()) {
     auto it = f.tensors.find(name);
