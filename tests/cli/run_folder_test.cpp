@@ -13,6 +13,7 @@
 #include <map>
 
 #include "loom/io.hpp"
+#include "output/safetensors.hpp"
 #include "support/cli.hpp"
 
 namespace fs = std::filesystem;
@@ -164,6 +165,29 @@ TEST(RunFolder, AFolderBeingWrittenIsLocked) {
   EXPECT_FALSE(fs::exists(dir + "/metrics.jsonl"));
   ::close(fd);  // released: the run goes ahead
   EXPECT_EQ(tiny_run(dir).exit_code, 0);
+}
+
+// A weights file whose kernel has the right element count but another shape (stored transposed)
+// is refused with the tensor named, not loaded as nonsense.
+TEST(RunFolder, TransposedKernelIsRefused) {
+  std::string dir = temp_dir("transposed") + "/run";
+  ASSERT_EQ(tiny_run(dir).exit_code, 0);
+  std::string w = dir + "/weights.safetensors";
+  loom::TensorFile f = loom::load_safetensors(w);
+  auto& k = f.tensors.at("encoder.dense_1.kernel");
+  ASSERT_EQ(k.shape(), (loom::Shape{784, 100}));
+  k = k.reshaped({100, 784});
+  std::vector<std::pair<std::string, const loom::Tensor*>> all;
+  for (auto& [name, t] : f.tensors) all.push_back({name, &t});
+  loom::save_safetensors(w, all, f.metadata);
+  CliResult r = run_loom({"predict", dir, "--input",
+                          "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--out",
+                          dir + "/p.npy"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(w + ": tensor 'encoder.dense_1.kernel' has shape (100, 784) but the "
+                           "pipeline's parameter has (784, 100)"),
+            std::string::npos)
+      << r.err;
 }
 
 TEST(RunFolder, OverwriteReplacesThePreviousRun) {

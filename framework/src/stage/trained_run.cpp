@@ -45,14 +45,20 @@ TrainedRun load_trained_run(const std::string& given_path) {
       run.missing.push_back(name);
       continue;
     }
+    // Shapes, not element counts: a kernel stored transposed has the same count and would load
+    // as nonsense.
+    auto check = [&](const std::string& key, const Tensor& t) {
+      if (t.shape() != p->value.shape())
+        throw Error(weights.string() + ": tensor '" + key + "' has shape " + to_string(t.shape()) +
+                    " but the pipeline's parameter has " + to_string(p->value.shape()));
+    };
+    check(name, it->second);
     // The moving average a training stage kept (ema:), used for sampling (AveragedWeights).
     auto avg = f.tensors.find("ema." + name);
-    if (avg != f.tensors.end() && avg->second.size() == p->value.size())
+    if (avg != f.tensors.end()) {
+      check("ema." + name, avg->second);
       p->average = avg->second.clone();
-    if (it->second.size() != p->value.size())
-      throw Error(weights.string() + ": tensor '" + name + "' has shape " +
-                  to_string(it->second.shape()) + " but the pipeline's parameter has " +
-                  to_string(p->value.shape()));
+    }
     p->value.copy_from(it->second);
   }
   return run;
