@@ -235,6 +235,21 @@ TEST(CliErrors, EmptyValuesAndNonFiniteNumbers) {
   }
 }
 
+// A write that fails (here a file-size limit: SIGXFSZ is ignored, the write returns EFBIG; a
+// full disk gives ENOSPC the same way) stops the run with the path and the cause, and leaves no
+// temporary file.
+TEST(CliErrors, FailedWriteNamesThePathAndTheCause) {
+  std::string out = temp_dir("fsize") + "/run";
+  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--subset",
+                          "200", "--epochs", "1", "--threads", "1", "--quiet"},
+                         "ulimit -f 1000;");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(out + "/checkpoints/train/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(".safetensors: cannot write (File too large)"), std::string::npos) << r.err;
+  for (auto& e : std::filesystem::recursive_directory_iterator(out))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+}
+
 TEST(CliErrors, UnknownOptionAndCommand) {
   CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--epoch", "2"});
   EXPECT_NE(r.exit_code, 0);

@@ -52,6 +52,10 @@ LOOM_API Tensor read_png(const std::string& path);
 // `path`.tmp.<pid>[.<n>] whose process no longer exists. Called before each new write of `path`.
 LOOM_API void remove_stale_temps(const std::string& path);
 
+// "PATH: cannot write (No space left on device)": the message of a failed write, with errno's
+// reason (a full disk, a file-size limit, a folder made read-only).
+LOOM_API std::string write_failed(const std::string& path);
+
 // Writes through `write(tmp_path)` then renames over `path` (same folder).
 LOOM_API void write_atomically(const std::string& path,
                                const std::function<void(const std::string& tmp)>& write);

@@ -92,7 +92,7 @@ class TempFile {
   }
   std::ofstream& out() { return out_; }
   void check() {
-    if (!out_) throw Error(final_ + ": write failed (disk full?)");
+    if (!out_) throw Error(write_failed(final_));
   }
   // Flushes, syncs, closes; the rename is separate so that several files can be renamed last.
   void finish() {

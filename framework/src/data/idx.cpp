@@ -166,7 +166,8 @@ void write_idx(const std::string& images, const std::string& labels, const Datas
       buf[i] = uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
     }
     o.write(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size()));
-    if (!o) throw Error(images + ": write failed");
+    o.flush();
+    if (!o) throw Error(write_failed(images));
   });
   if (!labels.empty() && d.has_labels()) {
     write_atomically(labels, [&](const std::string& tmp) {
@@ -175,7 +176,8 @@ void write_idx(const std::string& images, const std::string& labels, const Datas
       o.write(reinterpret_cast<char*>(magic), 4);
       be(o, uint32_t(d.count));
       for (auto l : d.labels) o.put(char(uint8_t(l)));
-      if (!o) throw Error(labels + ": write failed");
+      o.flush();
+      if (!o) throw Error(write_failed(labels));
     });
   }
 }

@@ -111,7 +111,8 @@ static void write_npy_raw(const std::string& path, const std::string& descr, con
     o.put(char(len >> 8));
     o.write(h.data(), std::streamsize(h.size()));
     o.write(static_cast<const char*>(data), std::streamsize(bytes));
-    if (!o) throw Error(path + ": write failed");
+    o.flush();
+    if (!o) throw Error(write_failed(path));
   });
 }
 

@@ -14,6 +14,10 @@
 
 namespace loom {
 
+std::string write_failed(const std::string& path) {
+  return path + ": cannot write (" + std::strerror(errno ? errno : EIO) + ")";
+}
+
 void remove_stale_temps(const std::string& path) {
   namespace fs = std::filesystem;
   fs::path p(path);
@@ -95,8 +99,7 @@ void encode_png(const std::string& file, const unsigned char* pix, int64_t W, in
   FILE* f = std::fopen(file.c_str(), "wb");
   if (!f) throw Error(shown + ": cannot write (" + std::strerror(errno) + ")");
   bool ok = png_encode_rows(f, pix, W, H, c, level);
-  if (std::fclose(f) != 0 && ok)
-    throw Error(shown + ": write failed (" + std::strerror(errno) + ")");
+  if (std::fclose(f) != 0 && ok) throw Error(write_failed(shown));
   if (!ok) throw Error(shown + ": PNG encoding failed");
 }
 

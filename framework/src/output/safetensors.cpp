@@ -30,7 +30,7 @@ void save_safetensors(const std::string& path,
     for (auto& [name, t] : tensors)
       o.write(reinterpret_cast<const char*>(t->data()), std::streamsize(t->size() * sizeof(float)));
     o.flush();
-    if (!o) throw Error(path + ": write failed");
+    if (!o) throw Error(write_failed(path));
   });
 }
 
