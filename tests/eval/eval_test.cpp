@@ -202,7 +202,7 @@ TEST(EvalCli, ErrorsNameTheFileAndTheReason) {
       {{"eval", dir + "/missing.npy"}, {dir + "/missing.npy", "no such file"}},
       {{"eval", dir + "/wide.npy"}, {dir + "/wide.npy", "(N, 32, 32)", "(N, 28, 28)"}},
       {{"eval", dir + "/hot.npy"}, {dir + "/hot.npy", "to 7", "--range"}},
-      {{"eval", dir + "/ok.npy", "--range", "1,0"}, {"--range", "LOW < HIGH"}},
+      {{"eval", dir + "/ok.npy", "--range", "1,0"}, {"--range", "LOW < HIGH"}, 2},
       {{"eval", dir + "/ok.npy", "--labels", dir + "/three.labels.npy"},
        {"three.labels.npy", "3 labels for 4 images"}},
       {{"eval", dir + "/ok.npy", "--real", dir + "/wide.npy"}, {dir + "/wide.npy", "(N, 32, 32)"}},
