@@ -250,6 +250,17 @@ TEST(CliErrors, FailedWriteNamesThePathAndTheCause) {
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
 }
 
+// A mistake in a model that others inline (the encoder inside the autoencoder) is reported once.
+TEST(CliErrors, AnInlinedModelsMistakeIsReportedOnce) {
+  CliResult r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
+                          "models.encoder.layers[1].units=0"});
+  EXPECT_EQ(r.exit_code, 1);
+  std::string m = "models.encoder.layers[1].units: must be >= 1, got 0";
+  size_t first = r.err.find(m);
+  ASSERT_NE(first, std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(m, first + 1), std::string::npos) << r.err;
+}
+
 TEST(CliErrors, UnknownOptionAndCommand) {
   CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--epoch", "2"});
   EXPECT_NE(r.exit_code, 0);

@@ -3,6 +3,7 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,9 +17,12 @@ namespace loom {
 // Collects located problems so that validation reports all of them, not the first one.
 class LOOM_API Problems {
  public:
-  void add(const std::string& message) { list_.push_back(message); }
+  // A problem found again (in a model inlined by several others) is reported once.
+  void add(const std::string& message) {
+    if (std::find(list_.begin(), list_.end(), message) == list_.end()) list_.push_back(message);
+  }
   void add(const Location& where, const std::string& path, const std::string& message) {
-    list_.push_back(located(where, path, message));
+    add(located(where, path, message));
   }
   bool empty() const { return list_.empty(); }
   size_t size() const { return list_.size(); }
