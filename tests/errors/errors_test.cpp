@@ -224,6 +224,12 @@ TEST(CliErrors, EmptyValuesAndNonFiniteNumbers) {
   r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
                 "models.encoder.layers[99999999999999999999].units=3"});
   EXPECT_NE(r.err.find("the list index is too large"), std::string::npos) << r.err;
+  // A shape whose element count would overflow (2^32 x 2^32 = 2^64 wrapped to 0).
+  r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
+                "models.encoder.input=[4294967296, 4294967296]"});
+  EXPECT_NE(r.err.find("models.encoder.input: the shape holds more than 2^31 values per sample"),
+            std::string::npos)
+      << r.err;
   for (const char* v : {"nan", "inf", "-inf"}) {
     r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--set",
                   std::string("stages.train.optimizer.lr=") + v});

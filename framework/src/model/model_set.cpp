@@ -21,6 +21,15 @@ Shape read_shape(const YAML::Node& n, const std::string& file, const std::string
     if (v <= 0) throw Error(location_of(e, file), path, "shape entries must be positive integers");
     s.push_back(v);
   }
+  // Bounded, so that no product of the sizes overflows (2^31 values per sample).
+  int64_t count = 1;
+  for (int64_t v : s) {
+    if (v > (int64_t(1) << 31) / count)
+      throw Error(location_of(n, file), path,
+                  "the shape holds more than 2^31 values per sample; no sample is that large");
+    count *= v;
+  }
+  if (s.empty()) throw Error(location_of(n, file), path, "expected a shape such as [28, 28]");
   return s;
 }
 
