@@ -224,6 +224,11 @@ TEST(CliErrors, EmptyValuesAndNonFiniteNumbers) {
   r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
                 "models.encoder.layers[99999999999999999999].units=3"});
   EXPECT_NE(r.err.find("the list index is too large"), std::string::npos) << r.err;
+  r = run_loom(
+      {"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--threads", "100000"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--threads: 100000 threads on "), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
   // A shape whose element count would overflow (2^32 x 2^32 = 2^64 wrapped to 0).
   r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",
                 "models.encoder.input=[4294967296, 4294967296]"});

@@ -74,6 +74,12 @@ std::string busy_cores_warning(int threads, int cores, double busy) {
 // One thread budget: oneDNN's OpenMP team and oneTBB's data workers share the cores.
 std::string set_threads(int64_t n, bool chosen) {
   int cores = omp_get_num_procs();
+  // More threads than cores only waits (they spin for each other); a few times the cores is
+  // allowed for experiments, beyond that it is a typo (100000 threads exhaust the process).
+  int64_t most = std::max(64, 4 * cores);
+  if (n > most)
+    throw UsageError("--threads: " + std::to_string(n) + " threads on " + std::to_string(cores) +
+                     " cores; give at most " + std::to_string(most) + " (0: every core)");
   int t = n > 0 ? int(n) : cores;
   omp_set_num_threads(t);
   g_tbb_limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
