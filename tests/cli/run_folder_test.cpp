@@ -47,6 +47,15 @@ CliResult tiny_run(const std::string& out, std::vector<std::string> extra = {}) 
   return run_loom(args);
 }
 
+// `--resume` of the run in `dir` with `args` finishes with the losses of the run in `full`.
+void expect_resume_matches(const std::string& dir, std::vector<std::string> args,
+                           const std::string& full) {
+  args.push_back("--resume");
+  CliResult r = tiny_run(dir, args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(losses(dir), losses(full));
+}
+
 TEST(RunFolder, RefusesAFolderThatHoldsARun) {
   std::string dir = temp_dir("folder") + "/run";
   ASSERT_EQ(tiny_run(dir).exit_code, 0);
@@ -125,11 +134,7 @@ TEST(RunFolder, StopSignalWritesACheckpointAndResumeMatches) {
     EXPECT_NE(err.find("checkpoint written: " + dir + "/checkpoints/train/last.safetensors"),
               std::string::npos)
         << err;
-    std::vector<std::string> resume = args;
-    resume.push_back("--resume");
-    CliResult r = tiny_run(dir, resume);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(losses(dir), losses(full));
+    expect_resume_matches(dir, args, full);
   }
 }
 
@@ -145,10 +150,7 @@ TEST(RunFolder, ResumeDropsTheMetricsOfEpochsNotCheckpointed) {
   // As if killed after epoch 2's lines, before its checkpoint replaced epoch 1's.
   fs::copy_file(dir + "/checkpoints/train/epoch_001.safetensors",
                 dir + "/checkpoints/train/last.safetensors", fs::copy_options::overwrite_existing);
-  args.push_back("--resume");
-  CliResult r = tiny_run(dir, args);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(losses(dir), losses(full));
+  expect_resume_matches(dir, args, full);
 }
 
 // Two runs never write one folder: the second is refused while the first holds the lock.

@@ -86,6 +86,11 @@ void lock_run_folder(const std::string& dir) {
   // The descriptor stays open: the lock is released when the process ends, however it ends.
 }
 
+bool leaves_run_folder(const std::string& rel) {
+  fs::path n = fs::path(rel).lexically_normal();
+  return n.empty() || n == "." || *n.begin() == "..";
+}
+
 void apply_recorded_options(const PipelineFile& file, RunOptions& options) {
   YAML::Node block = file.root["loom_run"];
   if (!block) return;

@@ -22,6 +22,8 @@ LOOM_API void check_run_folder(const std::string& dir, const RunOptions& options
 // Creates the folder and takes its lock (.loom.lock, flock) for the life of the process, so that
 // two runs never write one folder at once; Error if another process holds it.
 LOOM_API void lock_run_folder(const std::string& dir);
+// Whether a relative output path leaves the run folder (`..` first once normalised, or empty).
+LOOM_API bool leaves_run_folder(const std::string& rel);
 
 // A pipeline written into a run folder carries a `loom_run:` block with the command-line options
 // of that run; those the command line leaves unset (epochs, subset, max_steps) are taken from it.

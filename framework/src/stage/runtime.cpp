@@ -49,10 +49,10 @@ std::string Runtime::out_path(const std::string& rel) {
     // A relative path stays inside the run folder, through real folders only: `../x` and a
     // symbolic link planted in the folder would put the run's files elsewhere. (An absolute
     // path is the user's own choice and is taken as written.)
-    fs::path n = p.lexically_normal();
-    if (n.empty() || n == "." || *n.begin() == "..")
+    if (leaves_run_folder(rel))
       throw Error("'" + rel + "' leads out of the run folder " + out_dir_ +
                   "; give a path inside it, or an absolute path");
+    fs::path n = p.lexically_normal();
     p = fs::path(out_dir_) / n;
     fs::path walk = out_dir_;
     for (auto& part : n) {

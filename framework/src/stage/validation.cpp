@@ -8,6 +8,7 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
+#include "stage/run_folder.hpp"
 #include "stage/runtime.hpp"
 
 namespace fs = std::filesystem;
@@ -141,8 +142,7 @@ void Runtime::validate_stages(Problems& problems) {
       for (const char* key : {"write", "scatter"}) {
         YAML::Node w = node[key];
         if (!w || !w.IsScalar() || fs::path(w.Scalar()).is_absolute()) continue;
-        fs::path n = fs::path(w.Scalar()).lexically_normal();
-        if (n.empty() || n == "." || *n.begin() == "..")
+        if (leaves_run_folder(w.Scalar()))
           local.add(location_of(w, file_.path), path + "." + key,
                     "'" + w.Scalar() +
                         "' leads out of the run folder; give a path inside it, or an absolute "
