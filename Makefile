@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps build demo test sanitize bench clean format fresh-check
+.PHONY: all deps build demo test sanitize fuzz bench clean format fresh-check
 
 # Compiler cache inside the clone (build/.ccache, so `make clean` clears it). The fresh-machine
 # check (scripts/fresh-check.sh) lends it to the fresh root, which then compiles nothing twice.
@@ -32,11 +32,23 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-# AddressSanitizer + UndefinedBehaviorSanitizer build in its own folder.
+# AddressSanitizer + UndefinedBehaviorSanitizer build in its own folder, optimised lightly
+# (-O1 -g, as sanitizer builds usually are) so the pipelines' short runs finish in minutes.
 sanitize: deps
-	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLOOM_SANITIZE=ON > /dev/null
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DLOOM_SANITIZE=ON \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache > /dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS) --timeout 3600
+
+# libFuzzer harnesses (fuzz/: one per reader, and pipeline text -> validate), built with clang,
+# ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS (CI: 30). scripts/fuzz.sh says more.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Sanitize \
+	  -DLOOM_FUZZ=ON -DCMAKE_CXX_COMPILER_LAUNCHER=ccache > /dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: build
 	$(BUILD)/bin/loom bench pipelines/stacked_ae.yaml
@@ -49,4 +61,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -43,6 +43,18 @@ class AdversarialRecipe : public Recipe {
  public:
   explicit AdversarialRecipe(const Params&) {}
 
+  void check(StageCheck& c) const override {
+    check_model_takes_data(c, "discriminator", "data");
+    auto g = c.model("generator");
+    DataInfo d = c.data("data");
+    if (g && d.known() && g->num_outputs() > 0 &&
+        numel(g->output_shape(0)) != numel(d.sample_shape))
+      c.fail("generator", "generator '" + g->name() + "' makes images of shape " +
+                              to_string(g->output_shape(0)) + " but the real images of dataset '" +
+                              d.name + "' have shape " + to_string(d.sample_shape));
+    check_conditional_classes(c);
+  }
+
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
     auto G = ctx.model(p.s("generator"));

@@ -78,6 +78,30 @@ class AutoencoderRecipe : public Recipe {
     FitResult r = fit(ctx, *model, hooks);
     (void)r;
   }
+
+  void check(StageCheck& c) const override {
+    const Params& p = c.params();
+    check_model_takes_data(c, "model", p.given("input_data") ? "input_data" : "data");
+    auto m = c.model("model");
+    DataInfo d = c.data("data");
+    if (m && d.known() && m->num_outputs() > 0 &&
+        numel(m->output_shape(0)) != numel(d.sample_shape))
+      c.fail("model", "model '" + m->name() + "' outputs shape " + to_string(m->output_shape(0)) +
+                          " but its targets, the samples of dataset '" + d.name + "', have shape " +
+                          to_string(d.sample_shape));
+    if (auto loss = c.loss("loss")) {
+      std::string name = p.entry_type("loss");
+      if (!loss->needs_target())
+        c.fail("loss", "'" + name +
+                           "' is a penalty on a layer's values, not a reconstruction loss; give "
+                           "it under terms: [{type: " +
+                           name + ", on: LAYER}] beside a loss such as mse");
+      else if (loss->takes_class_labels())
+        c.fail("loss", "'" + name +
+                           "' compares class scores with class labels, but an autoencoder's "
+                           "targets are its inputs; use mse, mae, huber or binary_crossentropy");
+    }
+  }
 };
 
 void register_autoencoder(Registry& r) {

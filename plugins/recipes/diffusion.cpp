@@ -302,6 +302,12 @@ class DiffusionRecipe : public Recipe {
  public:
   explicit DiffusionRecipe(const Params&) {}
 
+  void check(StageCheck& c) const override {
+    check_model_takes_data(c, "model", "data");
+    check_model_takes_data(c, "model", "valid_data");
+    check_conditional_classes(c);
+  }
+
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
     DataSplit train = ctx.data(p.s("data"), "train");

@@ -12,6 +12,8 @@ namespace loom::recipes {
 class PredictRecipe : public Recipe {
  public:
   explicit PredictRecipe(const Params&) {}
+  void check(StageCheck& c) const override { check_model_takes_data(c, "model", "data"); }
+
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
     auto model = ctx.model(p.s("model"));

@@ -57,6 +57,37 @@ class SupervisedRecipe : public Recipe {
     }
   }
 
+  void check(StageCheck& c) const override {
+    for (const char* key : {"data", "valid_data", "test_data"}) {
+      check_model_takes_data(c, "model", key);
+      DataInfo d = c.data(key);
+      if (d.num_classes == 0)
+        c.fail(key, "dataset '" + d.name +
+                        "' has no labels; a classifier trains and is scored on labelled data "
+                        "(give its source a labels file)");
+    }
+    auto m = c.model("model");
+    DataInfo d = c.data("data");
+    auto loss = c.loss("loss");
+    std::string name = c.params().entry_type("loss");
+    if (m && m->num_outputs() > 0 && d.num_classes > 0) {
+      int64_t k = numel(m->output_shape(0));
+      if ((!loss || loss->takes_class_labels()) && k < d.num_classes)
+        c.fail("model", "model '" + m->name() + "' outputs " + std::to_string(k) +
+                            " scores per sample but the labels of dataset '" + d.name + "' name " +
+                            std::to_string(d.num_classes) + " classes (0 to " +
+                            std::to_string(d.num_classes - 1) + "); give its last layer " +
+                            std::to_string(d.num_classes) + " units");
+    }
+    if (loss && (!loss->needs_target() || !loss->takes_class_labels()) && m &&
+        m->num_outputs() > 0 && numel(m->output_shape(0)) != 1)
+      c.fail("loss", "'" + name +
+                         "' compares values shaped like the output, but a classifier's targets "
+                         "are class labels; use softmax_crossentropy (from logits), "
+                         "sparse_categorical_crossentropy or categorical_crossentropy (from "
+                         "probabilities)");
+  }
+
   // Fraction of rows whose arg-max equals the label (labels (N,) as class indices, or (N, K)).
   static double accuracy(const Tensor& scores, const Tensor& labels) {
     int64_t n = scores.dim(0), k = scores.size() / n;

@@ -17,6 +17,7 @@ class IdxSource : public Source {
       : images_(resolve_data_path(p, "images")),
         labels_(p.s("labels").empty() ? "" : resolve_data_path(p, "labels")) {}
   Shape sample_shape() const override { return idx_sample_shape(images_); }
+  SourceInfo info() const override { return idx_info(images_, labels_); }
   Dataset load() const override { return read_idx(images_, labels_); }
 
  private:
@@ -31,8 +32,22 @@ class NpySource : public Source {
         lo_(float(p.floats("range")[0])),
         hi_(float(p.floats("range")[1])) {}
   Shape sample_shape() const override {
-    Tensor t = read_npy(x_);
-    return Shape(t.shape().begin() + 1, t.shape().end());
+    Shape s = npy_shape(x_);
+    if (s.size() < 2) throw Error(x_ + ": expected an array of samples (at least 2 dimensions)");
+    return Shape(s.begin() + 1, s.end());
+  }
+  SourceInfo info() const override {
+    SourceInfo info;
+    info.count = npy_shape(x_)[0];
+    info.num_classes = 0;
+    if (!y_.empty()) {  // labels are small: read them, and check them now
+      Dataset d;
+      d.count = info.count;
+      d.origin = x_;
+      set_labels(d, read_npy(y_), y_);
+      info.num_classes = d.num_classes;
+    }
+    return info;
   }
   Dataset load() const override {
     Tensor t = read_npy(x_);
@@ -63,6 +78,7 @@ class OvalSource : public Source {
         w2_(float(p.f("w2"))),
         seed_(uint64_t(p.i("seed"))) {}
   Shape sample_shape() const override { return {3}; }
+  SourceInfo info() const override { return {n_, 0}; }
   Dataset load() const override {
     Dataset d;
     d.count = n_;

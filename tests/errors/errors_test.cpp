@@ -261,6 +261,29 @@ TEST(CliErrors, FailedWriteNamesThePathAndTheCause) {
     EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
 }
 
+// A memory cap (ulimit -v) gives a message naming the limit and what to change, exit 1, and no
+// temporary file. (The sanitizer build reserves terabytes of shadow address space, so no cap
+// can be set there.)
+TEST(CliErrors, MemoryCapGivesAMessage) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory cannot run under ulimit -v";
+#endif
+  std::string out = temp_dir("vmem") + "/run";
+  CliResult r = run_loom({"run", source_path("pipelines/stacked_ae.yaml"), "--out", out, "--subset",
+                          "200", "--epochs", "1", "--threads", "1", "--quiet"},
+                         "ulimit -v 200000;");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("error: out of memory: this process may use at most 195 MiB of address "
+                       "space (ulimit -v 200000)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("bad_alloc"), std::string::npos) << r.err;
+  if (std::filesystem::exists(out)) {
+    for (auto& e : std::filesystem::recursive_directory_iterator(out))
+      EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+  }
+}
+
 // A mistake in a model that others inline (the encoder inside the autoencoder) is reported once.
 TEST(CliErrors, AnInlinedModelsMistakeIsReportedOnce) {
   CliResult r = run_loom({"validate", source_path("pipelines/stacked_ae.yaml"), "--set",

@@ -1,5 +1,6 @@
 // loom — run, validate, inspect and benchmark YAML pipelines.
 #include <pmmintrin.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <xmmintrin.h>
 
@@ -58,6 +59,18 @@ int usage_error(const CLI::App& app, const std::string& message) {
 }
 
 }  // namespace
+
+// What to say when an allocation failed: the address-space limit when one is set (ulimit -v),
+// else the machine's memory.
+static std::string out_of_memory_message() {
+  struct rlimit lim {};
+  std::string what = "out of memory";
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    return what + ": this process may use at most " + std::to_string(lim.rlim_cur >> 20) +
+           " MiB of address space (ulimit -v " + std::to_string(lim.rlim_cur >> 10) +
+           "), too little for this command; raise the limit, or lower batch_size or --threads";
+  return what + ": the machine's memory ran out; lower batch_size or --threads, or free memory";
+}
 
 int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported with the file's path,
@@ -157,7 +170,7 @@ int main(int argc, char** argv) {
     std::cerr << "\nerror: " << e.what() << "\n";
     return 1;
   } catch (const std::bad_alloc&) {
-    std::cerr << "\nerror: out of memory\n";
+    std::cerr << "\nerror: " << out_of_memory_message() << "\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "\nerror: " << e.what() << "\n";

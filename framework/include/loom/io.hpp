@@ -18,11 +18,15 @@ namespace loom {
 LOOM_API Dataset read_idx(const std::string& images, const std::string& labels = "");
 // Shape of the samples of an IDX image file, from its header alone.
 LOOM_API Shape idx_sample_shape(const std::string& images);
+// Image count (from the header) and classes (from the labels, "" for none; 0 classes).
+LOOM_API SourceInfo idx_info(const std::string& images, const std::string& labels);
 // Writes images (values mapped from [lo, hi] to 0..255) and labels as IDX ubyte files.
 LOOM_API void write_idx(const std::string& images, const std::string& labels, const Dataset& d);
 
 // NPY: float32 / float64 / uint8 / int32 / int64 arrays read as float; written as float32.
 LOOM_API Tensor read_npy(const std::string& path);
+// The array's shape, from the header alone.
+LOOM_API Shape npy_shape(const std::string& path);
 LOOM_API void write_npy(const std::string& path, const Tensor& t);
 LOOM_API void write_npy_labels(const std::string& path, const std::vector<int32_t>& labels);
 

@@ -14,6 +14,9 @@ class LOOM_API Loss {
   static constexpr Kind kind = Kind::Loss;
   virtual ~Loss();
   virtual bool needs_target() const { return true; }
+  // Whether the target is a class label per sample (index, or one-hot row) rather than values
+  // shaped like the prediction; recipes check at validation that their loss fits.
+  virtual bool takes_class_labels() const { return false; }
   virtual double compute(const Tensor& pred, const Tensor* target, Tensor* grad,
                          float weight) const = 0;
 };

@@ -19,7 +19,7 @@
 namespace loom {
 
 // Bumped whenever a public header changes in a way that breaks compiled plugins.
-inline constexpr uint32_t kAbiVersion = 2;  // 2: RunContext salt/first/frozen, Layer serials
+inline constexpr uint32_t kAbiVersion = 3;  // 3: Recipe::check, Source::info, Loss labels
 
 struct PluginManifest {
   uint32_t abi_version;

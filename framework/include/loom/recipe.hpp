@@ -2,18 +2,60 @@
 // its parameters like any type (training recipes add add_training_params()), and run() drives
 // models and data through the StageContext, usually with fit().
 #pragma once
+#include <memory>
+
 #include "loom/export.hpp"
+#include "loom/loss.hpp"
+#include "loom/model.hpp"
 #include "loom/registry.hpp"
 #include "loom/training.hpp"
 
 namespace loom {
+
+// What validation knows of the data a stage parameter names (dataset or dataset.split), from
+// the files' headers and label files: shape empty and count -1 when unknown (a dataset another
+// stage publishes), num_classes 0 when unlabelled and -1 when unknown.
+struct LOOM_API DataInfo {
+  std::string name;  // as the stage named it
+  Shape sample_shape;
+  int64_t count = -1;
+  int num_classes = -1;
+  bool known() const { return !sample_shape.empty(); }
+};
+
+// A stage as `loom validate` sees it, before anything runs: a recipe's check() reads its
+// parameters, models and data from here and reports what cannot work, located at the parameter.
+class LOOM_API StageCheck {
+ public:
+  virtual ~StageCheck();
+  virtual const Params& params() const = 0;
+  // The model a string parameter names; nullptr when not given (an unknown name is reported
+  // already).
+  virtual std::shared_ptr<Model> model(const std::string& key) const = 0;
+  // The data a string parameter names; unknown (known() false) when not given.
+  virtual DataInfo data(const std::string& key) const = 0;
+  // The loss a loss parameter names (a name or {type: ...}); nullptr when it does not resolve.
+  virtual std::unique_ptr<Loss> loss(const std::string& key) const = 0;
+  virtual void fail(const std::string& key, const std::string& message) = 0;
+};
 
 class LOOM_API Recipe {
  public:
   static constexpr Kind kind = Kind::Recipe;
   virtual ~Recipe();
   virtual void run(StageContext& ctx) = 0;
+  // Checks before anything runs (shapes against the data files, the loss against the task);
+  // `loom validate` and `loom run` call it once per stage.
+  virtual void check(StageCheck&) const {}
 };
+
+// The checks of recipes that feed the data named by `data_key` to a model: the model's first
+// input holds as many values as a sample.
+LOOM_API void check_model_takes_data(StageCheck& c, const std::string& model_key,
+                                     const std::string& data_key);
+// For recipes with `conditional` and `num_classes`: a conditional model's data is labelled and
+// its classes cover the labels.
+LOOM_API void check_conditional_classes(StageCheck& c);
 
 // Reshapes a batch tensor (N, ...) to a model input of the same size per sample, or throws a
 // clear Error naming both shapes.

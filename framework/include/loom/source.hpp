@@ -26,12 +26,20 @@ struct LOOM_API Dataset {
   bool has_labels() const { return !labels.empty(); }
 };
 
+// What a source can say cheaply (headers and label files, never the samples), for validation.
+struct SourceInfo {
+  int64_t count = -1;    // samples; -1 when unknown
+  int num_classes = -1;  // 0 when unlabelled; -1 when unknown
+};
+
 class LOOM_API Source {
  public:
   static constexpr Kind kind = Kind::Source;
   virtual ~Source();
   // Sample shape without loading everything (headers only), for validation.
   virtual Shape sample_shape() const = 0;
+  // Sample count and classes without loading the samples; the default knows neither.
+  virtual SourceInfo info() const { return {}; }
   // Loads the whole dataset; throws Error naming the file and the reason on corrupt data.
   virtual Dataset load() const = 0;
 };

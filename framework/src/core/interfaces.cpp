@@ -25,6 +25,7 @@ void Augmenter::apply_batch(Tensor&, Tensor&, Rng&) const {}
 #include "loom/recipe.hpp"
 namespace loom {
 Recipe::~Recipe() = default;
+StageCheck::~StageCheck() = default;
 
 Tensor as_model_input(const Tensor& batch, const Model& model, size_t input) {
   Shape want = model.input_shape(input);

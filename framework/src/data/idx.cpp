@@ -84,7 +84,38 @@ std::vector<unsigned char> read_bounded(GzFile& f, int64_t n) {
   return raw;
 }
 
+// The labels of `count` images (from `images`), checked against that count.
+std::vector<unsigned char> read_labels(const std::string& labels, int64_t count,
+                                       const std::string& images) {
+  GzFile f(labels);
+  Header h = read_header(f);
+  if (h.dims.size() != 1) throw Error(labels + ": an IDX label file has one dimension");
+  if (h.dims[0] != count)
+    throw Error(labels + ": holds " + std::to_string(h.dims[0]) + " labels for " +
+                std::to_string(count) + " images in " + images);
+  std::vector<unsigned char> raw = read_bounded(f, count);
+  if (int64_t(raw.size()) != count)
+    throw Error(labels + ": truncated IDX label file: " + std::to_string(raw.size()) +
+                " labels for " + std::to_string(count) + " images");
+  return raw;
+}
+
 }  // namespace
+
+SourceInfo idx_info(const std::string& images, const std::string& labels) {
+  SourceInfo info;
+  {
+    GzFile f(images);
+    Header h = read_header(f);
+    if (h.dims.size() < 2) throw Error(images + ": an IDX image file needs at least 2 dimensions");
+    info.count = h.dims[0];
+  }
+  info.num_classes = 0;
+  if (!labels.empty())
+    for (unsigned char l : read_labels(labels, info.count, images))
+      info.num_classes = std::max(info.num_classes, int(l) + 1);
+  return info;
+}
 
 Shape idx_sample_shape(const std::string& images) {
   GzFile f(images);
@@ -128,16 +159,7 @@ Dataset read_idx(const std::string& images, const std::string& labels) {
   d.hi = 255.f;
   d.origin = images;
   if (!labels.empty()) {
-    GzFile f(labels);
-    Header h = read_header(f);
-    if (h.dims.size() != 1) throw Error(labels + ": an IDX label file has one dimension");
-    if (h.dims[0] != d.count)
-      throw Error(labels + ": holds " + std::to_string(h.dims[0]) + " labels for " +
-                  std::to_string(d.count) + " images in " + images);
-    std::vector<unsigned char> raw = read_bounded(f, d.count);
-    if (int64_t(raw.size()) != d.count)
-      throw Error(labels + ": truncated IDX label file: " + std::to_string(raw.size()) +
-                  " labels for " + std::to_string(d.count) + " images");
+    std::vector<unsigned char> raw = read_labels(labels, d.count, images);
     d.labels.assign(raw.begin(), raw.end());
     int mx = 0;
     for (auto l : d.labels) mx = std::max(mx, int(l));

@@ -1,6 +1,5 @@
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "loom/error.hpp"
@@ -8,41 +7,87 @@
 
 namespace loom {
 
-Tensor read_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+namespace {
+
+// The value of 'key' in an NPY header dict ("{'descr': '<f4', 'fortran_order': False, 'shape':
+// (3, 4), }"): the text after "'key':" up to the next ',' outside parentheses, trimmed. No
+// regular expressions: libstdc++'s recurse once per character and a long header would overflow
+// the stack.
+std::string header_value(const std::string& header, const std::string& key) {
+  size_t k = header.find("'" + key + "'");
+  if (k == std::string::npos) return "";
+  size_t i = header.find(':', k);
+  if (i == std::string::npos) return "";
+  ++i;
+  int depth = 0;
+  size_t j = i;
+  for (; j < header.size(); ++j) {
+    char c = header[j];
+    if (c == '(') ++depth;
+    if (c == ')' && --depth < 0) break;
+    if ((c == ',' || c == '}') && depth == 0) break;
+  }
+  size_t b = header.find_first_not_of(" \t", i);
+  if (b == std::string::npos || b >= j) return "";
+  size_t e = header.find_last_not_of(" \t", j - 1);
+  return header.substr(b, e - b + 1);
+}
+
+struct NpyHeader {
+  std::string descr, dims;
+  Shape shape;
+  int64_t count = 1;        // values
+  int64_t data_offset = 0;  // bytes before the data
+  int64_t file_size = 0;
+};
+
+NpyHeader read_header(std::ifstream& in, const std::string& path) {
   if (!in) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
+  NpyHeader h;
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw Error(path + ": not an NPY file (bad magic)");
   in.seekg(0, std::ios::end);
-  const int64_t file_size = int64_t(in.tellg());
+  h.file_size = int64_t(in.tellg());
   in.seekg(8, std::ios::beg);
   uint32_t hlen = 0;
   if (magic[6] == 1) {
     unsigned char b[2];
     in.read(reinterpret_cast<char*>(b), 2);
     hlen = b[0] | (b[1] << 8);
-  } else {
+  } else if (magic[6] == 2 || magic[6] == 3) {
     unsigned char b[4];
     in.read(reinterpret_cast<char*>(b), 4);
     hlen = b[0] | (b[1] << 8) | (b[2] << 16) | (uint32_t(b[3]) << 24);
+  } else {
+    throw Error(path + ": unsupported NPY format version " + std::to_string(int(magic[6])));
   }
   // Sizes from the header are checked against the file's length before anything is allocated.
-  if (!in || int64_t(hlen) > file_size - int64_t(in.tellg()))
+  if (!in || int64_t(hlen) > h.file_size - int64_t(in.tellg()))
     throw Error(path + ": truncated NPY header (it claims " + std::to_string(hlen) +
-                " bytes, the file holds " + std::to_string(file_size) + ")");
+                " bytes, the file holds " + std::to_string(h.file_size) + ")");
+  // numpy writes headers of a few hundred bytes (and reads none above 10,000 by default).
+  if (hlen > 65536)
+    throw Error(path + ": the NPY header claims " + std::to_string(hlen) +
+                " bytes; a header describing an array is at most 64 KiB");
   std::string header(hlen, ' ');
   if (!in.read(header.data(), hlen)) throw Error(path + ": truncated NPY header");
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr':\\s*'([^']+)'")))
+  h.data_offset = int64_t(in.tellg());
+  std::string descr = header_value(header, "descr");
+  if (descr.size() < 2 || descr.front() != '\'' || descr.back() != '\'')
     throw Error(path + ": NPY header has no dtype");
-  std::string descr = m[1];
-  if (std::regex_search(header, m, std::regex("'fortran_order':\\s*True")))
-    throw Error(path + ": Fortran-ordered NPY arrays are not supported");
-  if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)")))
+  h.descr = descr.substr(1, descr.size() - 2);
+  std::string fortran = header_value(header, "fortran_order");
+  if (fortran == "True")
+    throw Error(path +
+                ": Fortran-ordered NPY arrays are not supported (save with "
+                "numpy.ascontiguousarray)");
+  if (fortran != "False") throw Error(path + ": NPY header has no fortran_order");
+  std::string shape = header_value(header, "shape");
+  if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')')
     throw Error(path + ": NPY header has no shape");
-  Shape shape;
-  std::string dims = m[1];
+  h.dims = shape.substr(1, shape.size() - 2);
+  const std::string& dims = h.dims;
   // "(60000, 28, 28)", "(5,)" or "()": sizes (digits) separated by commas, nothing else.
   std::stringstream items(dims);
   for (std::string item; std::getline(items, item, ',');) {
@@ -57,15 +102,34 @@ Tensor read_npy(const std::string& path) {
                   "', which is not a size");
     if (d.size() > 15)
       throw Error(path + ": the NPY header's shape (" + dims + ") is larger than any file");
-    shape.push_back(std::stoll(d));
+    if (h.shape.size() == 32)
+      throw Error(path + ": the NPY header's shape has more than 32 dimensions");
+    h.shape.push_back(std::stoll(d));
   }
-  if (shape.empty()) shape.push_back(1);
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && n > (int64_t(1) << 40) / d)
+  if (h.shape.empty()) h.shape.push_back(1);
+  for (int64_t d : h.shape) {
+    if (d != 0 && h.count > (int64_t(1) << 40) / d)
       throw Error(path + ": the NPY header's shape (" + dims + ") is larger than any file");
-    n *= d;
+    h.count *= d;
   }
+  return h;
+}
+
+}  // namespace
+
+Shape npy_shape(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return read_header(in, path).shape;
+}
+
+Tensor read_npy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  NpyHeader h = read_header(in, path);
+  const Shape& shape = h.shape;
+  const std::string& descr = h.descr;
+  const std::string& dims = h.dims;
+  const int64_t n = h.count;
+  const int64_t file_size = h.file_size;
   const int64_t data_bytes = file_size - int64_t(in.tellg());
   Tensor t;
   auto read_as = [&](auto type_tag) {

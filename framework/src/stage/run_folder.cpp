@@ -128,9 +128,11 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
                       "run folder, or --overwrite this one)");
       }
     }
-  // A run killed after an epoch's metrics lines but before its checkpoint repeats that epoch on
-  // --resume: its earlier lines are dropped, so that every epoch is reported once.
-  if (!checkpointed.empty() && fs::is_regular_file(root / "metrics.jsonl")) {
+  // --resume repeats what no checkpoint holds: the epochs after a stage's last checkpoint (a run
+  // killed after an epoch's metrics lines but before its checkpoint), a stage with no checkpoint
+  // yet (it starts again), and the lines a stage writes when it ends (epoch 0: a test split).
+  // Their earlier lines are dropped, so that every epoch is reported once.
+  if (options.resume && fs::is_regular_file(root / "metrics.jsonl")) {
     std::ifstream in(root / "metrics.jsonl");
     std::string kept, line;
     bool dropped = false;
@@ -139,7 +141,8 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
       if (!j.is_discarded() && j.is_object() && j.contains("task") && j["task"].is_string() &&
           j.contains("epoch") && j["epoch"].is_number_integer()) {
         auto it = checkpointed.find(j["task"].get<std::string>());
-        if (it != checkpointed.end() && j["epoch"].get<int64_t>() > it->second) {
+        int64_t epoch = j["epoch"].get<int64_t>();
+        if (it == checkpointed.end() || epoch > it->second || epoch == 0) {
           dropped = true;
           continue;
         }

@@ -44,6 +44,8 @@ struct BenchReport {
   std::vector<double> rates;
 };
 
+class StageChecker;
+
 class LOOM_API Runtime {
  public:
   // Parses, loads plugins, validates everything (every problem reported, located).
@@ -78,6 +80,7 @@ class LOOM_API Runtime {
   void save_weights();
 
  private:
+  friend class StageChecker;  // a stage as its recipe's check() sees it (validation.cpp)
   // A `datasets:` entry: its source, splits, scale and transform, loaded once on first use.
   struct DatasetDecl {
     std::string name;

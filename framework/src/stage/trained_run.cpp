@@ -47,10 +47,11 @@ TrainedRun load_trained_run(const std::string& given_path) {
     }
     // Shapes, not element counts: a kernel stored transposed has the same count and would load
     // as nonsense.
+    const Shape& want = p->value.shape();
     auto check = [&](const std::string& key, const Tensor& t) {
-      if (t.shape() != p->value.shape())
+      if (t.shape() != want)
         throw Error(weights.string() + ": tensor '" + key + "' has shape " + to_string(t.shape()) +
-                    " but the pipeline's parameter has " + to_string(p->value.shape()));
+                    " but the pipeline's parameter has " + to_string(want));
     };
     check(name, it->second);
     // The moving average a training stage kept (ema:), used for sampling (AveragedWeights).

@@ -8,8 +8,10 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
+#include "loom/recipe.hpp"
 #include "stage/run_folder.hpp"
 #include "stage/runtime.hpp"
+#include "train/schedule.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,6 +23,67 @@ const std::set<std::string> kDatasetReserved{"source", "splits", "scale", "trans
 const std::set<std::string> kStageReserved{"recipe", "after"};
 
 }  // namespace
+
+// A stage for its recipe's check(): parameters, the built models, and what the data files'
+// headers say (through the dataset's source and splits).
+class StageChecker : public StageCheck {
+ public:
+  StageChecker(Runtime& rt, const Runtime::StageDecl& s, const YAML::Node& node, Problems& out)
+      : rt_(rt), s_(s), node_(node), out_(out) {}
+  const Params& params() const override { return s_.params; }
+  std::shared_ptr<Model> model(const std::string& key) const override {
+    if (!s_.params.given(key) && !s_.params.has(key)) return nullptr;
+    std::string n = s_.params.s(key);
+    return !n.empty() && rt_.models_->has(n) ? rt_.models_->get(n) : nullptr;
+  }
+  DataInfo data(const std::string& key) const override {
+    DataInfo info;
+    if (!s_.params.has(key) || s_.params.s(key).empty()) return info;
+    info.name = s_.params.s(key);
+    std::string ds = info.name.substr(0, info.name.find('.'));
+    auto it = rt_.datasets_.find(ds);
+    if (it == rt_.datasets_.end() || !it->second->src) return info;  // produced, or reported
+    const Runtime::DatasetDecl& d = *it->second;
+    try {
+      info.sample_shape = d.src->sample_shape();
+      SourceInfo si = d.src->info();
+      info.num_classes = si.num_classes;
+      if (si.count >= 0) {
+        // A whole dataset trains on its 'train' split when it has splits.
+        std::string split = info.name.find('.') == std::string::npos
+                                ? (d.splits.count("train") ? "train" : "")
+                                : info.name.substr(info.name.find('.') + 1);
+        info.count = si.count;
+        if (auto sp = d.splits.find(split); sp != d.splits.end()) {
+          auto [skip, take] = sp->second;
+          info.count = std::max<int64_t>(0, si.count - skip);
+          if (take >= 0) info.count = std::min(info.count, take);
+        }
+      }
+    } catch (const Error&) {
+      return DataInfo{info.name, {}, -1, -1};  // an unreadable file is reported with its dataset
+    }
+    return info;
+  }
+  std::unique_ptr<Loss> loss(const std::string& key) const override {
+    if (!s_.params.has(key)) return nullptr;
+    try {
+      return create_from<Loss>(rt_.registry(), s_.params.child(key));
+    } catch (const Error&) {
+      return nullptr;  // reported with the stage's parameters
+    }
+  }
+  void fail(const std::string& key, const std::string& message) override {
+    YAML::Node at = node_[key] ? node_[key] : node_;
+    out_.add(location_of(at, rt_.pipeline().path), "stages." + s_.name + "." + key, message);
+  }
+
+ private:
+  Runtime& rt_;
+  const Runtime::StageDecl& s_;
+  YAML::Node node_;
+  Problems& out_;
+};
 
 void Runtime::validate_datasets(Problems& problems) {
   YAML::Node ds = file_.root["datasets"];
@@ -73,6 +136,23 @@ void Runtime::validate_datasets(Problems& problems) {
           d->splits[sn] = {skip, take};
         }
       }
+      // Splits against the sample count in the file's header (and labels against it).
+      SourceInfo info = d->src->info();
+      if (info.count >= 0 && node["splits"])
+        for (auto s = node["splits"].begin(); s != node["splits"].end(); ++s) {
+          auto [skip, take] = d->splits[s->first.Scalar()];
+          std::string where = path + ".splits." + s->first.Scalar();
+          std::string n = std::to_string(info.count);
+          if (skip >= info.count)
+            problems.add(location_of(s->second, file_.path), where,
+                         "skips " + std::to_string(skip) + " samples but the data holds " + n +
+                             ": the split is empty");
+          else if (take >= 0 && skip + take > info.count)
+            problems.add(location_of(s->second, file_.path), where,
+                         "takes " + std::to_string(take) + " samples after skipping " +
+                             std::to_string(skip) + ", but the data holds " + n + " (" +
+                             std::to_string(info.count - skip) + " left)");
+        }
       if (node["transform"]) {
         YAML::Node tr = node["transform"];
         if (!tr.IsSequence())
@@ -165,6 +245,20 @@ void Runtime::validate_stages(Problems& problems) {
         s->after = after;
       }
       s->params = make_params(node, t->spec, file_.path, path);
+      // Learning-rate schedules: their keys and the ones each type needs.
+      auto check_schedule = [&](const Params& sp) {
+        try {
+          Schedule(1.0, sp);
+        } catch (const Error& e) {
+          local.add(e.what());
+        }
+      };
+      if (t->spec.find("lr_schedule") && s->params.given("lr_schedule"))
+        check_schedule(s->params.child("lr_schedule"));
+      if (t->spec.find("lr_schedules") && s->params.given("lr_schedules") &&
+          node["lr_schedules"].IsMap())
+        for (auto g = node["lr_schedules"].begin(); g != node["lr_schedules"].end(); ++g)
+          check_schedule(s->params.child("lr_schedules").child(g->first.Scalar()));
       // Nested registry entries (optimizer, loss, terms, ...) are validated now, not at run time.
       for (auto& ps : t->spec.params) {
         if (ps.is_entry_map && s->params.given(ps.name)) {
@@ -258,32 +352,11 @@ void Runtime::validate_stages(Problems& problems) {
           }
         }
       }
-      // The model that takes the data's samples (the discriminator of an adversarial stage)
-      // against the sample shape in the data file's header: found now, not at the first batch.
-      // For the built-in recipes that feed their data to the model (the sampling recipes read
-      // it only for its value range and labels).
-      static const std::set<std::string> kFeedsData{"autoencoder", "supervised", "diffusion",
-                                                    "adversarial", "predict"};
-      if (kFeedsData.count(s->recipe)) {
-        YAML::Node dn = node["data"];
-        YAML::Node mn = node["discriminator"] ? node["discriminator"] : node["model"];
-        std::string ds = dn && dn.IsScalar() ? dn.Scalar().substr(0, dn.Scalar().find('.')) : "";
-        if (!ds.empty() && mn && mn.IsScalar() && models_->has(mn.Scalar()) &&
-            datasets_.count(ds) && datasets_[ds]->src && !producer.count(ds)) {
-          Shape data_shape;
-          try {
-            data_shape = datasets_[ds]->src->sample_shape();
-          } catch (const Error&) {
-            // A data file that cannot be read is reported with its dataset.
-          }
-          auto m = models_->get(mn.Scalar());
-          if (!data_shape.empty() && m->num_inputs() > 0 &&
-              numel(data_shape) != numel(m->input_shape(0)))
-            local.add(location_of(dn, file_.path), path + ".data",
-                      "model '" + mn.Scalar() + "' takes inputs of shape " +
-                          to_string(m->input_shape(0)) + " but dataset '" + ds +
-                          "' has samples of shape " + to_string(data_shape));
-        }
+      // The recipe's own checks (shapes against the data files' headers, the loss against the
+      // task), once its parameters are known to be well-formed.
+      if (local.empty()) {
+        StageChecker checker(*this, *s, node, local);
+        registry().create<Recipe>(s->recipe, s->params)->check(checker);
       }
       // `freeze:` names layers or models inside the stage's models.
       if (node["freeze"] && node["freeze"].IsSequence())

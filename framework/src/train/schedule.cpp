@@ -35,7 +35,7 @@ Schedule::Schedule(double base_lr, const Params& p) : base_(base_lr) {
     gamma_ = v.given("gamma") ? v.f("gamma") : 0.1;
   }
   if (kind_ == Kind::Exponential || kind_ == Kind::Cosine) {
-    if (!v.given("decay_steps")) v.fail("this schedule needs 'decay_steps'");
+    if (!v.given("decay_steps")) v.fail("a " + t + " schedule needs 'decay_steps'");
     decay_steps_ = v.i("decay_steps");
     gamma_ = v.given("decay_rate") ? v.f("decay_rate") : 0.96;
     min_lr_ = v.given("min_lr") ? v.f("min_lr") : 0.0;

@@ -23,6 +23,7 @@ class CrossEntropy : public Loss {
  public:
   CrossEntropy(const Params& p, bool sparse)
       : sparse_(sparse), logits_(p.b("from_logits")), eps_(float(p.f("epsilon"))) {}
+  bool takes_class_labels() const override { return true; }
 
   double compute(const Tensor& pred, const Tensor* target, Tensor* grad,
                  float weight) const override {
