@@ -43,7 +43,7 @@ LOOM_API Location location_of(const YAML::Node& node, const std::string& file);
 // nested aliases ("billion laughs") expand to billions of nodes for anything that walks the tree.
 // At most kMaxYamlDepth levels and kMaxYamlNodes nodes; beyond, a located Error.
 constexpr int kMaxYamlDepth = 100;
-constexpr int64_t kMaxYamlNodes = 1000000;
+constexpr int64_t kMaxYamlNodes = 100000;  // the largest pipeline here has 769
 LOOM_API YAML::Node load_yaml_file(const std::string& path);
 LOOM_API YAML::Node load_yaml_text(const std::string& text, const std::string& label);
 LOOM_API void check_yaml_bounds(const YAML::Node& root, const std::string& file);

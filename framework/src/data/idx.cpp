@@ -69,13 +69,14 @@ Header read_header(GzFile& f) {
   return h;
 }
 
-// Up to n bytes, in chunks of at most 16 MiB: memory grows with what the file holds, not with
-// what its header claims.
+// Up to n bytes, in chunks that start at 64 KiB and double (at most 16 MiB): memory grows with
+// what the file holds, not with what its header claims.
 std::vector<unsigned char> read_bounded(GzFile& f, int64_t n) {
   std::vector<unsigned char> raw;
   while (int64_t(raw.size()) < n) {
     size_t old = raw.size();
-    int64_t want = std::min<int64_t>(n - int64_t(old), int64_t(1) << 24);
+    int64_t chunk = std::clamp<int64_t>(int64_t(old), int64_t(1) << 16, int64_t(1) << 24);
+    int64_t want = std::min<int64_t>(n - int64_t(old), chunk);
     raw.resize(old + size_t(want));
     int64_t got = f.read(raw.data() + old, want);
     raw.resize(old + size_t(got));

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "loom/error.hpp"
 #include "loom/io.hpp"
@@ -149,6 +150,27 @@ void write_png_grid(const std::string& path, const std::vector<const float*>& im
   write_png_pixels(path, pix, W, H, c);
 }
 
+namespace {
+
+// libpng reports errors through this callback, which keeps the message and jumps back to
+// read_png's setjmp (no C++ frame lies between: only libpng's own).
+struct PngReadError {
+  char message[160] = "";
+};
+
+[[noreturn]] void png_fail(png_structp png, png_const_charp msg) {
+  auto* e = static_cast<PngReadError*>(png_get_error_ptr(png));
+  std::snprintf(e->message, sizeof e->message, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+void png_quiet(png_structp, png_const_charp) {}
+
+}  // namespace
+
+// Reads 1-, 2-, 4-, 8- and 16-bit gray, gray + alpha, palette, RGB and RGBA images, interlaced
+// or not, as gray or RGB (16 bits scaled to 8, alpha dropped). The size in the header is
+// bounded before anything of that size is allocated.
 Tensor read_png(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
@@ -157,27 +179,62 @@ Tensor read_png(const std::string& path) {
     std::fclose(f);
     throw Error(path + ": not a PNG file");
   }
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
+  constexpr int64_t kMaxSide = 16384;
+  PngReadError err;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_fail, png_quiet);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    std::fclose(f);
+    throw Error(path + ": cannot read (out of memory)");
+  }
+  // Made before setjmp and not reassigned after it (their contents live on the heap): a jump
+  // back from libpng skips no destructor and leaves nothing indeterminate.
+  struct Buffers {
+    std::vector<unsigned char> rows;
+    std::vector<png_bytep> ptrs;
+  };
+  const auto buf = std::make_unique<Buffers>();
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
     std::fclose(f);
-    throw Error(path + ": corrupt PNG data");
+    throw Error(path + ": corrupt PNG data" +
+                (err.message[0] ? std::string(" (") + err.message + ")" : std::string()));
   }
   png_init_io(png, f);
   png_set_sig_bytes(png, 8);
   png_read_info(png, info);
+  if (png_get_image_width(png, info) > uint32_t(kMaxSide) ||
+      png_get_image_height(png, info) > uint32_t(kMaxSide)) {
+    char why[120];  // no std::string: png_error jumps back over this frame
+    std::snprintf(why, sizeof why, "the image is %u x %u pixels; Loom reads at most %lld x %lld",
+                  png_get_image_width(png, info), png_get_image_height(png, info),
+                  (long long)kMaxSide, (long long)kMaxSide);
+    png_error(png, why);
+  }
   png_set_strip_16(png);
   png_set_strip_alpha(png);
   png_set_expand(png);
   png_set_packing(png);
+  png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  int64_t c = png_get_channels(png, info);
-  std::vector<unsigned char> rows(static_cast<size_t>(w * h * c));
-  std::vector<png_bytep> ptrs(static_cast<size_t>(h));
-  for (int64_t y = 0; y < h; ++y) ptrs[y] = rows.data() + y * w * c;
-  png_read_image(png, ptrs.data());
+  const int64_t w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  const int64_t c = png_get_channels(png, info);
+  if (w < 1 || h < 1 || w > kMaxSide || h > kMaxSide || (c != 1 && c != 3) ||
+      int64_t(png_get_rowbytes(png, info)) != w * c) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::fclose(f);
+    throw Error(path + ": a PNG of " + std::to_string(w) + " x " + std::to_string(h) + " pixels, " +
+                std::to_string(c) +
+                " channels after conversion; Loom reads gray or RGB images "
+                "of at most " +
+                std::to_string(kMaxSide) + " x " + std::to_string(kMaxSide));
+  }
+  auto& rows = buf->rows;
+  rows.resize(static_cast<size_t>(w * h * c));
+  buf->ptrs.resize(static_cast<size_t>(h));
+  for (int64_t y = 0; y < h; ++y) buf->ptrs[y] = rows.data() + y * w * c;
+  png_read_image(png, buf->ptrs.data());
   png_destroy_read_struct(&png, &info, nullptr);
   std::fclose(f);
   Tensor t({c, h, w});
