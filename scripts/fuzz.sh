@@ -7,6 +7,7 @@
 # 2 GiB) leaves its input in BUILD/crashes/ and makes the script exit 1 after the others ran.
 #
 #   scripts/fuzz.sh [BUILD] [SECONDS] [HARNESS...]
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh ...   stops each harness after that many executions too
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-fuzz}
@@ -31,7 +32,7 @@ for h in "${harnesses[@]}"; do
   # -timeout: one input taking longer than 20 s is a hang; -rss_limit_mb / -malloc_limit_mb:
   # a reader asking for more than 2 GiB because a header said so is a defect.
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$build/bin/$h" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+    "$build/bin/$h" -max_total_time="$seconds" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$build/crashes/$h-" "$corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

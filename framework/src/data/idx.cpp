@@ -18,7 +18,7 @@ struct GzFile {
   explicit GzFile(const std::string& p) : path(p) {
     f = gzopen(p.c_str(), "rb");
     if (!f) throw Error(p + ": cannot open (" + std::strerror(errno) + ")");
-    gzbuffer(f, 1 << 20);
+    gzbuffer(f, 1 << 16);
   }
   ~GzFile() {
     if (f) gzclose(f);
