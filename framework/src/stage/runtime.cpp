@@ -14,6 +14,7 @@
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
 #include "loom/interrupt.hpp"
+#include "output/report.hpp"
 #include "output/safetensors.hpp"
 #include "plugin/plugins.hpp"
 #include "stage/run_folder.hpp"
@@ -138,6 +139,25 @@ void Runtime::run() {
   lock_run_folder(out_dir_);
   check_run_folder(out_dir_, opt_);  // again, under the lock
   start_run_folder(out_dir_, file_, opt_, *models_);
+  // report.html, written again as each stage ends (stages may end concurrently).
+  ReportInput report;
+  report.run_dir = out_dir_;
+  report.summary = summary();
+  report.threads = opt_.threads;
+  for (auto& s : stages_) {
+    report.stages.push_back(s->name);
+    report.recipes[s->name] = s->recipe;
+  }
+  std::mutex report_mutex;
+  auto write_stage_report = [&](const std::string& stage, const std::string* failure) {
+    std::lock_guard<std::mutex> lock(report_mutex);
+    if (failure)
+      record_stage_failure(out_dir_, stage, *failure);
+    else
+      clear_stage_failure(out_dir_, stage);
+    report.running.erase(stage);
+    write_report(report);
+  };
   tbb::flow::graph g;
   std::map<std::string, std::unique_ptr<tbb::flow::continue_node<tbb::flow::continue_msg>>> nodes;
   std::mutex err_mutex;
@@ -147,7 +167,8 @@ void Runtime::run() {
   for (auto& sp : stages_) {
     StageDecl* s = sp.get();
     nodes[s->name] = std::make_unique<tbb::flow::continue_node<tbb::flow::continue_msg>>(
-        g, [this, s, &err_mutex, &errors, &failed, &interrupted](const tbb::flow::continue_msg&) {
+        g, [this, s, &err_mutex, &errors, &failed, &interrupted, &report, &report_mutex,
+            &write_stage_report](const tbb::flow::continue_msg&) {
           {
             std::lock_guard<std::mutex> lock(err_mutex);
             bool stop = stop_requested() != 0;  // asked to stop: start nothing new
@@ -157,6 +178,11 @@ void Runtime::run() {
               return;
             }
           }
+          {
+            std::lock_guard<std::mutex> lock(report_mutex);
+            report.running[s->name] = "running";
+          }
+          std::string failure;
           try {
             run_stage(*s);
           } catch (const Interrupted& e) {
@@ -164,6 +190,15 @@ void Runtime::run() {
             errors.push_back(e.what());
             failed.insert(s->name);
             interrupted = e.exit_code() - 128;
+            failure = e.what();
+          } catch (const std::exception& e) {
+            std::lock_guard<std::mutex> lock(err_mutex);
+            errors.push_back(e.what());
+            failed.insert(s->name);
+            failure = e.what();
+          }
+          try {
+            write_stage_report(s->name, failure.empty() ? nullptr : &failure);
           } catch (const std::exception& e) {
             std::lock_guard<std::mutex> lock(err_mutex);
             errors.push_back(e.what());
