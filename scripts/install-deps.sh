@@ -6,7 +6,7 @@
 set -eu
 PACKAGES="build-essential cmake ninja-build pkg-config libdnnl-dev libyaml-cpp-dev libtbb-dev \
 libboost-dev libboost-filesystem-dev libgtest-dev zlib1g-dev libpng-dev nlohmann-json3-dev \
-dataset-fashion-mnist ocl-icd-opencl-dev libcli11-dev ccache"
+dataset-fashion-mnist ocl-icd-opencl-dev libcli11-dev ccache chromium"
 if [ "${1:-}" = fuzz ]; then
   PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 fi

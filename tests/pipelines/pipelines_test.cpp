@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -36,6 +37,45 @@ bool trains(const YAML::Node& root) {
     if (recipe != "augment" && recipe != "predict") return true;
   }
   return false;
+}
+
+// report.html: self-contained (nothing fetched: no URL, every image a data: URI, no external
+// script, style or font) and, for every stage that trains, a curve of at least two points.
+void expect_report(const std::string& out, const std::set<std::string>& training) {
+  std::string html = read_text(out + "/report.html");
+  ASSERT_FALSE(html.empty()) << out << ": no report.html";
+  for (const char* bad : {"http://", "https://", "<link", "url(", "<script src", "@import"})
+    EXPECT_EQ(html.find(bad), std::string::npos) << "report.html fetches something: " << bad;
+  for (size_t at = html.find(" src=\""); at != std::string::npos; at = html.find(" src=\"", at + 1))
+    EXPECT_EQ(html.compare(at + 6, 5, "data:"), 0) << html.substr(at, 60);
+  for (auto& stage : training) {
+    size_t from = html.find("id=\"stage-" + stage + "\"");
+    ASSERT_NE(from, std::string::npos) << "no section for stage " << stage;
+    size_t to = html.find("<h2", from);
+    std::string section = html.substr(from, to - from);
+    size_t poly = section.find("<polyline");
+    ASSERT_NE(poly, std::string::npos) << "no curve for stage " << stage;
+    size_t pts = section.find("points=\"", poly) + 8;
+    std::string points = section.substr(pts, section.find('"', pts) - pts);
+    EXPECT_GE(std::count(points.begin(), points.end(), ','), 2) << stage << ": " << points;
+  }
+}
+
+// The report as a browser shows it: headless Chromium loads it with every host name unresolvable,
+// runs its script, and takes a screenshot; no console error, no failed load.
+void expect_report_renders(const std::string& out) {
+  std::string shot = out + "/report_screenshot.png", log = out + "/chromium.log";
+  std::string cmd =
+      "chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr "
+      "--v=0 --host-resolver-rules='MAP * ~NOTFOUND' --window-size=1200,1600 "
+      "--screenshot=" +
+      shot + " file://" + out + "/report.html > " + log + " 2>&1";
+  ASSERT_EQ(std::system(("timeout 120 " + cmd).c_str()), 0) << read_text(log);
+  ASSERT_TRUE(fs::exists(shot)) << read_text(log);
+  EXPECT_GT(fs::file_size(shot), 20000u) << "a blank page?";
+  std::string l = read_text(log);
+  for (const char* bad : {"Uncaught", "Failed to load resource", "ERR_NAME_NOT_RESOLVED"})
+    EXPECT_EQ(l.find(bad), std::string::npos) << l;
 }
 
 class PipelineShortRun : public ::testing::TestWithParam<std::string> {};
@@ -81,6 +121,7 @@ TEST_P(PipelineShortRun, LossFalls) {
               << name << ": stage " << s.first.as<std::string>() << " did not write " << path;
         }
     EXPECT_TRUE(fs::exists(out + "/pipeline.yaml"));
+    expect_report(out, {});
     fs::remove_all(out);
     return;
   }
@@ -132,6 +173,11 @@ TEST_P(PipelineShortRun, LossFalls) {
   }
   EXPECT_TRUE(fs::exists(out + "/pipeline.yaml"));
   EXPECT_TRUE(fs::exists(out + "/weights.safetensors"));
+  std::set<std::string> training(adversarial.begin(), adversarial.end());
+  for (auto& [task, losses] : train) training.insert(task);
+  training.insert(diffusion.begin(), diffusion.end());
+  expect_report(out, training);
+  if (name == "vae" || name == "dcgan") expect_report_renders(out);
   fs::remove_all(out);
 }
 
