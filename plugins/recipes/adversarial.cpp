@@ -52,6 +52,7 @@ class AdversarialRecipe : public Recipe {
       c.fail("generator", "generator '" + g->name() + "' makes images of shape " +
                               to_string(g->output_shape(0)) + " but the real images of dataset '" +
                               d.name + "' have shape " + to_string(d.sample_shape));
+    check_output_range(c, "generator", "data", "the real images", true);
     check_conditional_classes(c);
   }
 

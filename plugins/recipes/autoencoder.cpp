@@ -89,6 +89,7 @@ class AutoencoderRecipe : public Recipe {
       c.fail("model", "model '" + m->name() + "' outputs shape " + to_string(m->output_shape(0)) +
                           " but its targets, the samples of dataset '" + d.name + "', have shape " +
                           to_string(d.sample_shape));
+    check_output_range(c, "model", "data", "its targets", false);
     if (auto loss = c.loss("loss")) {
       std::string name = p.entry_type("loss");
       if (!loss->needs_target())

@@ -17,7 +17,12 @@ class IdxSource : public Source {
       : images_(resolve_data_path(p, "images")),
         labels_(p.s("labels").empty() ? "" : resolve_data_path(p, "labels")) {}
   Shape sample_shape() const override { return idx_sample_shape(images_); }
-  SourceInfo info() const override { return idx_info(images_, labels_); }
+  SourceInfo info() const override {
+    SourceInfo i = idx_info(images_, labels_);
+    i.lo = 0.f;
+    i.hi = 255.f;
+    return i;
+  }
   Dataset load() const override { return read_idx(images_, labels_); }
 
  private:
@@ -40,6 +45,8 @@ class NpySource : public Source {
     SourceInfo info;
     info.count = npy_shape(x_)[0];
     info.num_classes = 0;
+    info.lo = lo_;
+    info.hi = hi_;
     if (!y_.empty()) {  // labels are small: read them, and check them now
       Dataset d;
       d.count = info.count;
@@ -78,7 +85,7 @@ class OvalSource : public Source {
         w2_(float(p.f("w2"))),
         seed_(uint64_t(p.i("seed"))) {}
   Shape sample_shape() const override { return {3}; }
-  SourceInfo info() const override { return {n_, 0}; }
+  SourceInfo info() const override { return {n_, 0, -2.f, 2.f}; }
   Dataset load() const override {
     Dataset d;
     d.count = n_;

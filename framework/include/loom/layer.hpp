@@ -28,6 +28,8 @@
 //   kernels take fan_in = inputs per output unit x receptive field, fan_out likewise.
 // Layers own their oneDNN primitives and create them once per input shape.
 #pragma once
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +88,16 @@ class LOOM_API LayerBuilder {
   virtual ParamPtr shared(const std::string& reference, const std::string& key) = 0;
 };
 
+// The interval a tensor's values lie in, as far as a layer can tell (unbounded by default):
+// inferred with the shapes so that `loom validate` can compare a model's output with its data.
+struct ValueRange {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  bool bounded() const { return std::isfinite(lo) || std::isfinite(hi); }
+  // Both ends, for messages: "[0, 1]", "[0, inf)".
+  std::string str() const;
+};
+
 class LOOM_API Layer {
  public:
   static constexpr Kind kind = Kind::Layer;
@@ -101,6 +113,10 @@ class LOOM_API Layer {
                         const Tensor& out, const Tensor& dout, const std::vector<Tensor*>& din) = 0;
   // Regularisation loss added by the last forward (activity penalties); 0 for most layers.
   virtual double penalty() const { return 0.0; }
+  // The range of the output given the inputs' (after infer): a bounded activation's interval,
+  // the inputs' own for layers that only move values (reshape, pooling, dropout at inference),
+  // else unbounded (the default).
+  virtual ValueRange range(const std::vector<ValueRange>& inputs) const;
   // The layer's qualified name, set by the framework before build().
   const std::string& name() const { return name_; }
   void set_name(const std::string& n) { name_ = n; }

@@ -43,6 +43,10 @@ class LOOM_API Model {
   int output_node(size_t i = 0) const { return outputs_[i]; }
   const Shape& input_shape(size_t i = 0) const { return nodes_[inputs_[i]].shape; }
   const Shape& output_shape(size_t i = 0) const { return nodes_[outputs_[i]].shape; }
+  // The range of output i's values when the inputs lie in `inputs` (one per input; missing ones
+  // unbounded), and the node whose layer last bounded it (-1 if none): from each layer's range().
+  std::pair<ValueRange, int> output_range(const std::vector<ValueRange>& inputs,
+                                          size_t i = 0) const;
   // Node index by qualified name, or by a name unique among the local names; -1 if none.
   int find(const std::string& name) const;
 

@@ -20,6 +20,7 @@ struct LOOM_API DataInfo {
   Shape sample_shape;
   int64_t count = -1;
   int num_classes = -1;
+  ValueRange range;  // the values after the dataset's `scale:` (unbounded when unknown)
   bool known() const { return !sample_shape.empty(); }
 };
 
@@ -53,6 +54,12 @@ class LOOM_API Recipe {
 // input holds as many values as a sample.
 LOOM_API void check_model_takes_data(StageCheck& c, const std::string& model_key,
                                      const std::string& data_key);
+// The values a model's first output can take (from its layers' range()) cover the data it is
+// compared with (the samples of `data_key`, after `scale:`); `what` says what the output is
+// ("its targets", "the real images"). With `exact`, an output range much wider than the data's
+// is refused too (a generator whose fakes a discriminator tells apart by range alone).
+LOOM_API void check_output_range(StageCheck& c, const std::string& model_key,
+                                 const std::string& data_key, const std::string& what, bool exact);
 // For recipes with `conditional` and `num_classes`: a conditional model's data is labelled and
 // its classes cover the labels.
 LOOM_API void check_conditional_classes(StageCheck& c);

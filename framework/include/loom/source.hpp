@@ -28,8 +28,9 @@ struct LOOM_API Dataset {
 
 // What a source can say cheaply (headers and label files, never the samples), for validation.
 struct SourceInfo {
-  int64_t count = -1;    // samples; -1 when unknown
-  int num_classes = -1;  // 0 when unlabelled; -1 when unknown
+  int64_t count = -1;        // samples; -1 when unknown
+  int num_classes = -1;      // 0 when unlabelled; -1 when unknown
+  float lo = 0.f, hi = 0.f;  // the natural value range (as Dataset::lo/hi); lo == hi: unknown
 };
 
 class LOOM_API Source {

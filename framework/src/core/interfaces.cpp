@@ -9,6 +9,22 @@
 namespace loom {
 LayerBuilder::~LayerBuilder() = default;
 Layer::~Layer() = default;
+ValueRange Layer::range(const std::vector<ValueRange>&) const { return {}; }
+
+std::string ValueRange::str() const {
+  auto end = [](double v) {
+    if (std::isinf(v)) return std::string(v < 0 ? "-inf" : "inf");
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return std::string(b);
+  };
+  std::string s(1, std::isinf(lo) ? '(' : '[');
+  s += end(lo);
+  s += ", ";
+  s += end(hi);
+  s += std::isinf(hi) ? ')' : ']';
+  return s;
+}
 void Layer::build(LayerBuilder&) {}
 Loss::~Loss() = default;
 Optimizer::~Optimizer() = default;

@@ -37,6 +37,27 @@ Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> in
 
 Model::~Model() = default;
 
+std::pair<ValueRange, int> Model::output_range(const std::vector<ValueRange>& inputs,
+                                               size_t i) const {
+  std::vector<ValueRange> r(nodes_.size());
+  std::vector<int> bounded_by(nodes_.size(), -1);
+  for (size_t k = 0; k < inputs_.size() && k < inputs.size(); ++k) r[inputs_[k]] = inputs[k];
+  for (size_t n = 0; n < nodes_.size(); ++n) {
+    const ModelNode& nd = nodes_[n];
+    if (!nd.layer) continue;
+    std::vector<ValueRange> in;
+    for (int j : nd.inputs) in.push_back(r[j]);
+    r[n] = nd.layer->range(in);
+    // The node that set the bound: this one, unless it passed an input's range through.
+    bounded_by[n] = int(n);
+    for (int j : nd.inputs)
+      if (r[j].lo == r[n].lo && r[j].hi == r[n].hi) bounded_by[n] = bounded_by[j];
+    if (!r[n].bounded()) bounded_by[n] = -1;
+  }
+  int out = outputs_[i];
+  return {r[out], bounded_by[out]};
+}
+
 int Model::find(const std::string& name) const {
   for (size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].name == name) return int(i);

@@ -48,6 +48,10 @@ class StageChecker : public StageCheck {
       info.sample_shape = d.src->sample_shape();
       SourceInfo si = d.src->info();
       info.num_classes = si.num_classes;
+      if (d.scale.size() == 2)
+        info.range = {std::min(d.scale[0], d.scale[1]), std::max(d.scale[0], d.scale[1])};
+      else if (si.lo < si.hi)
+        info.range = {si.lo, si.hi};
       if (si.count >= 0) {
         // A whole dataset trains on its 'train' split when it has splits.
         std::string split = info.name.find('.') == std::string::npos
@@ -61,7 +65,9 @@ class StageChecker : public StageCheck {
         }
       }
     } catch (const Error&) {
-      return DataInfo{info.name, {}, -1, -1};  // an unreadable file is reported with its dataset
+      DataInfo unknown;  // an unreadable file is reported with its dataset
+      unknown.name = info.name;
+      return unknown;
     }
     return info;
   }

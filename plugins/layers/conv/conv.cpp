@@ -64,6 +64,9 @@ void place(Geom& g, const Shape& in, int64_t out_channels, int64_t rh, int64_t r
 // Shared by the three layers: the activation stage around a linear map computed by compute().
 class ActivatedLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>&) const override {
+    return dnn::range_of(act_, ValueRange{});
+  }
   explicit ActivatedLayer(const Params& p)
       : act_(dnn::activation_param(p)), fused_(dnn::fusable(act_.act)) {}
 

@@ -23,6 +23,7 @@ namespace {
 
 class PoolLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>& in) const override { return in[0]; }
   PoolLayer(dnnl::algorithm alg, bool global) : alg_(alg), global_(global) {}
   PoolLayer(dnnl::algorithm alg, const Params& p) : alg_(alg), same_(p.s("padding") == "same") {
     std::tie(kh_, kw_) = pair_param(p, "pool_size");

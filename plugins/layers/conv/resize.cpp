@@ -16,6 +16,7 @@ namespace {
 
 class UpSampling2DLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>& in) const override { return in[0]; }
   explicit UpSampling2DLayer(const Params& p)
       : alg_(p.s("interpolation") == "bilinear" ? dnnl::algorithm::resampling_linear
                                                 : dnnl::algorithm::resampling_nearest) {

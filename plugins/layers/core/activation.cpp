@@ -18,6 +18,9 @@ using dnn::Activation;
 
 class ActivationLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>& in) const override {
+    return dnn::range_of(act_, in[0]);
+  }
   explicit ActivationLayer(const Activation& act) : act_(act) {}
   Shape infer(const std::vector<Shape>& in) override { return in[0]; }
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {

@@ -23,6 +23,9 @@ using dnn::matrix;
 
 class DenseBase : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>&) const override {
+    return dnn::range_of(act_, ValueRange{});
+  }
   explicit DenseBase(const Params& p)
       : act_(dnn::activation_param(p)),
         use_bias_(p.b("use_bias")),

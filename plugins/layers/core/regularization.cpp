@@ -31,6 +31,11 @@ inline uint32_t hash32(uint32_t x) {
 // mask of the last forward is kept as bytes for backward.
 class DropoutLayer : public Layer {
  public:
+  // Inference passes values through; training scales the kept ones by 1 / (1 - rate).
+  ValueRange range(const std::vector<ValueRange>& in) const override {
+    double s = rate_ < 1 ? 1.0 / (1.0 - rate_) : 1.0;
+    return {std::min(in[0].lo, in[0].lo * s), std::max(in[0].hi, in[0].hi * s)};
+  }
   explicit DropoutLayer(const Params& p)
       : rate_(float(p.f("rate"))),
         threshold_(uint32_t(std::min(double(rate_) * 4294967296.0, 4294967295.0))) {}

@@ -15,6 +15,7 @@ using dnn::md;
 
 class CopyLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>& in) const override { return in[0]; }
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
     std::memcpy(out.data(), in[0]->data(), in[0]->size() * sizeof(float));
   }
@@ -116,6 +117,11 @@ class AddLayer : public Layer {
 // channels of (C, H, W) images).
 class ConcatLayer : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>& in) const override {
+    ValueRange r = in[0];
+    for (auto& x : in) r = {std::min(r.lo, x.lo), std::max(r.hi, x.hi)};
+    return r;
+  }
   explicit ConcatLayer(const Params& p) : axis_(p.i("axis")) {}
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return 64; }

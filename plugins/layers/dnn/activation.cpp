@@ -1,5 +1,7 @@
 #include "dnn/activation.hpp"
 
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include "loom/error.hpp"
@@ -108,6 +110,29 @@ Activation activation(const std::string& name) {
 }
 
 bool takes_alpha(Act a) { return a == Act::LeakyRelu || a == Act::Elu || a == Act::Swish; }
+
+ValueRange range_of(const Activation& a, const ValueRange& in) {
+  const double inf = std::numeric_limits<double>::infinity();
+  auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  switch (a.act) {
+    case Act::Linear:
+      return in;
+    case Act::Relu:
+      return {std::max(0.0, in.lo), std::max(0.0, in.hi)};
+    case Act::Sigmoid:
+      return {sig(in.lo), sig(in.hi)};
+    case Act::Tanh:
+      return {std::tanh(in.lo), std::tanh(in.hi)};
+    case Act::Softplus:
+      return {std::isinf(in.lo) ? 0.0 : std::log1p(std::exp(in.lo)), inf};
+    case Act::Elu:
+      return {-double(a.alpha), inf};
+    case Act::Selu:
+      return {-1.0507009873554805 * 1.6732632423543772, inf};
+    default:  // leaky_relu, swish, gelu: unbounded below or nearly so
+      return {};
+  }
+}
 
 const char* alpha_doc() {
   return "leaky_relu: negative slope (default 0.3); elu: scale (default 1); swish: factor of "

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dnn/dnn.hpp"
+#include "loom/layer.hpp"
 #include "loom/params.hpp"
 
 namespace loom::dnn {
@@ -39,6 +40,9 @@ bool takes_alpha(Act a);
 // defaults per activation and is refused, located, for an activation that has none.
 Activation activation_param(const Params& p, const std::string& key = "activation",
                             const std::string& alpha_key = "alpha");
+// The interval `a` maps values of `in` into (a monotonic activation maps the ends; the others
+// give their overall range).
+ValueRange range_of(const Activation& a, const ValueRange& in);
 // The doc line of an `alpha` parameter that follows the table.
 const char* alpha_doc();
 

@@ -16,6 +16,7 @@ using dnn::tag;
 template <class Fwd, class Bwd>
 class SoftmaxBase : public Layer {
  public:
+  ValueRange range(const std::vector<ValueRange>&) const override { return {0, 1}; }
   Shape infer(const std::vector<Shape>& in) override {
     classes_ = in[0].back();
     return in[0];
