@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   loom::cli::add_graph_command(app);
   loom::cli::add_eval_command(app);
   loom::cli::add_report_command(app);
+  loom::cli::add_plan_command(app);
   loom::cli::add_completion_command(app);
   app.footer("`loom COMMAND --help` lists a command's options and their defaults.");
 

@@ -117,6 +117,9 @@ class LOOM_API Layer {
   // the inputs' own for layers that only move values (reshape, pooling, dropout at inference),
   // else unbounded (the default).
   virtual ValueRange range(const std::vector<ValueRange>& inputs) const;
+  // Floating-point operations of one sample's forward pass (a multiply-add counts 2), after
+  // infer; `loom plan` adds them up. The default counts one per output value.
+  virtual double flops(const std::vector<Shape>& inputs, const Shape& output) const;
   // The layer's qualified name, set by the framework before build().
   const std::string& name() const { return name_; }
   void set_name(const std::string& n) { name_ = n; }

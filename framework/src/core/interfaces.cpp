@@ -10,6 +10,9 @@ namespace loom {
 LayerBuilder::~LayerBuilder() = default;
 Layer::~Layer() = default;
 ValueRange Layer::range(const std::vector<ValueRange>&) const { return {}; }
+double Layer::flops(const std::vector<Shape>&, const Shape& out) const {
+  return double(numel(out));
+}
 
 std::string ValueRange::str() const {
   auto end = [](double v) {

@@ -38,6 +38,22 @@ struct LOOM_API RunOptions {
   std::string bench_stage;
 };
 
+// What `loom plan` shows of a stage before anything runs (stage/plan.cpp).
+struct LOOM_API StagePlan {
+  struct ModelPlan {
+    std::string name;
+    int64_t params = 0, trainable = 0;
+    double forward_flops = 0;  // per sample
+    int64_t values = 0;        // activation values per sample (every node's output)
+  };
+  std::string name, recipe;
+  bool trains = false;  // has batch_size and epochs
+  int64_t batch = 0, epochs = 0;
+  int64_t train_images = -1, valid_images = -1;  // -1: unknown before the run
+  int optimizer_slots = 0;                       // per parameter (Adam: 2)
+  std::vector<ModelPlan> models;
+};
+
 struct BenchReport {
   std::string stage;
   int64_t batch = 0;
@@ -56,6 +72,10 @@ class LOOM_API Runtime {
   const Registry& registry() const;
   std::string summary();
   std::string dot();
+  std::vector<StagePlan> plan();
+  // What the files' headers say of the data `ref` names (dataset or dataset.split; a whole
+  // dataset: its 'train' split when it has splits).
+  DataInfo data_info(const std::string& ref) const;
   // Loads every dataset that a stage uses (data errors surface here, before any output).
   void load_data();
   // Runs every stage; writes under the output folder.

@@ -37,39 +37,8 @@ class StageChecker : public StageCheck {
     return !n.empty() && rt_.models_->has(n) ? rt_.models_->get(n) : nullptr;
   }
   DataInfo data(const std::string& key) const override {
-    DataInfo info;
-    if (!s_.params.has(key) || s_.params.s(key).empty()) return info;
-    info.name = s_.params.s(key);
-    std::string ds = info.name.substr(0, info.name.find('.'));
-    auto it = rt_.datasets_.find(ds);
-    if (it == rt_.datasets_.end() || !it->second->src) return info;  // produced, or reported
-    const Runtime::DatasetDecl& d = *it->second;
-    try {
-      info.sample_shape = d.src->sample_shape();
-      SourceInfo si = d.src->info();
-      info.num_classes = si.num_classes;
-      if (d.scale.size() == 2)
-        info.range = {std::min(d.scale[0], d.scale[1]), std::max(d.scale[0], d.scale[1])};
-      else if (si.lo < si.hi)
-        info.range = {si.lo, si.hi};
-      if (si.count >= 0) {
-        // A whole dataset trains on its 'train' split when it has splits.
-        std::string split = info.name.find('.') == std::string::npos
-                                ? (d.splits.count("train") ? "train" : "")
-                                : info.name.substr(info.name.find('.') + 1);
-        info.count = si.count;
-        if (auto sp = d.splits.find(split); sp != d.splits.end()) {
-          auto [skip, take] = sp->second;
-          info.count = std::max<int64_t>(0, si.count - skip);
-          if (take >= 0) info.count = std::min(info.count, take);
-        }
-      }
-    } catch (const Error&) {
-      DataInfo unknown;  // an unreadable file is reported with its dataset
-      unknown.name = info.name;
-      return unknown;
-    }
-    return info;
+    if (!s_.params.has(key) || s_.params.s(key).empty()) return {};
+    return rt_.data_info(s_.params.s(key));
   }
   std::unique_ptr<Loss> loss(const std::string& key) const override {
     if (!s_.params.has(key)) return nullptr;
@@ -90,6 +59,42 @@ class StageChecker : public StageCheck {
   YAML::Node node_;
   Problems& out_;
 };
+
+DataInfo Runtime::data_info(const std::string& ref) const {
+  DataInfo info;
+  info.name = ref;
+  std::string ds = ref.substr(0, ref.find('.'));
+  auto it = datasets_.find(ds);
+  if (it == datasets_.end() || !it->second->src) return info;  // produced, or reported
+  const DatasetDecl& d = *it->second;
+  try {
+    info.sample_shape = d.src->sample_shape();
+    SourceInfo si = d.src->info();
+    info.num_classes = si.num_classes;
+    if (d.scale.size() == 2)
+      info.range = {std::min(d.scale[0], d.scale[1]), std::max(d.scale[0], d.scale[1])};
+    else if (si.lo < si.hi)
+      info.range = {si.lo, si.hi};
+    if (si.count >= 0) {
+      // A whole dataset trains on its 'train' split when it has splits.
+      std::string split = ref.find('.') == std::string::npos
+                              ? (d.splits.count("train") ? "train" : "")
+                              : ref.substr(ref.find('.') + 1);
+      info.count = si.count;
+      if (auto sp = d.splits.find(split); sp != d.splits.end()) {
+        auto [skip, take] = sp->second;
+        info.count = std::max<int64_t>(0, si.count - skip);
+        if (take >= 0) info.count = std::min(info.count, take);
+      }
+      if (opt_.subset > 0 && info.count > opt_.subset) info.count = opt_.subset;
+    }
+  } catch (const Error&) {
+    DataInfo unknown;  // an unreadable file is reported with its dataset
+    unknown.name = ref;
+    return unknown;
+  }
+  return info;
+}
 
 void Runtime::validate_datasets(Problems& problems) {
   YAML::Node ds = file_.root["datasets"];

@@ -125,6 +125,9 @@ class ActivatedLayer : public Layer {
 
 class Conv2DLayer : public ActivatedLayer {
  public:
+  double flops(const std::vector<Shape>&, const Shape&) const override {
+    return 2.0 * double(g_.oc * g_.oh * g_.ow) * double(g_.ic / g_.groups * g_.kh * g_.kw);
+  }
   explicit Conv2DLayer(const Params& p)
       : ActivatedLayer(p),
         filters_(p.i("filters")),
@@ -192,6 +195,9 @@ class Conv2DLayer : public ActivatedLayer {
 
 class Conv2DTransposeLayer : public ActivatedLayer {
  public:
+  double flops(const std::vector<Shape>&, const Shape&) const override {
+    return 2.0 * double(g_.ic * g_.ih * g_.iw) * double(g_.oc * g_.kh * g_.kw);
+  }
   explicit Conv2DTransposeLayer(const Params& p)
       : ActivatedLayer(p),
         filters_(p.i("filters")),
@@ -266,6 +272,10 @@ class Conv2DTransposeLayer : public ActivatedLayer {
 
 class SeparableConv2DLayer : public ActivatedLayer {
  public:
+  double flops(const std::vector<Shape>&, const Shape&) const override {
+    return 2.0 * double(dg_.oc * dg_.oh * dg_.ow * dg_.kh * dg_.kw) +
+           2.0 * double(pg_.oc * pg_.oh * pg_.ow) * double(pg_.ic);
+  }
   explicit SeparableConv2DLayer(const Params& p)
       : ActivatedLayer(p),
         filters_(p.i("filters")),

@@ -23,6 +23,9 @@ using dnn::matrix;
 
 class DenseBase : public Layer {
  public:
+  double flops(const std::vector<Shape>& in, const Shape& out) const override {
+    return 2.0 * double(numel(out)) * double(in[0].back());
+  }
   ValueRange range(const std::vector<ValueRange>&) const override {
     return dnn::range_of(act_, ValueRange{});
   }

@@ -62,6 +62,11 @@ void zero(dnnl::memory& m) { std::memset(m.get_data_handle(), 0, m.get_desc().ge
 
 class LstmLayer : public Layer {
  public:
+  // Per time step, four gates of (features + units) -> units.
+  double flops(const std::vector<Shape>& in, const Shape&) const override {
+    double steps = double(in[0][0]), features = double(in[0].back());
+    return steps * 2.0 * 4.0 * double(units_) * (features + double(units_));
+  }
   explicit LstmLayer(const Params& p)
       : units_(p.i("units")),
         return_sequences_(p.b("return_sequences")),

@@ -1,0 +1,78 @@
+// loom plan: the figures it derives from the pipeline (parameters, FLOPs) against hand counts,
+// and its time per epoch, estimated from a few timed steps, against the epochs of a real run
+// with the same subset and threads: within 2x either way (the bound; a benchmark, not a
+// speed claim).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/cli.hpp"
+
+using namespace loom::test;
+
+namespace {
+
+nlohmann::json plan_of(const std::string& pipeline, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"plan", source_path("pipelines/" + pipeline + ".yaml"), "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  CliResult r = run_loom(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream in(r.out);
+  std::string line;
+  std::getline(in, line);
+  return nlohmann::json::parse(line);
+}
+
+}  // namespace
+
+TEST(Plan, CountsMatchTheArchitecture) {
+  // stacked_ae: 784-100-30-100-784 dense layers.
+  nlohmann::json j = plan_of("stacked_ae", {"--subset", "640", "--steps", "2"});
+  double params = 784 * 100 + 100 + 100 * 30 + 30 + 30 * 100 + 100 + 100 * 784 + 784;
+  EXPECT_EQ(j["parameters"].get<double>(), params);
+  // Forward: 2 per multiply-add of each dense layer, one per value of the others (the relu
+  // activations are fused into the dense layers and counted with them).
+  double dense = 2.0 * (784 * 100 + 100 * 30 + 30 * 100 + 100 * 784);
+  double f = j["forward_flops_per_image"].get<double>();
+  EXPECT_GE(f, dense);
+  EXPECT_LT(f, dense + 4 * 784);
+  EXPECT_EQ(j["train_images"].get<int64_t>(), 640);
+  EXPECT_EQ(j["valid_images"].get<int64_t>(), 640);
+  EXPECT_GT(j["images_per_s"].get<double>(), 0);
+}
+
+class PlanEstimate : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PlanEstimate, WithinTwiceTheMeasuredEpoch) {
+  std::string name = GetParam();
+  std::vector<std::string> common{"--subset", "8000", "--epochs", "3", "--threads", "1"};
+  nlohmann::json j = plan_of(name, common);
+  double estimate = j["epoch_s"].get<double>();
+  ASSERT_GT(estimate, 0);
+  std::string out = temp_dir("plan-" + name) + "/run";
+  std::vector<std::string> args{"run", source_path("pipelines/" + name + ".yaml"), "--out", out,
+                                "--quiet"};
+  args.insert(args.end(), common.begin(), common.end());
+  CliResult r = run_loom(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Each epoch: its training pass and its validation pass; the first epoch also warms up.
+  std::map<int, double> epoch;
+  for (auto& m : read_metrics(out + "/metrics.jsonl"))
+    if (m.split == "train" || m.split == "valid") epoch[m.epoch] += m.values["time_s"];
+  std::vector<double> later;
+  for (auto& [e, t] : epoch)
+    if (e > 1) later.push_back(t);
+  ASSERT_FALSE(later.empty());
+  std::sort(later.begin(), later.end());
+  double measured = later[later.size() / 2];
+  EXPECT_LT(estimate, 2 * measured)
+      << name << ": estimated " << estimate << " s, measured " << measured << " s per epoch";
+  EXPECT_GT(estimate, measured / 2)
+      << name << ": estimated " << estimate << " s, measured " << measured << " s per epoch";
+}
+
+INSTANTIATE_TEST_SUITE_P(Pipelines, PlanEstimate,
+                         ::testing::Values("stacked_ae", "conv_ae", "vae", "recurrent_ae"),
+                         [](const auto& info) { return info.param; });
