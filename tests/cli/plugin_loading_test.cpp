@@ -42,6 +42,19 @@ TEST(PluginLoading, AbiMismatchIsRefused) {
   EXPECT_TRUE(r.all().empty());
 }
 
+TEST(PluginLoading, MissingSymbolIsNamedDemangled) {
+  loom::Registry r;
+  std::string msg = load_error(r, plugin("test_missing_symbol"));
+  EXPECT_NE(msg.find(plugin("test_missing_symbol") + ": cannot load plugin library: "),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("undefined symbol: loom::function_that_no_library_defines(int)"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find("Bad file descriptor"), std::string::npos) << msg;
+  EXPECT_TRUE(r.all().empty());
+}
+
 TEST(PluginLoading, DuplicateNameNamesBothLibraries) {
   loom::Registry r;
   loom::load_plugin_dir(r, loom::builtin_plugin_dir());

@@ -1,3 +1,5 @@
+#include <cxxabi.h>
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <cstdio>
@@ -30,10 +32,26 @@ Resident& resident() {
 }
 
 std::string clean_dl_message(const std::string& what) {
-  // Boost.DLL wraps dlerror() text in its own prefix; keep the dlerror part.
+  // Boost.DLL wraps dlerror() text in its own prefix, and appends the (unrelated) errno text
+  // after "): "; keep the dlerror part.
   auto p = what.find("dlerror system message: ");
   std::string s = p == std::string::npos ? what : what.substr(p + 24);
+  if (p != std::string::npos) {
+    auto tail = s.rfind("): ");
+    if (tail != std::string::npos) s = s.substr(0, tail);
+  }
   while (!s.empty() && (s.back() == ']' || s.back() == ')' || s.back() == ' ')) s.pop_back();
+  // "undefined symbol: _ZNK4loom5Layer..." -> the C++ name.
+  auto u = s.find("undefined symbol: ");
+  if (u != std::string::npos) {
+    size_t b = u + 18, e = s.find_first_of(" ,()", b);
+    std::string sym = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    int status = 0;
+    char* d = abi::__cxa_demangle(sym.c_str(), nullptr, nullptr, &status);
+    if (d && status == 0)
+      s = s.substr(0, b) + d + " (" + sym + ")" + (e == std::string::npos ? "" : s.substr(e));
+    std::free(d);
+  }
   return s;
 }
 
