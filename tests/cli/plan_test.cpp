@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -41,6 +42,13 @@ TEST(Plan, CountsMatchTheArchitecture) {
   EXPECT_EQ(j["train_images"].get<int64_t>(), 640);
   EXPECT_EQ(j["valid_images"].get<int64_t>(), 640);
   EXPECT_GT(j["images_per_s"].get<double>(), 0);
+  // Planning (like `loom bench`) writes nothing: not even an empty run folder.
+  std::string dir = temp_dir("plan-cwd");
+  CliResult r = run_loom(
+      {"plan", source_path("pipelines/stacked_ae.yaml"), "--subset", "640", "--steps", "2"},
+      "cd " + dir + " &&");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/runs")) << "loom plan made " << dir << "/runs";
 }
 
 class PlanEstimate : public ::testing::TestWithParam<std::string> {};

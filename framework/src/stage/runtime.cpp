@@ -64,7 +64,8 @@ std::string Runtime::out_path(const std::string& rel) {
                     "into real files and folders there (remove the link)");
     }
   }
-  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  // A benchmark (`loom bench`, `loom plan`) writes nothing: no folder is made for it.
+  if (p.has_parent_path() && !opt_.benchmark) fs::create_directories(p.parent_path());
   return p.string();
 }
 
