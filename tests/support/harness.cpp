@@ -7,9 +7,9 @@
 
 #include "config/yaml_util.hpp"
 #include "loom/create.hpp"
-#include "plugin/plugins.hpp"
 #include "loom/rng.hpp"
 #include "model/model_set.hpp"
+#include "plugin/plugins.hpp"
 
 namespace loom::test {
 

@@ -119,8 +119,8 @@ TEST(Trainer, EmaFollowsTheUpdateRule) {
 // The running statistics of batch norm are averaged with the weights: the averaged weights run
 // with averaged statistics, never with the live ones (which describe the live weights).
 TEST(Trainer, EmaAveragesRunningStatisticsAlongside) {
-  auto m = model_from_yaml(
-      "m: {input: [3], layers: [{type: dense, units: 2}, {type: batch_norm}]}", "m");
+  auto m = model_from_yaml("m: {input: [3], layers: [{type: dense, units: 2}, {type: batch_norm}]}",
+                           "m");
   FakeStage stage("{optimizer: {type: sgd, lr: 0.1}}");
   Trainer t(stage);
   t.add_weights(m->params());

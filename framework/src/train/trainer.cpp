@@ -200,8 +200,7 @@ void Trainer::swap_ema() {
 void Trainer::keep_averages() {
   for (auto& g : impl_->groups) {
     if (g->ema_decay <= 0 || !g->shadow_ready) continue;
-    for (size_t i = 0; i < g->averaged.size(); ++i)
-      g->averaged[i]->average = g->shadow[i].clone();
+    for (size_t i = 0; i < g->averaged.size(); ++i) g->averaged[i]->average = g->shadow[i].clone();
   }
 }
 
