@@ -59,6 +59,8 @@ void add_run_options(CLI::App& cmd, std::string& run, std::string& out, const st
 CLI::Validator pair_of(bool indices);
 // Whether the option `name` ("--axis") was given to `cmd`.
 bool given(const CLI::App& cmd, const std::string& name);
+// The median of a benchmark's windows (0 for none).
+double median(std::vector<double> v);
 
 // The augmentation benchmark (`loom bench --augment`).
 struct AugmentBench {

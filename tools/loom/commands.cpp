@@ -26,16 +26,12 @@
 namespace fs = std::filesystem;
 
 namespace loom::cli {
-namespace {
-
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
-
-}  // namespace
 
 void add_run_command(CLI::App& app) {
   struct Options {

@@ -109,11 +109,7 @@ void add_plan_command(CLI::App& app) {
         bo.bench.steps = o->steps;
         Runtime bench(o->pipeline, bo);
         bench.run();
-        for (auto& r : bench.bench_reports()) {
-          std::vector<double> v = r.rates;
-          std::sort(v.begin(), v.end());
-          if (!v.empty()) rate = v[v.size() / 2];
-        }
+        for (auto& r : bench.bench_reports()) rate = median(r.rates);
       }
       // An epoch: its training images at the measured rate, and the validation images at three
       // times that (a forward pass costs about a third of a training step).

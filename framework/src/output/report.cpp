@@ -238,39 +238,50 @@ std::string epoch_grids(const fs::path& dir, const std::string& id) {
 
 }  // namespace
 
-void record_stage_failure(const std::string& run_dir, const std::string& stage,
-                          const std::string& message) {
-  fs::path p = fs::path(run_dir) / "failures.json";
-  nlohmann::json j = nlohmann::json::object();
-  if (fs::is_regular_file(p)) {
-    j = nlohmann::json::parse(read_all(p), nullptr, false);
-    if (!j.is_object()) j = nlohmann::json::object();
-  }
-  fs::path last = fs::path(run_dir) / "checkpoints" / stage / "last.safetensors";
-  j[stage] = {{"message", message},
-              {"checkpoint", fs::is_regular_file(last) ? last.string() : std::string()}};
-  write_atomically(p.string(), [&](const std::string& tmp) {
+namespace {
+
+// failures.json: stage -> {message, checkpoint}; an empty object when absent or unreadable.
+nlohmann::json read_failures(const fs::path& run_dir) {
+  fs::path p = run_dir / "failures.json";
+  if (!fs::is_regular_file(p)) return nlohmann::json::object();
+  nlohmann::json j = nlohmann::json::parse(read_all(p), nullptr, false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+// A text file written atomically.
+void write_text(const std::string& path, const std::string& text) {
+  write_atomically(path, [&](const std::string& tmp) {
     std::ofstream o(tmp);
-    o << j.dump(2) << "\n";
-    if (!o.flush()) throw Error(write_failed(p.string()));
+    o << text;
+    if (!o.flush()) throw Error(write_failed(path));
   });
 }
 
-void clear_stage_failure(const std::string& run_dir, const std::string& stage) {
-  fs::path p = fs::path(run_dir) / "failures.json";
-  if (!fs::is_regular_file(p)) return;
-  nlohmann::json j = nlohmann::json::parse(read_all(p), nullptr, false);
-  if (!j.is_object() || !j.contains(stage)) return;
-  j.erase(stage);
-  if (j.empty()) {
+// failures.json, removed when no stage has failed.
+void write_failures(const fs::path& run_dir, const nlohmann::json& j) {
+  fs::path p = run_dir / "failures.json";
+  if (j.empty())
     fs::remove(p);
-    return;
-  }
-  write_atomically(p.string(), [&](const std::string& tmp) {
-    std::ofstream o(tmp);
-    o << j.dump(2) << "\n";
-    if (!o.flush()) throw Error(write_failed(p.string()));
-  });
+  else
+    write_text(p.string(), j.dump(2) + "\n");
+}
+
+}  // namespace
+
+void record_stage_failure(const std::string& run_dir, const std::string& stage,
+                          const std::string& message) {
+  nlohmann::json j = read_failures(run_dir);
+  fs::path last = fs::path(run_dir) / "checkpoints" / stage / "last.safetensors";
+  j[stage] = {{"message", message},
+              {"checkpoint", fs::is_regular_file(last) ? last.string() : std::string()}};
+  write_failures(run_dir, j);
+}
+
+void clear_stage_failure(const std::string& run_dir, const std::string& stage) {
+  nlohmann::json j = read_failures(run_dir);
+  if (!j.contains(stage)) return;
+  j.erase(stage);
+  write_failures(run_dir, j);
 }
 
 std::string write_report(const ReportInput& in) {
@@ -289,11 +300,7 @@ std::string write_report(const ReportInput& in) {
       lines[t].push_back(j);
     }
   }
-  nlohmann::json failures = nlohmann::json::object();
-  if (fs::is_regular_file(dir / "failures.json")) {
-    failures = nlohmann::json::parse(read_all(dir / "failures.json"), nullptr, false);
-    if (!failures.is_object()) failures = nlohmann::json::object();
-  }
+  nlohmann::json failures = read_failures(dir);
   std::ostringstream o;
   std::string name = dir.filename().string();
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Loom run: "
@@ -417,11 +424,7 @@ std::string write_report(const ReportInput& in) {
     << "document.getElementById(id+'-name').textContent=cur?cur.dataset.name:'';});});</script>";
   o << "</body></html>\n";
   std::string path = (dir / "report.html").string();
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream f(tmp);
-    f << o.str();
-    if (!f.flush()) throw Error(write_failed(path));
-  });
+  write_text(path, o.str());
   return path;
 }
 

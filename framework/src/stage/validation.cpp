@@ -32,7 +32,7 @@ class StageChecker : public StageCheck {
       : rt_(rt), s_(s), node_(node), out_(out) {}
   const Params& params() const override { return s_.params; }
   std::shared_ptr<Model> model(const std::string& key) const override {
-    if (!s_.params.given(key) && !s_.params.has(key)) return nullptr;
+    if (!s_.params.has(key)) return nullptr;
     std::string n = s_.params.s(key);
     return !n.empty() && rt_.models_->has(n) ? rt_.models_->get(n) : nullptr;
   }
