@@ -7,6 +7,7 @@
 
 #include "loom/create.hpp"
 #include "loom/recipe.hpp"
+#include "loom/sampler.hpp"
 
 namespace loom::recipes {
 namespace {
@@ -65,6 +66,20 @@ class AugmentRecipe : public Recipe {
     o.copies = p.i("copies");
     o.keep_originals = p.b("keep_originals");
     o.seed = seed;
+    const int64_t outs = o.copies + (o.keep_originals ? 1 : 0);
+    if (int64_t only = only_index(p, split.count * outs); only >= 0) {
+      // Output `only` alone: the outputs of its input sample, of which it is one.
+      if (!p.given("write")) p.fail("only_index", "needs `write`: where to put the sample");
+      MemoryWriter one(d, d.has_labels());
+      augment_dataset(d, split.begin + only / outs, 1, chain, o, {&one});
+      auto w = DatasetWriter::open(ctx.out_path(p.s("write")), d.sample_shape, d.lo, d.hi,
+                                   d.has_labels());
+      auto made = one.dataset();
+      w->write(made->sample(only % outs), d.has_labels() ? made->labels[size_t(only % outs)] : 0);
+      w->close();
+      ctx.log(ctx.name() + ": output " + std::to_string(only) + " to " + w->describe());
+      return;
+    }
     std::vector<DatasetWriter*> writers;
     std::unique_ptr<DatasetWriter> file;
     std::unique_ptr<MemoryWriter> memory;
@@ -84,7 +99,16 @@ class AugmentRecipe : public Recipe {
       writers.push_back(memory.get());
     }
     AugmentStats st = augment_dataset(d, split.begin, split.count, chain, o, writers);
-    if (file) file->close();
+    if (file) {
+      file->close();
+      record_provenance(ctx, path, st.written, {},
+                        "output i is copy (i mod " + std::to_string(outs) + ")" +
+                            (o.keep_originals ? " - 1 (-1: the original)" : "") +
+                            " of input sample " + std::to_string(split.begin) + " + floor(i / " +
+                            std::to_string(outs) +
+                            ") of the data; copy c of input sample k draws from the stream "
+                            "(seed, \"augment\", c, k)");
+    }
     std::string rate =
         st.seconds > 0 ? std::to_string(int64_t(double(st.written) / st.seconds)) : "-";
     ctx.log(ctx.name() + ": " + std::to_string(st.written) + " images (" +
@@ -125,6 +149,7 @@ void register_augment(Registry& r) {
   s.add("preview", Type::String)
       .doc("PNG grid: rows of samples; original, each augmenter alone, the whole chain");
   s.add("seed", Type::Int).min(0).doc("random seed (default: the pipeline's)");
+  add_only_index(s);
   r.add<Recipe>("augment", s, [](const Params& p) { return std::make_unique<AugmentRecipe>(p); });
 }
 

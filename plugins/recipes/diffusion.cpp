@@ -227,7 +227,7 @@ class SampleProgress {
 // evenly spaced visited steps (the first: the starting noise) and then the final image.
 Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t seed,
                        int64_t batch_size, const std::vector<int32_t>* labels,
-                       SampleProgress* progress = nullptr, int64_t frames = 0) {
+                       SampleProgress* progress = nullptr, int64_t frames = 0, int64_t only = -1) {
   DiffusionSampler sampler(d.schedule, d.target, d.sampling);
   Shape image = m.input_shape(0), all = image, chunk_shape = image;
   int64_t per = numel(image), keep = std::max<int64_t>(frames, 1);
@@ -250,6 +250,7 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
     denoise(xt, t, pred);
   };
   for (first = 0; first < n; first += batch_size) {
+    if (only >= 0 && (only < first || only >= first + batch_size)) continue;
     rows = std::min(batch_size, n - first);
     if (labels)
       for (int64_t i = 0; i < batch_size; ++i)
@@ -462,9 +463,11 @@ class DiffusionSampleRecipe : public Recipe {
     int64_t frames = p.given("trajectory") ? p.i("trajectory") : 0;
     if (frames > 1 && p.given("publish"))
       p.fail("trajectory", "a trajectory is written as a picture, not published as a dataset");
+    int64_t only = only_index(p, n), bs = p.i("batch_size");
+    if (only >= 0 && frames > 1) p.fail("only_index", "regenerates a sample, not a trajectory");
     SampleProgress progress(ctx, n);
-    Tensor out = generate_images(m, d, n, seed, p.i("batch_size"),
-                                 d.conditional ? &labels : nullptr, &progress, frames);
+    Tensor out = generate_images(m, d, n, seed, bs, d.conditional ? &labels : nullptr,
+                                 only >= 0 ? nullptr : &progress, frames, only);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     DiffusionSampler info(d.schedule, d.target, d.sampling);
     char timing[64];
@@ -480,7 +483,23 @@ class DiffusionSampleRecipe : public Recipe {
       for (int32_t l : labels) every.insert(every.end(), size_t(frames), l);
       labels.swap(every);
     }
+    if (only >= 0) {
+      out = out.slice(only, only + 1).clone();
+      if (d.conditional) labels = {labels[size_t(only)]};
+      what = "image " + std::to_string(only) + " of " + what;
+    }
     deliver_samples(ctx, std::move(out), lo, hi, labels, what, frames > 1 ? frames : 0);
+    if (p.given("write") && frames <= 1) {
+      std::pair<float, float> range{lo, hi};
+      record_provenance(
+          ctx, ctx.out_path(p.s("write")), n, {&m},
+          "image i: its starting noise and every step's noise come from the stream (seed, "
+          "\"diffusion_sample\", i); it is denoised in row i mod " +
+              std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
+              ") (the last batch filled with the streams of the following indices); no batch "
+              "depends on another",
+          &range);
+    }
   }
 };
 
@@ -540,6 +559,7 @@ void register_diffusion(Registry& r) {
       .doc(
           "write a denoising strip instead: per image a row of this many frames, from the starting "
           "noise through evenly spaced sampling steps to the final image");
+  add_only_index(g);
   r.add<Recipe>("diffusion_sample", g,
                 [](const Params& p) { return std::make_unique<DiffusionSampleRecipe>(p); });
 }

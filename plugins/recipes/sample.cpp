@@ -25,13 +25,28 @@ class SampleRecipe : public Recipe {
     uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
     std::vector<int32_t> labels;
     if (conditional) labels = requested_classes(ctx, n, p.i("num_classes"));
+    int64_t only = only_index(p, n);
     AveragedWeights averaged(*model, p.b("ema"));
-    Tensor out =
-        generate(*model, *sampler, n, seed, p.i("batch_size"), 0, conditional ? &labels : nullptr);
+    int64_t bs = p.i("batch_size");
+    Tensor out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr, only);
     std::string what = std::to_string(n) + " x " + to_string(model->output_shape()) + " from " +
                        p.entry_type("sampler") + " codings " + to_string(model->input_shape()) +
                        (averaged.count() ? " (averaged weights)" : "");
+    if (only >= 0) {
+      out = out.slice(only, only + 1).clone();
+      if (conditional) labels = {labels[size_t(only)]};
+      what = "sample " + std::to_string(only) + " of " + what;
+    }
     deliver_samples(ctx, std::move(out), lo, hi, labels, what);
+    if (p.given("write")) {
+      std::pair<float, float> range{lo, hi};
+      record_provenance(ctx, ctx.out_path(p.s("write")), n, {model.get()},
+                        "sample i: its codings are drawn by the sampler from the stream (seed, "
+                        "\"sample\", i); they are decoded in row i mod " +
+                            std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
+                            ") (the last batch padded with zeros); no batch depends on another",
+                        &range);
+    }
   }
 };
 
@@ -69,6 +84,7 @@ void register_sample(Registry& r) {
           "conditional generators: the class of every sample (default: all classes in turn, "
           "one block each)");
   s.add("num_classes", Type::Int).def(10).min(1).doc("conditional generators: the classes");
+  add_only_index(s);
   r.add<Recipe>("sample", s, [](const Params& p) { return std::make_unique<SampleRecipe>(p); });
 }
 

@@ -19,8 +19,10 @@
 
 #include "cli.hpp"
 #include "config/yaml_util.hpp"
+#include "core/sha256.hpp"
 #include "loom/create.hpp"
 #include "loom/io.hpp"
+#include "output/provenance.hpp"
 #include "plugin/plugins.hpp"
 #include "stage/runtime.hpp"
 
@@ -32,6 +34,7 @@ namespace {
 struct Chain {
   AugmentChain augmenters;
   std::vector<std::string> names;
+  YAML::Node yaml;  // the list it was made from
 };
 
 // Builds a chain from a YAML list of augmenters (each a name or {type: NAME, ...}); `file`
@@ -42,6 +45,7 @@ Chain chain_from_yaml(const YAML::Node& list, const std::string& file, const std
                 "expected a list of augmenters, e.g. [{type: horizontal_flip}, {type: rotate, "
                 "degrees: 15}]");
   Chain c;
+  c.yaml = list;
   Spec open;
   open.open = true;
   for (size_t i = 0; i < list.size(); ++i) {
@@ -125,24 +129,32 @@ struct AugmentCommandOptions {
   bool keep_originals = false, preview = false, quiet = false;
 };
 
-void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
-  std::string input = a.input, out = a.out;
-  bool has_transform = given(cmd, "--transform");
-  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  std::string budget = set_threads(a.threads, given(cmd, "--threads"));
-  load_default_plugins(global_registry());
-
-  // What to augment, with which chain.
+// What `loom augment INPUT` augments, with which chain and settings.
+struct AugmentJob {
   std::shared_ptr<const Dataset> data;
   int64_t begin = 0, count = 0;
   Chain chain;
+  YAML::Node chain_yaml;  // the augmenters as given
   int64_t copies = 1;
   bool keep = false;
   uint64_t seed = 0;
   std::string what;
   std::unique_ptr<Runtime> rt;
+};
+
+// The given options override the pipeline's (has_copies, has_seed: given on the command line).
+AugmentJob prepare_augment(const AugmentCommandOptions& a, bool has_transform, bool has_copies,
+                           bool has_seed) {
+  const std::string& input = a.input;
+  AugmentJob job;
+  std::shared_ptr<const Dataset>& data = job.data;
+  int64_t &begin = job.begin, &count = job.count;
+  Chain& chain = job.chain;
+  int64_t& copies = job.copies;
+  bool& keep = job.keep;
+  uint64_t& seed = job.seed;
+  std::string& what = job.what;
+  std::unique_ptr<Runtime>& rt = job.rt;
   bool pipeline = input.ends_with(".yaml") || input.ends_with(".yml");
   if (pipeline) {
     // The pipeline's first `augment` stage (its data, transform, copies, keep_originals, seed),
@@ -194,6 +206,7 @@ void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
     count = split.count;
     chain =
         has_transform ? chain_from_option(a.transform) : chain_from_yaml(transform, pf.path, tpath);
+    if (!has_transform) job.chain_yaml = transform;
   } else {
     if (!has_transform)
       throw Error(
@@ -208,11 +221,80 @@ void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
     if (a.subset > 0) count = std::min<int64_t>(count, a.subset);
     what = input;
   }
-  if (given(cmd, "--copies")) copies = a.copies;
+  if (has_transform) job.chain_yaml = chain.yaml;
+  if (has_copies) copies = a.copies;
   if (a.keep_originals) keep = true;
-  if (given(cmd, "--seed")) seed = uint64_t(a.seed);
+  if (has_seed) seed = uint64_t(a.seed);
   if (count == 0) throw Error(what + ": no samples to augment");
   require_per_sample(chain.augmenters, chain.names, "transform");
+  return job;
+}
+
+// Keeps what augment_dataset hands it, in memory.
+class Collect : public DatasetWriter {
+ public:
+  explicit Collect(int64_t per) : per_(per) {}
+  void write(const float* s, int32_t label) override {
+    x.insert(x.end(), s, s + per_);
+    labels.push_back(label);
+  }
+  void close() override {}
+  std::string describe() const override { return "memory"; }
+  std::vector<float> x;
+  std::vector<int32_t> labels;
+
+ private:
+  int64_t per_;
+};
+
+std::string augment_streams(const AugmentJob& job) {
+  int64_t outs = job.copies + (job.keep ? 1 : 0);
+  return "output i is copy (i mod " + std::to_string(outs) + ")" +
+         (job.keep ? " - 1 (-1: the original)" : "") + " of input sample " +
+         std::to_string(job.begin) + " + floor(i / " + std::to_string(outs) +
+         ") of the input; copy c of input sample k draws from the stream (seed, \"augment\", c, "
+         "k)";
+}
+
+void write_augment_manifest(const AugmentCommandOptions& a, const AugmentJob& job,
+                            const std::string& out, int64_t written) {
+  Manifest m;
+  m.dataset = out;
+  m.count = written;
+  m.written_by = "loom augment";
+  m.recipe = "augment_command";
+  YAML::Node chain(YAML::NodeType::Sequence);
+  if (job.chain_yaml.IsSequence())
+    for (size_t i = 0; i < job.chain_yaml.size(); ++i)
+      chain.push_back(resolved_entry(job.chain_yaml[i], Kind::Augmenter, global_registry()));
+  m.entry["transform"] = chain;
+  m.entry["copies"] = job.copies;
+  m.entry["keep_originals"] = job.keep;
+  m.entry["seed"] = job.seed;
+  m.entry["subset"] = a.subset;
+  m.seed = job.seed;
+  m.random_streams = augment_streams(job);
+  std::string input = fs::absolute(a.input).lexically_normal().string();
+  m.extra["input"] = input;
+  m.extra["input_sha256"] = fs::is_regular_file(input) ? sha256_file(input) : "";
+  write_manifest(m);
+}
+
+void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
+  std::string out = a.out;
+  // Ctrl-C (or a TERM) stops at the next chunk; the writers then remove their temporary files.
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  std::string budget = set_threads(a.threads, given(cmd, "--threads"));
+  load_default_plugins(global_registry());
+  AugmentJob job =
+      prepare_augment(a, given(cmd, "--transform"), given(cmd, "--copies"), given(cmd, "--seed"));
+  const Dataset* data = job.data.get();
+  const int64_t begin = job.begin, count = job.count, copies = job.copies;
+  const bool keep = job.keep;
+  const uint64_t seed = job.seed;
+  const std::string& what = job.what;
+  const Chain& chain = job.chain;
   std::string names;
   for (auto& n : chain.names) names += (names.empty() ? "" : ", ") + n;
   if (names.empty()) names = "none";
@@ -243,6 +325,7 @@ void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
       DatasetWriter::open(out, data->sample_shape, data->lo, data->hi, data->has_labels());
   AugmentStats st = augment_dataset(*data, begin, count, chain.augmenters, o, {writer.get()});
   writer->close();
+  write_augment_manifest(a, job, out, st.written);
   std::cout << "wrote " << thousands(st.written) << " images (" << thousands(st.inputs)
             << " inputs) in " << std::to_string(st.seconds).substr(0, 5) << " s, "
             << thousands(st.seconds > 0 ? int64_t(double(st.written) / st.seconds) : 0)
@@ -250,6 +333,46 @@ void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
 }
 
 }  // namespace
+
+void regenerate_augment(const nlohmann::json& manifest, const std::string& where, int64_t index,
+                        const std::string& out) {
+  load_default_plugins(global_registry());
+  AugmentCommandOptions a;
+  const nlohmann::json& e = manifest.at("entry");
+  a.input = manifest.at("input").get<std::string>();
+  std::string recorded = manifest.value("input_sha256", "");
+  if (!recorded.empty()) {
+    if (!fs::is_regular_file(a.input))
+      throw Error(where + ": the input " + a.input + " is gone; regenerating needs it");
+    if (sha256_file(a.input) != recorded)
+      throw Error(where + ": the input " + a.input +
+                  " changed since the dataset was written (its SHA-256 differs)");
+  }
+  YAML::Emitter chain;
+  chain << YAML::Flow << json_to_yaml(e.at("transform"));
+  a.transform = chain.c_str();
+  a.copies = std::stoll(e.at("copies").get<std::string>());
+  a.keep_originals = e.at("keep_originals").get<std::string>() == "true";
+  a.seed = int64_t(std::stoull(e.at("seed").get<std::string>()));
+  a.subset = std::stoll(e.at("subset").get<std::string>());
+  AugmentJob job = prepare_augment(a, true, true, true);
+  int64_t outs = job.copies + (job.keep ? 1 : 0), total = job.count * outs;
+  if (index >= total)
+    throw Error(where + ": --index " + std::to_string(index) + " is past the " +
+                std::to_string(total) + " images written (0.." + std::to_string(total - 1) + ")");
+  AugmentOptions o;
+  o.copies = job.copies;
+  o.keep_originals = job.keep;
+  o.seed = job.seed;
+  int64_t per = numel(job.data->sample_shape);
+  Collect one(per);
+  augment_dataset(*job.data, job.begin + index / outs, 1, job.chain.augmenters, o, {&one});
+  auto w = DatasetWriter::open(out, job.data->sample_shape, job.data->lo, job.data->hi,
+                               job.data->has_labels());
+  int64_t j = index % outs;
+  w->write(one.x.data() + j * per, one.labels[size_t(j)]);
+  w->close();
+}
 
 void add_augment_command(CLI::App& app) {
   auto o = std::make_shared<AugmentCommandOptions>();

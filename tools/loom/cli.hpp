@@ -35,6 +35,7 @@ void add_completion_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
+void add_regenerate_command(CLI::App& app);
 
 // A mistake in how loom was called (a missing or conflicting option) found by a command after
 // parsing; main() reports it like a parse error, with exit code 2.

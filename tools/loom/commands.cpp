@@ -18,6 +18,7 @@
 #include "loom/interrupt.hpp"
 #include "loom/io.hpp"
 #include "loom/sampler.hpp"
+#include "output/provenance.hpp"
 #include "output/safetensors.hpp"
 #include "plugin/plugins.hpp"
 #include "stage/runtime.hpp"
@@ -600,6 +601,40 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
            std::to_string(j) + " of " + o.data + " (" + enc->nodes()[size_t(target)].name + ")";
   }
   write_samples(o.out, out, lo, hi, cols, conditional ? &labels : nullptr);
+  if (!interpolate && !o.out.ends_with(".png")) {
+    // The same samples as a pipeline's `sample` stage with these settings makes: the manifest
+    // names that recipe, which `loom regenerate` runs with only_index.
+    YAML::Node e(YAML::NodeType::Map);
+    e["model"] = name;
+    e["sampler"] = YAML::Load(o.sampler);
+    e["n"] = n;
+    e["seed"] = seed;
+    e["batch_size"] = bs;
+    e["ema"] = !o.no_ema;
+    e["range"].push_back(lo);
+    e["range"].push_back(hi);
+    e["num_classes"] = o.num_classes;
+    if (has_class) e["label"] = o.label;
+    Manifest m;
+    m.dataset = o.out;
+    m.count = n;
+    m.written_by = "loom sample";
+    m.run_dir = run.run_dir;
+    m.pipeline = (fs::path(run.run_dir) / "pipeline.yaml").string();
+    m.checkpoint = fs::absolute(run.weights).lexically_normal().string();
+    m.recipe = "sample";
+    const Registry& r = global_registry();
+    m.entry =
+        resolved_entry(make_params(e, r.get(Kind::Recipe, "sample").spec, "loom sample", ""), r);
+    m.weights.push_back({name, weights_sha256(*model)});
+    m.seed = seed;
+    m.random_streams =
+        "sample i: its codings are drawn by the sampler from the stream (seed, "
+        "\"sample\", i); they are decoded in row i mod " +
+        std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
+        ") (the last batch padded with zeros); no batch depends on another";
+    write_manifest(m);
+  }
   if (averaged.count()) what += ", from the weights' moving average";
   std::cout << "wrote " << what << " (" << name << ", " << to_string(model->output_shape())
             << ", values in [" << lo << ", " << hi << "]) to " << o.out << "\n";

@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   loom::cli::add_predict_command(app);
   loom::cli::add_sample_command(app);
   loom::cli::add_augment_command(app);
+  loom::cli::add_regenerate_command(app);
   loom::cli::add_graph_command(app);
   loom::cli::add_eval_command(app);
   loom::cli::add_report_command(app);

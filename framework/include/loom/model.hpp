@@ -102,10 +102,11 @@ class LOOM_API Model {
 // another, batch_size at a time, and returns the values of node `node` (-1: the output), shaped
 // (n, node shape...). Throws a clear Error when per_sample does not fit the model's input.
 // A model with a second input of shape (1) — a class label — takes one label per sample from
-// `labels`.
+// `labels`. With only >= 0, only the batch holding sample `only` is run (the other rows of the
+// result stay zero): sample `only` is then computed exactly as in the whole run.
 LOOM_API Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_sample,
                         int node = -1, int64_t batch_size = 256, uint64_t seed = 0,
-                        const float* labels = nullptr);
+                        const float* labels = nullptr, int64_t only = -1);
 
 // While alive, the model's parameters that have an average (Param::average: the exponential
 // moving average a training stage kept) hold it, and their trained values wait in its place.

@@ -68,4 +68,15 @@ LOOM_API void check_conditional_classes(StageCheck& c);
 // clear Error naming both shapes.
 LOOM_API Tensor as_model_input(const Tensor& batch, const Model& model, size_t input = 0);
 
+// Writes PATH.manifest.json beside the dataset a stage wrote at `path` (nothing for a .png
+// grid): the run folder's pipeline and its hash, the hash of each model's weights as used now
+// (`models`), the stage's entry with every parameter, the seed, and `random_streams`, the rule
+// giving sample i its randomness. `loom regenerate` runs the entry again with `only_index: I`
+// in the run folder (without `write`, `publish`, `preview`, `cols`; with `range: [lo, hi]` in
+// place of `data` when `range` is given). Nothing is written for a run of `only_index` itself.
+LOOM_API void record_provenance(StageContext& ctx, const std::string& path, int64_t count,
+                                const std::vector<const Model*>& models,
+                                const std::string& random_streams,
+                                const std::pair<float, float>* range = nullptr);
+
 }  // namespace loom

@@ -48,15 +48,16 @@ LOOM_API void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_inde
 // Runs `model` over `codings` (N, ...) in inference mode, `batch_size` rows at a time, and
 // returns its outputs (N, output shape...). A conditional model (second input: a class label of
 // shape (1)) takes `labels` (N values). Throws an Error naming both shapes when the codings do
-// not fit the model's input.
+// not fit the model's input. only >= 0: only the batch holding sample `only` runs (predict()).
 LOOM_API Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed,
-                       const std::vector<int32_t>* labels = nullptr);
+                       const std::vector<int32_t>* labels = nullptr, int64_t only = -1);
 
 // Draws `n` codings shaped like the model's (first) input from `sampler` (samples first_index ..
-// first_index + n - 1) and decodes them (with `labels` for a conditional model).
+// first_index + n - 1) and decodes them (with `labels` for a conditional model). only >= 0:
+// only the batch holding sample `only` is decoded (`loom regenerate`).
 LOOM_API Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed,
                          int64_t batch_size, int64_t first_index = 0,
-                         const std::vector<int32_t>* labels = nullptr);
+                         const std::vector<int32_t>* labels = nullptr, int64_t only = -1);
 
 // Writes generated samples (N, ...) with values in [lo, hi] (clipped to it): a PNG grid of
 // `cols` columns when `path` ends in .png (samples of shape (H, W) or (C, H, W), C 1 or 3),
@@ -95,5 +96,11 @@ LOOM_API std::vector<int32_t> requested_classes(StageContext& ctx, int64_t n, in
 LOOM_API void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
                               const std::vector<int32_t>& labels, const std::string& what,
                               int64_t cols = 0);
+
+// `only_index: I` of the generating recipes (sample, diffusion_sample, augment): compute only what
+// sample I of the whole run depends on and write sample I alone (`loom regenerate`).
+LOOM_API void add_only_index(Spec& s);
+// The value of only_index (-1 when not given); a located error when it is not below `n`.
+LOOM_API int64_t only_index(const Params& p, int64_t n);
 
 }  // namespace loom

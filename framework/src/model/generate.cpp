@@ -21,7 +21,7 @@ void for_each_sample(Tensor& codings, uint64_t seed, int64_t first_index,
 }
 
 Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, int node,
-               int64_t batch_size, uint64_t seed, const float* labels) {
+               int64_t batch_size, uint64_t seed, const float* labels, int64_t only) {
   bool conditional = model.num_inputs() == 2 && model.input_shape(1) == Shape{1};
   if (model.num_inputs() > 1 && !conditional)
     throw Error("model '" + model.name() + "' takes " + std::to_string(model.num_inputs()) +
@@ -38,6 +38,7 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
   int64_t per_out = numel(os);
   batch_size = std::max<int64_t>(1, batch_size);
   for (int64_t first = 0; first < n; first += batch_size) {
+    if (only >= 0 && (only < first || only >= first + batch_size)) continue;
     // Every call runs a full batch (the last one padded with zeros): a sample's result must not
     // depend on how many are predicted with it, and oneDNN's kernels may round differently for
     // different batch sizes (measured on AVX2: sample 0 of 3 and of 20 differed in the last bit).
@@ -63,7 +64,7 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
 }
 
 Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t seed,
-              const std::vector<int32_t>* labels) {
+              const std::vector<int32_t>* labels, int64_t only) {
   int64_t n = codings.rank() ? codings.dim(0) : 0;
   std::vector<float> l;
   if (labels) {
@@ -73,16 +74,16 @@ Tensor decode(Model& model, const Tensor& codings, int64_t batch_size, uint64_t 
     l.assign(labels->begin(), labels->end());
   }
   return predict(model, codings.data(), n, n ? codings.size() / n : 0, -1, batch_size, seed,
-                 labels ? l.data() : nullptr);
+                 labels ? l.data() : nullptr, only);
 }
 
 Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64_t seed, int64_t batch_size,
-                int64_t first_index, const std::vector<int32_t>* labels) {
+                int64_t first_index, const std::vector<int32_t>* labels, int64_t only) {
   Shape cs = model.input_shape();
   cs.insert(cs.begin(), n);
   Tensor codings(cs);
   sampler.sample(codings, seed, first_index);
-  return decode(model, codings, batch_size, seed, labels);
+  return decode(model, codings, batch_size, seed, labels, only);
 }
 
 std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t fixed) {
@@ -218,6 +219,23 @@ void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
     ctx.publish(p.s("publish"), d, "");
     ctx.log(ctx.name() + ": published " + what + " as dataset '" + p.s("publish") + "'");
   }
+}
+
+void add_only_index(Spec& s) {
+  s.add("only_index", Type::Int)
+      .min(0)
+      .doc(
+          "make sample I of the run again, alone, byte for byte (computing only what it depends "
+          "on), as `loom regenerate` does");
+}
+
+int64_t only_index(const Params& p, int64_t n) {
+  if (!p.given("only_index")) return -1;
+  int64_t i = p.i("only_index");
+  if (i >= n)
+    p.fail("only_index", "sample " + std::to_string(i) + " is not among the " + std::to_string(n) +
+                             " generated (0.." + std::to_string(n - 1) + ")");
+  return i;
 }
 
 }  // namespace loom

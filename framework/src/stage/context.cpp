@@ -1,6 +1,10 @@
 // What a recipe sees of the runtime: its stage's parameters, the models, the data, the run
 // folder and the metrics stream.
+#include <filesystem>
+
 #include "loom/recipe.hpp"
+#include "output/provenance.hpp"
+#include "stage/run_folder.hpp"
 #include "stage/runtime.hpp"
 
 namespace loom {
@@ -9,8 +13,9 @@ namespace {
 
 class Context : public StageContext {
  public:
-  Context(Runtime& rt, const std::string& name, const Params& p, bool keeps_metrics)
-      : rt_(rt), name_(name), params_(p), keeps_metrics_(keeps_metrics) {}
+  Context(Runtime& rt, const std::string& name, const std::string& recipe, const Params& p,
+          bool keeps_metrics)
+      : rt_(rt), name_(name), recipe_(recipe), params_(p), keeps_metrics_(keeps_metrics) {}
   const std::string& name() const override { return name_; }
   const Params& params() const override { return params_; }
   const Registry& registry() const override { return rt_.registry(); }
@@ -39,9 +44,44 @@ class Context : public StageContext {
     rt_.add_bench_report({name_, batch, rates});
   }
 
+  void provenance(const std::string& path, int64_t count, const std::vector<const Model*>& models,
+                  const std::string& streams, const std::pair<float, float>* range) {
+    if (params_.given("only_index") || path.ends_with(".png")) return;
+    Manifest m;
+    m.dataset = path;
+    m.count = count;
+    m.written_by =
+        "stage '" + name_ + "' (recipe " + recipe_ + ") of pipeline '" + rt_.pipeline().name + "'";
+    m.run_dir = rt_.out_dir();
+    // The run folder's copy (overrides applied) is what `loom regenerate` loads.
+    std::string copy = (std::filesystem::path(rt_.out_dir()) / "pipeline.yaml").string();
+    m.pipeline = std::filesystem::exists(copy) ? copy : rt_.pipeline().path;
+    m.checkpoint = !rt_.options().weights.empty()
+                       ? rt_.options().weights
+                       : std::filesystem::absolute(std::filesystem::path(rt_.out_dir()) /
+                                                   "weights.safetensors")
+                             .lexically_normal()
+                             .string();
+    m.recipe = recipe_;
+    m.entry = resolved_entry(params_, rt_.registry());
+    for (const char* k : {"write", "publish", "preview", "cols"}) m.entry.remove(k);
+    if (range) {
+      m.entry.remove("data");
+      m.entry["range"] = YAML::Node(YAML::NodeType::Sequence);
+      m.entry["range"].push_back(range->first);
+      m.entry["range"].push_back(range->second);
+    }
+    for (const Model* model : models) m.weights.push_back({model->name(), weights_sha256(*model)});
+    m.seed = params_.given("seed") ? uint64_t(params_.i("seed")) : seed();
+    m.entry["seed"] = m.seed;
+    m.random_streams = streams;
+    write_manifest(m);
+    log(name_ + ": provenance in " + manifest_path(path));
+  }
+
  private:
   Runtime& rt_;
-  std::string name_;
+  std::string name_, recipe_;
   Params params_;
   bool keeps_metrics_;
 };
@@ -49,7 +89,15 @@ class Context : public StageContext {
 }  // namespace
 
 std::unique_ptr<StageContext> Runtime::make_context(StageDecl& s) {
-  return std::make_unique<Context>(*this, s.name, s.params, s.keeps_metrics);
+  return std::make_unique<Context>(*this, s.name, s.recipe, s.params, s.keeps_metrics);
+}
+
+void record_provenance(StageContext& ctx, const std::string& path, int64_t count,
+                       const std::vector<const Model*>& models, const std::string& random_streams,
+                       const std::pair<float, float>* range) {
+  // A context of the runtime's own (a test's stand-in context keeps no provenance).
+  if (auto* c = dynamic_cast<Context*>(&ctx))
+    c->provenance(path, count, models, random_streams, range);
 }
 
 }  // namespace loom

@@ -32,6 +32,7 @@ struct LOOM_API RunOptions {
   // The pipeline comes from a run folder (predict, sample): its plugins are loaded only when
   // allowed on LOOM_PLUGIN_PATH (check_received_plugins).
   bool received = false;
+  std::string weights;  // the weights file a received run loaded (named in provenance manifests)
   // Benchmark mode: only the training stage `bench_stage` (default: the first one) runs.
   StageContext::BenchSettings bench;
   bool benchmark = false;

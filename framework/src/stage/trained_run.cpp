@@ -37,6 +37,8 @@ TrainedRun load_trained_run(const std::string& given_path) {
   run.weights = weights.string();
   RunOptions received;
   received.received = true;
+  received.out_dir = run.run_dir;
+  received.weights = fs::absolute(weights).lexically_normal().string();
   run.runtime = std::make_unique<Runtime>((run_dir / "pipeline.yaml").string(), received);
   TensorFile f = load_safetensors(weights.string());
   for (auto& [name, p] : run.runtime->models().params()) {
