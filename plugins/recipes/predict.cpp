@@ -6,6 +6,7 @@
 
 #include "loom/io.hpp"
 #include "loom/recipe.hpp"
+#include "loom/sampler.hpp"
 
 namespace loom::recipes {
 
@@ -24,10 +25,22 @@ class PredictRecipe : public Recipe {
       if (node < 0)
         p.fail("output", "model '" + model->name() + "' has no layer '" + p.s("output") + "'");
     }
+    int64_t only = only_index(p, split.count), bs = p.i("batch_size");
     Tensor out = predict(*model, split.sample(0), split.count, numel(split.data->sample_shape),
-                         node, p.i("batch_size"), ctx.seed());
+                         node, bs, ctx.seed(), nullptr, only);
     if (p.b("round"))
       for (int64_t i = 0; i < out.size(); ++i) out[i] = std::round(out[i]);
+    if (only >= 0) {
+      // Row `only` alone (`loom regenerate`), with its label.
+      if (!p.given("write") || !p.s("write").ends_with(".npy"))
+        p.fail("only_index", "needs `write: NAME.npy`: where to put the row");
+      std::string path = ctx.out_path(p.s("write"));
+      write_npy(path, out.slice(only, only + 1).clone());
+      if (split.data->has_labels())
+        write_npy_labels(path.substr(0, path.size() - 4) + ".labels.npy", {split.label(only)});
+      ctx.log(ctx.name() + ": wrote row " + std::to_string(only) + " to " + path);
+      return;
+    }
     if (p.given("publish")) {
       auto d = std::make_shared<Dataset>();
       d->count = out.dim(0);
@@ -88,6 +101,13 @@ class PredictRecipe : public Recipe {
     }
     ctx.log(ctx.name() + ": wrote " + std::to_string(n) + " x " +
             to_string(Shape(out.shape().begin() + 1, out.shape().end())) + " to " + path);
+    if (path.ends_with(".npy"))
+      record_provenance(ctx, path, n, {model.get()},
+                        "row i: the model applied in inference to sample i of the data, in row i "
+                        "mod " +
+                            std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
+                            ") (the last batch padded with zeros); a stochastic layer draws from "
+                            "the stream of (seed, layer, i)");
   }
 };
 
@@ -110,6 +130,7 @@ void register_predict(Registry& r) {
       .def("false")
       .doc("csv: also write the values as bits of one integer hash");
   s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
+  add_only_index(s);
   r.add<Recipe>("predict", s, [](const Params& p) { return std::make_unique<PredictRecipe>(p); });
 }
 

@@ -267,11 +267,14 @@ void write_augment_manifest(const AugmentCommandOptions& a, const AugmentJob& jo
   if (job.chain_yaml.IsSequence())
     for (size_t i = 0; i < job.chain_yaml.size(); ++i)
       chain.push_back(resolved_entry(job.chain_yaml[i], Kind::Augmenter, global_registry()));
-  m.entry["transform"] = chain;
-  m.entry["copies"] = job.copies;
-  m.entry["keep_originals"] = job.keep;
-  m.entry["seed"] = job.seed;
-  m.entry["subset"] = a.subset;
+  for (YAML::Node e : {m.entry, m.parameters}) {
+    e["copies"] = job.copies;
+    e["keep_originals"] = job.keep;
+    e["seed"] = job.seed;
+    e["subset"] = a.subset;
+  }
+  m.entry["transform"] = YAML::Clone(job.chain_yaml);
+  m.parameters["transform"] = chain;
   m.seed = job.seed;
   m.random_streams = augment_streams(job);
   std::string input = fs::absolute(a.input).lexically_normal().string();

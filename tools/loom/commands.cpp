@@ -624,7 +624,8 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
     m.checkpoint = fs::absolute(run.weights).lexically_normal().string();
     m.recipe = "sample";
     const Registry& r = global_registry();
-    m.entry =
+    m.entry = e;
+    m.parameters =
         resolved_entry(make_params(e, r.get(Kind::Recipe, "sample").spec, "loom sample", ""), r);
     m.weights.push_back({name, weights_sha256(*model)});
     m.seed = seed;

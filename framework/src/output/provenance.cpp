@@ -147,6 +147,8 @@ void write_manifest(const Manifest& m) {
   if (!m.weights.empty()) j["weights_sha256"] = w;
   j["recipe"] = m.recipe;
   j["entry"] = yaml_to_json(m.entry);
+  if (m.parameters.IsDefined() && !m.parameters.IsNull())
+    j["parameters"] = yaml_to_json(m.parameters);
   j["seed"] = m.seed;
   j["threads"] = m.threads > 0 ? m.threads : omp_get_max_threads();
   j["random_streams"] = m.random_streams;

@@ -28,7 +28,8 @@ struct Manifest {
   // How it was made: a recipe run in a run folder (run_dir, its pipeline.yaml and weights), or
   // (recipe "augment_command") `loom augment` of a file or pipeline (`extra` holds its options).
   std::string run_dir, pipeline, checkpoint, recipe;
-  YAML::Node entry;                                          // every parameter, defaults filled
+  YAML::Node entry{YAML::NodeType::Map};       // as given: what `loom regenerate` runs again
+  YAML::Node parameters{YAML::NodeType::Map};  // every parameter, defaults filled (the record)
   std::vector<std::pair<std::string, std::string>> weights;  // model -> weights_sha256
   uint64_t seed = 0;
   int threads = 0;

@@ -63,17 +63,23 @@ class Context : public StageContext {
                              .lexically_normal()
                              .string();
     m.recipe = recipe_;
-    m.entry = resolved_entry(params_, rt_.registry());
-    for (const char* k : {"write", "publish", "preview", "cols"}) m.entry.remove(k);
-    if (range) {
-      m.entry.remove("data");
-      m.entry["range"] = YAML::Node(YAML::NodeType::Sequence);
-      m.entry["range"].push_back(range->first);
-      m.entry["range"].push_back(range->second);
+    // As given (a recipe may treat a default and the same value given differently), and with
+    // every parameter for the record; the seed and value range made explicit in both.
+    m.entry = params_.impl().node.IsMap() ? YAML::Clone(params_.impl().node)
+                                          : YAML::Node(YAML::NodeType::Map);
+    m.parameters = resolved_entry(params_, rt_.registry());
+    m.seed = params_.given("seed") ? uint64_t(params_.i("seed")) : seed();
+    for (YAML::Node e : {m.entry, m.parameters}) {
+      for (const char* k : {"write", "publish", "preview", "cols", "after", "recipe"}) e.remove(k);
+      e["seed"] = m.seed;
+      if (range) {
+        e.remove("data");
+        e["range"] = YAML::Node(YAML::NodeType::Sequence);
+        e["range"].push_back(range->first);
+        e["range"].push_back(range->second);
+      }
     }
     for (const Model* model : models) m.weights.push_back({model->name(), weights_sha256(*model)});
-    m.seed = params_.given("seed") ? uint64_t(params_.i("seed")) : seed();
-    m.entry["seed"] = m.seed;
     m.random_streams = streams;
     write_manifest(m);
     log(name_ + ": provenance in " + manifest_path(path));
