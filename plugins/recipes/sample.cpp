@@ -41,11 +41,7 @@ class SampleRecipe : public Recipe {
     if (p.given("write")) {
       std::pair<float, float> range{lo, hi};
       record_provenance(ctx, ctx.out_path(p.s("write")), n, {model.get()},
-                        "sample i: its codings are drawn by the sampler from the stream (seed, "
-                        "\"sample\", i); they are decoded in row i mod " +
-                            std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
-                            ") (the last batch padded with zeros); no batch depends on another",
-                        &range);
+                        generated_sample_streams(bs), &range);
     }
   }
 };

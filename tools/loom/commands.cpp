@@ -629,11 +629,7 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
         resolved_entry(make_params(e, r.get(Kind::Recipe, "sample").spec, "loom sample", ""), r);
     m.weights.push_back({name, weights_sha256(*model)});
     m.seed = seed;
-    m.random_streams =
-        "sample i: its codings are drawn by the sampler from the stream (seed, "
-        "\"sample\", i); they are decoded in row i mod " +
-        std::to_string(bs) + " of batch floor(i / " + std::to_string(bs) +
-        ") (the last batch padded with zeros); no batch depends on another";
+    m.random_streams = generated_sample_streams(bs);
     write_manifest(m);
   }
   if (averaged.count()) what += ", from the weights' moving average";

@@ -100,6 +100,9 @@ LOOM_API void deliver_samples(StageContext& ctx, Tensor samples, float lo, float
 // `only_index: I` of the generating recipes (sample, diffusion_sample, augment): compute only what
 // sample I of the whole run depends on and write sample I alone (`loom regenerate`).
 LOOM_API void add_only_index(Spec& s);
+// The rule of generate() for a provenance manifest: where sample i's randomness and batch come
+// from, for batches of `batch_size`.
+LOOM_API std::string generated_sample_streams(int64_t batch_size);
 // The value of only_index (-1 when not given); a located error when it is not below `n`.
 LOOM_API int64_t only_index(const Params& p, int64_t n);
 

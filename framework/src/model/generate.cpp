@@ -229,6 +229,14 @@ void add_only_index(Spec& s) {
           "on), as `loom regenerate` does");
 }
 
+std::string generated_sample_streams(int64_t batch_size) {
+  std::string b = std::to_string(batch_size);
+  return "sample i: its codings are drawn by the sampler from the stream (seed, \"sample\", i); "
+         "they are decoded in row i mod " +
+         b + " of batch floor(i / " + b +
+         ") (the last batch padded with zeros); no batch depends on another";
+}
+
 int64_t only_index(const Params& p, int64_t n) {
   if (!p.given("only_index")) return -1;
   int64_t i = p.i("only_index");
