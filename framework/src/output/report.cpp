@@ -334,6 +334,7 @@ std::string write_report(const ReportInput& in) {
     }
     std::string status = failures.contains(s)  ? "<span class=\"bad\">failed</span>"
                          : in.running.count(s) ? "running"
+                         : in.reused.count(s)  ? "<span class=\"ok\">done</span> (reused)"
                          : lines.count(s)      ? "<span class=\"ok\">done</span>"
                                                : "not run";
     auto r = in.recipes.find(s);

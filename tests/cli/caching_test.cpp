@@ -1,0 +1,267 @@
+// Stage caching: `loom run --resume` reuses a stage whose inputs did not change since it finished
+// (nothing of it runs, nothing of it is rewritten), runs again a stage whose inputs changed and
+// the stages after it, nothing else; `--rerun STAGE` forces one; after a failure it continues at
+// the failed stage.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "support/cli.hpp"
+
+namespace fs = std::filesystem;
+using namespace loom::test;
+
+namespace {
+
+// pretrain -> classify (shares the encoder) -> codings (publishes 'codes') -> recon (reads them);
+// probe shares nothing with the others.
+const char* kPipeline = R"(name: cached
+seed: 3
+datasets:
+  fashion:
+    source: idx
+    scale: [0, 1]
+    splits: {train: {take: 200}, valid: {skip: 59900}}
+models:
+  encoder:
+    input: [28, 28]
+    layers:
+      - {type: flatten}
+      - {type: dense, units: 8, activation: relu, name: code}
+  decoder:
+    input: [8]
+    layers:
+      - {type: dense, units: 784}
+      - {type: reshape, shape: [28, 28]}
+  autoencoder: {sequence: [encoder, decoder]}
+  classifier:
+    input: [28, 28]
+    layers:
+      - {model: encoder}
+      - {type: dense, units: 10}
+  other:
+    input: [28, 28]
+    layers:
+      - {type: flatten}
+      - {type: dense, units: 10}
+stages:
+  pretrain:
+    recipe: autoencoder
+    model: autoencoder
+    data: fashion
+    loss: mse
+    batch_size: 50
+    epochs: 1
+  classify:
+    after: pretrain
+    recipe: supervised
+    model: classifier
+    data: fashion
+    batch_size: 50
+    epochs: 1
+  codings:
+    after: classify
+    recipe: predict
+    model: encoder
+    data: fashion.valid
+    write: codings.npy
+    publish: codes
+  recon:
+    recipe: predict
+    model: decoder
+    data: codes
+    write: recon.npy
+  probe:
+    recipe: supervised
+    model: other
+    data: fashion
+    batch_size: 50
+    epochs: 1
+)";
+
+const std::vector<std::string> kStages{"pretrain", "classify", "codings", "recon", "probe"};
+
+struct Fixture {
+  std::string dir, pipeline, out;
+};
+
+Fixture make(const std::string& tag) {
+  Fixture f;
+  f.dir = temp_dir(tag);
+  f.pipeline = f.dir + "/cached.yaml";
+  f.out = f.dir + "/run";
+  std::ofstream(f.pipeline) << kPipeline;
+  return f;
+}
+
+CliResult run(const Fixture& f, std::vector<std::string> extra) {
+  std::vector<std::string> args{"run", f.pipeline, "--out", f.out, "--threads", "1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return run_loom(args);
+}
+
+// Every file of the run folder with its bytes, but those rewritten by every run.
+std::map<std::string, std::string> files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : fs::recursive_directory_iterator(dir)) {
+    std::string rel = fs::relative(e.path(), dir).string();
+    if (e.is_regular_file() && rel != "report.html" && rel != ".loom.lock")
+      out[rel] = read_text(e.path());
+  }
+  return out;
+}
+
+// What a run computed, without the timings: every metrics line's stage, split, epoch and loss
+// (in stage order), and every other file's bytes.
+std::map<std::string, std::string> results(const std::string& dir) {
+  auto out = files(dir);
+  out.erase("stages.json");  // the finishing times
+  out.erase("metrics.jsonl");
+  for (auto& m : read_metrics(dir + "/metrics.jsonl"))
+    out["metrics of " + m.task] +=
+        m.split + " " + std::to_string(m.epoch) + " " + std::to_string(m.loss) + "\n";
+  return out;
+}
+
+// The files of a stage: its checkpoints.
+std::map<std::string, std::string> of_stage(const std::map<std::string, std::string>& all,
+                                            const std::string& stage) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : all)
+    if (k.rfind("checkpoints/" + stage + "/", 0) == 0) out[k] = v;
+  return out;
+}
+
+// The metrics lines of a stage, as written.
+std::vector<std::string> lines_of(const std::string& dir, const std::string& stage) {
+  std::vector<std::string> out;
+  std::ifstream in(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (line.find("{\"task\":\"" + stage + "\"") == 0) out.push_back(line);
+  return out;
+}
+
+bool trained(const CliResult& r, const std::string& stage) {
+  return r.out.find(stage + " epoch 1/1") != std::string::npos;
+}
+
+std::string fate(const CliResult& r, const std::string& stage) {
+  size_t at = r.out.find("stage " + stage + ": ");
+  if (at == std::string::npos) return "(not said)";
+  size_t from = at + 8 + stage.size();
+  return r.out.substr(from, r.out.find('\n', from) - from);
+}
+
+bool reused(const CliResult& r, const std::string& stage) {
+  return fate(r, stage).rfind("reused (finished ", 0) == 0 &&
+         fate(r, stage).ends_with("; inputs unchanged)");
+}
+
+}  // namespace
+
+TEST(StageCaching, ResumeReusesWhatDidNotChange) {
+  Fixture f = make("cache");
+  CliResult r = run(f, {"--subset", "200"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto& s : kStages) EXPECT_EQ(fate(r, s), "(not said)") << "a first run says nothing";
+  auto first = files(f.out);
+  auto first_results = results(f.out);
+  ASSERT_TRUE(first.count("stages.json"));
+  ASSERT_TRUE(first.count("checkpoints/classify/final.safetensors"));
+  ASSERT_TRUE(first.count("recon.npy"));
+  nlohmann::json rec = nlohmann::json::parse(first["stages.json"]);
+  for (auto& s : kStages) EXPECT_TRUE(rec.contains(s)) << first["stages.json"];
+
+  // Nothing changed: every stage reused, no step runs, every file as it was, byte for byte.
+  r = run(f, {"--subset", "200", "--resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (auto& s : kStages) {
+    EXPECT_TRUE(reused(r, s)) << s << ": " << fate(r, s) << "\n" << r.out;
+    EXPECT_FALSE(trained(r, s)) << r.out;
+  }
+  EXPECT_EQ(r.out.find("published"), std::string::npos) << "codings ran:\n" << r.out;
+  EXPECT_EQ(files(f.out), first);
+  EXPECT_NE(read_text(f.out + "/report.html").find("done</span> (reused)"), std::string::npos);
+
+  // --rerun classify: it and the stages after it run from the start (and make the same bytes
+  // again); pretrain and probe are reused.
+  r = run(f, {"--subset", "200", "--rerun", "classify"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "classify"), "runs again from the start (--rerun)");
+  EXPECT_EQ(fate(r, "codings"),
+            "runs again from the start (stage 'classify' before it runs again)");
+  EXPECT_EQ(fate(r, "recon"), "runs again from the start (stage 'codings' before it runs again)");
+  EXPECT_TRUE(reused(r, "pretrain")) << r.out;
+  EXPECT_TRUE(reused(r, "probe")) << r.out;
+  EXPECT_TRUE(trained(r, "classify")) << r.out;
+  EXPECT_FALSE(trained(r, "pretrain") || trained(r, "probe")) << r.out;
+  EXPECT_EQ(results(f.out), first_results) << "a stage run again from the start made other bytes";
+
+  // Another entry for classify: it and the stages after it run again, once in the metrics.
+  r = run(f, {"--subset", "200", "--resume", "--set", "stages.classify.batch_size=25"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "classify"), "runs again from the start (its pipeline entry changed)");
+  EXPECT_EQ(fate(r, "codings"),
+            "runs again from the start (stage 'classify' before it runs again)");
+  EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
+  auto now = files(f.out);
+  for (auto& s : {"pretrain", "probe"}) EXPECT_EQ(of_stage(now, s), of_stage(first, s)) << s;
+  EXPECT_NE(of_stage(now, "classify"), of_stage(first, "classify"));
+  EXPECT_NE(now["codings.npy"], first["codings.npy"]);
+  EXPECT_EQ(lines_of(f.out, "classify").size(), 2u) << "one train and one valid line";
+  EXPECT_EQ(lines_of(f.out, "pretrain").size(), 2u);
+
+  // The seed: every stage runs again.
+  r = run(f, {"--subset", "200", "--resume", "--set", "stages.classify.batch_size=25", "--set",
+              "seed=4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "pretrain"), "runs again from the start (the seed changed (3 -> 4))");
+  EXPECT_EQ(fate(r, "probe"), "runs again from the start (the seed changed (3 -> 4))");
+  for (auto& s : {"pretrain", "classify", "probe"}) EXPECT_TRUE(trained(r, s)) << s;
+}
+
+TEST(StageCaching, ResumeAfterAFailureContinuesAtTheFailedStage) {
+  Fixture f = make("cache-fail");
+  ASSERT_EQ(run(f, {"--subset", "200"}).exit_code, 0);
+  auto first = results(f.out);
+  // classify diverges: it fails, and the stages after it do not run.
+  CliResult r =
+      run(f, {"--subset", "200", "--resume", "--set", "stages.classify.optimizer.lr=1e30"});
+  ASSERT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("stage 'classify': the loss became"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(f.out + "/failures.json"));
+  // As it was: the failed stage runs and the stages after it; the others are reused.
+  r = run(f, {"--subset", "200", "--resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "classify"), "runs (it has not finished in this folder)");
+  EXPECT_EQ(fate(r, "codings"),
+            "runs again from the start (stage 'classify' before it runs again)");
+  EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
+  EXPECT_TRUE(trained(r, "classify"));
+  EXPECT_FALSE(trained(r, "pretrain") || trained(r, "probe")) << r.out;
+  EXPECT_FALSE(fs::exists(f.out + "/failures.json"));
+  EXPECT_EQ(results(f.out), first)
+      << "the run that failed and resumed ended elsewhere than one that did not";
+}
+
+// A stage that runs and reads a dataset a reused stage publishes (kept in memory only) runs that
+// stage again; the stages after the producer stay reused.
+TEST(StageCaching, APublishedDatasetIsMadeAgainWhenAStageReadsIt) {
+  Fixture f = make("cache-publish");
+  ASSERT_EQ(run(f, {"--subset", "200"}).exit_code, 0);
+  auto first = results(f.out);
+  CliResult r = run(f, {"--subset", "200", "--rerun", "recon", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "recon"), "(not said)") << "--quiet";
+  r = run(f, {"--subset", "200", "--rerun", "recon", "--rerun", "probe"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "codings"),
+            "runs again (stage 'recon' reads the dataset 'codes' it publishes, which is kept in "
+            "memory only)");
+  EXPECT_EQ(fate(r, "probe"), "runs again from the start (--rerun)");
+  EXPECT_TRUE(reused(r, "pretrain") && reused(r, "classify")) << r.out;
+  EXPECT_EQ(results(f.out), first);
+}
