@@ -9,6 +9,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "loom/io.hpp"
+#include "loom/tensor.hpp"
 #include "support/cli.hpp"
 
 namespace fs = std::filesystem;
@@ -21,29 +23,30 @@ namespace {
 const char* kPipeline = R"(name: cached
 seed: 3
 datasets:
-  fashion:
-    source: idx
-    scale: [0, 1]
-    splits: {train: {take: 200}, valid: {skip: 59900}}
+  d:
+    source: npy
+    x: x.npy
+    labels: y.npy
+    splits: {train: {take: 200}, valid: {skip: 200}}
 models:
   encoder:
-    input: [28, 28]
+    input: [8, 8]
     layers:
       - {type: flatten}
-      - {type: dense, units: 8, activation: relu, name: code}
+      - {type: dense, units: 4, activation: relu, name: code}
   decoder:
-    input: [8]
+    input: [4]
     layers:
-      - {type: dense, units: 784}
-      - {type: reshape, shape: [28, 28]}
+      - {type: dense, units: 64}
+      - {type: reshape, shape: [8, 8]}
   autoencoder: {sequence: [encoder, decoder]}
   classifier:
-    input: [28, 28]
+    input: [8, 8]
     layers:
       - {model: encoder}
       - {type: dense, units: 10}
   other:
-    input: [28, 28]
+    input: [8, 8]
     layers:
       - {type: flatten}
       - {type: dense, units: 10}
@@ -51,7 +54,7 @@ stages:
   pretrain:
     recipe: autoencoder
     model: autoencoder
-    data: fashion
+    data: d
     loss: mse
     batch_size: 50
     epochs: 1
@@ -59,14 +62,14 @@ stages:
     after: pretrain
     recipe: supervised
     model: classifier
-    data: fashion
+    data: d
     batch_size: 50
     epochs: 1
   codings:
     after: classify
     recipe: predict
     model: encoder
-    data: fashion.valid
+    data: d.valid
     write: codings.npy
     publish: codes
   recon:
@@ -77,12 +80,22 @@ stages:
   probe:
     recipe: supervised
     model: other
-    data: fashion
+    data: d
     batch_size: 50
     epochs: 1
 )";
 
 const std::vector<std::string> kStages{"pretrain", "classify", "codings", "recon", "probe"};
+
+// 300 samples of 8 x 8 values with labels 0-9; `salt` changes the values.
+void write_data(const std::string& dir, int salt) {
+  loom::Tensor x({300, 8, 8});
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = float((i * 7919 + salt) % 97) / 97.f;
+  std::vector<int32_t> y(300);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = int32_t(i % 10);
+  loom::write_npy(dir + "/x.npy", x);
+  loom::write_npy_labels(dir + "/y.npy", y);
+}
 
 struct Fixture {
   std::string dir, pipeline, out;
@@ -94,6 +107,7 @@ Fixture make(const std::string& tag) {
   f.pipeline = f.dir + "/cached.yaml";
   f.out = f.dir + "/run";
   std::ofstream(f.pipeline) << kPipeline;
+  write_data(f.dir, 0);
   return f;
 }
 
@@ -145,7 +159,7 @@ std::vector<std::string> lines_of(const std::string& dir, const std::string& sta
 }
 
 bool trained(const CliResult& r, const std::string& stage) {
-  return r.out.find(stage + " epoch 1/1") != std::string::npos;
+  return r.out.find(stage + " epoch ") != std::string::npos;
 }
 
 std::string fate(const CliResult& r, const std::string& stage) {
@@ -164,7 +178,7 @@ bool reused(const CliResult& r, const std::string& stage) {
 
 TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   Fixture f = make("cache");
-  CliResult r = run(f, {"--subset", "200"});
+  CliResult r = run(f, {});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (auto& s : kStages) EXPECT_EQ(fate(r, s), "(not said)") << "a first run says nothing";
   auto first = files(f.out);
@@ -176,7 +190,7 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   for (auto& s : kStages) EXPECT_TRUE(rec.contains(s)) << first["stages.json"];
 
   // Nothing changed: every stage reused, no step runs, every file as it was, byte for byte.
-  r = run(f, {"--subset", "200", "--resume"});
+  r = run(f, {"--resume"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (auto& s : kStages) {
     EXPECT_TRUE(reused(r, s)) << s << ": " << fate(r, s) << "\n" << r.out;
@@ -188,7 +202,7 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
 
   // --rerun classify: it and the stages after it run from the start (and make the same bytes
   // again); pretrain and probe are reused.
-  r = run(f, {"--subset", "200", "--rerun", "classify"});
+  r = run(f, {"--rerun", "classify"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "classify"), "runs again from the start (--rerun)");
   EXPECT_EQ(fate(r, "codings"),
@@ -199,9 +213,17 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   EXPECT_TRUE(trained(r, "classify")) << r.out;
   EXPECT_FALSE(trained(r, "pretrain") || trained(r, "probe")) << r.out;
   EXPECT_EQ(results(f.out), first_results) << "a stage run again from the start made other bytes";
+  // An unknown stage is refused, with the stages named, before anything is written.
+  r = run(f, {"--rerun", "clasify"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--rerun clasify: " + f.pipeline +
+                       " has no stage 'clasify' (did you mean 'classify'?); its stages: pretrain, "
+                       "classify, codings, recon, probe"),
+            std::string::npos)
+      << r.err;
 
   // Another entry for classify: it and the stages after it run again, once in the metrics.
-  r = run(f, {"--subset", "200", "--resume", "--set", "stages.classify.batch_size=25"});
+  r = run(f, {"--resume", "--set", "stages.classify.batch_size=25"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "classify"), "runs again from the start (its pipeline entry changed)");
   EXPECT_EQ(fate(r, "codings"),
@@ -215,8 +237,7 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   EXPECT_EQ(lines_of(f.out, "pretrain").size(), 2u);
 
   // The seed: every stage runs again.
-  r = run(f, {"--subset", "200", "--resume", "--set", "stages.classify.batch_size=25", "--set",
-              "seed=4"});
+  r = run(f, {"--resume", "--set", "stages.classify.batch_size=25", "--set", "seed=4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "pretrain"), "runs again from the start (the seed changed (3 -> 4))");
   EXPECT_EQ(fate(r, "probe"), "runs again from the start (the seed changed (3 -> 4))");
@@ -225,38 +246,63 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
 
 TEST(StageCaching, ResumeAfterAFailureContinuesAtTheFailedStage) {
   Fixture f = make("cache-fail");
-  ASSERT_EQ(run(f, {"--subset", "200"}).exit_code, 0);
+  ASSERT_EQ(run(f, {}).exit_code, 0);
   auto first = results(f.out);
-  // classify diverges: it fails, and the stages after it do not run.
-  CliResult r =
-      run(f, {"--subset", "200", "--resume", "--set", "stages.classify.optimizer.lr=1e30"});
+  // codings cannot write its file: it fails, and recon after it does not run.
+  fs::create_directories(f.out + "/blocked.npy");
+  CliResult r = run(f, {"--resume", "--set", "stages.codings.write=blocked.npy"});
   ASSERT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("stage 'classify': the loss became"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("blocked.npy: cannot write"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(f.out + "/failures.json"));
-  // As it was: the failed stage runs and the stages after it; the others are reused.
-  r = run(f, {"--subset", "200", "--resume"});
+  fs::remove(f.out + "/blocked.npy");
+  // As it was: the failed stage runs, and the stage after it; the others are reused.
+  r = run(f, {"--resume"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(fate(r, "classify"), "runs (it has not finished in this folder)");
-  EXPECT_EQ(fate(r, "codings"),
-            "runs again from the start (stage 'classify' before it runs again)");
-  EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
-  EXPECT_TRUE(trained(r, "classify"));
-  EXPECT_FALSE(trained(r, "pretrain") || trained(r, "probe")) << r.out;
+  EXPECT_EQ(fate(r, "codings"), "runs (it has not finished in this folder)");
+  EXPECT_EQ(fate(r, "recon"), "runs again from the start (stage 'codings' before it runs again)");
+  for (auto& s : {"pretrain", "classify", "probe"}) {
+    EXPECT_TRUE(reused(r, s)) << s << ": " << fate(r, s);
+    EXPECT_FALSE(trained(r, s)) << r.out;
+  }
   EXPECT_FALSE(fs::exists(f.out + "/failures.json"));
   EXPECT_EQ(results(f.out), first)
       << "the run that failed and resumed ended elsewhere than one that did not";
+}
+
+// A training stage stopped after its first epoch's checkpoint (as if killed) continues from it;
+// the stages before it are reused, and the run ends as one never stopped.
+TEST(StageCaching, ResumeContinuesAStoppedTrainingStageFromItsCheckpoint) {
+  Fixture f = make("cache-stop");
+  std::vector<std::string> two{"--set", "stages.classify.epochs=2", "--set",
+                               "stages.classify.checkpoint.keep_epochs=true"};
+  ASSERT_EQ(run(f, two).exit_code, 0);
+  auto first = results(f.out);
+  // Killed after classify's epoch 1 checkpoint: no record of it or of the stages after it.
+  fs::copy_file(f.out + "/checkpoints/classify/epoch_001.safetensors",
+                f.out + "/checkpoints/classify/last.safetensors",
+                fs::copy_options::overwrite_existing);
+  nlohmann::json rec = nlohmann::json::parse(read_text(f.out + "/stages.json"));
+  for (auto& s : {"classify", "codings", "recon"}) rec.erase(s);
+  std::ofstream(f.out + "/stages.json") << rec.dump();
+  two.push_back("--resume");
+  CliResult r = run(f, two);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "classify"), "runs (it did not finish; continuing from its checkpoint)");
+  EXPECT_NE(r.out.find("resuming 'classify' after epoch 1"), std::string::npos) << r.out;
+  EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
+  EXPECT_EQ(results(f.out), first);
 }
 
 // A stage that runs and reads a dataset a reused stage publishes (kept in memory only) runs that
 // stage again; the stages after the producer stay reused.
 TEST(StageCaching, APublishedDatasetIsMadeAgainWhenAStageReadsIt) {
   Fixture f = make("cache-publish");
-  ASSERT_EQ(run(f, {"--subset", "200"}).exit_code, 0);
+  ASSERT_EQ(run(f, {}).exit_code, 0);
   auto first = results(f.out);
-  CliResult r = run(f, {"--subset", "200", "--rerun", "recon", "--quiet"});
+  CliResult r = run(f, {"--rerun", "recon", "--quiet"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "recon"), "(not said)") << "--quiet";
-  r = run(f, {"--subset", "200", "--rerun", "recon", "--rerun", "probe"});
+  r = run(f, {"--rerun", "recon", "--rerun", "probe"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "codings"),
             "runs again (stage 'recon' reads the dataset 'codes' it publishes, which is kept in "
@@ -264,4 +310,11 @@ TEST(StageCaching, APublishedDatasetIsMadeAgainWhenAStageReadsIt) {
   EXPECT_EQ(fate(r, "probe"), "runs again from the start (--rerun)");
   EXPECT_TRUE(reused(r, "pretrain") && reused(r, "classify")) << r.out;
   EXPECT_EQ(results(f.out), first);
+  // New data: every stage that reads it runs again, and those after them.
+  write_data(f.dir, 1);
+  r = run(f, {"--resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "pretrain"), "runs again from the start (dataset 'd' changed)");
+  EXPECT_EQ(fate(r, "probe"), "runs again from the start (dataset 'd' changed)");
+  EXPECT_EQ(fate(r, "recon"), "runs again from the start (stage 'codings' before it runs again)");
 }

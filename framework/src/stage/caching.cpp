@@ -186,8 +186,8 @@ void Runtime::decide_fates() {
     } else if (now.length != rec->second.inputs.length) {
       fate = Fate::Run;
       auto said = [](const std::string& l) { return l.empty() ? std::string("none") : l; };
-      why[s->name] = "runs (its length changed: " + said(rec->second.inputs.length) + " -> " +
-                     said(now.length) + "; continuing from its checkpoint)";
+      why[s->name] = "runs (" + said(rec->second.inputs.length) + " before, " + said(now.length) +
+                     " now; continuing from its checkpoint)";
     } else if (!fs::is_regular_file(ckpt / "final.safetensors")) {
       fate = Fate::Restart;
       why[s->name] = "runs again from the start (the weights it left, " +
