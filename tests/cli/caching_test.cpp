@@ -188,6 +188,10 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   ASSERT_TRUE(first.count("recon.npy"));
   nlohmann::json rec = nlohmann::json::parse(first["stages.json"]);
   for (auto& s : kStages) EXPECT_TRUE(rec.contains(s)) << first["stages.json"];
+  // A stage that writes no metrics is done too (it is recorded as finished).
+  EXPECT_NE(read_text(f.out + "/report.html")
+                .find("codings</a></td><td>predict</td><td><span class=\"ok\">done</span>"),
+            std::string::npos);
 
   // Nothing changed: every stage reused, no step runs, every file as it was, byte for byte.
   r = run(f, {"--resume"});

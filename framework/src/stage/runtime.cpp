@@ -195,7 +195,7 @@ void Runtime::run() {
               return;
             }
           }
-          bool reuse = fates_[s->name] == Fate::Reuse;
+          bool reuse = fates_.at(s->name) == Fate::Reuse;
           {
             std::lock_guard<std::mutex> lock(report_mutex);
             report.running[s->name] = "running";
@@ -209,7 +209,7 @@ void Runtime::run() {
               run_stage(*s);
               save_stage_weights(*s);
               std::lock_guard<std::mutex> lock(records_mutex_);
-              records_[s->name] = {inputs_[s->name], utc_now()};
+              records_[s->name] = {inputs_.at(s->name), utc_now()};
               write_stage_records(out_dir_, records_);
             }
           } catch (const Interrupted& e) {
