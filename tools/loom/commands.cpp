@@ -54,19 +54,19 @@ void add_run_command(CLI::App& app) {
   add_positive(*cmd, "--subset", o->subset, "use at most N samples of every data split",
                "every sample");
   add_threads(*cmd, o->threads);
-  auto* resume = cmd->add_flag(
-      "--resume", o->resume,
-      "continue the run in the folder: stages whose inputs are unchanged since they finished are "
-      "reused, the others continue from their last checkpoints");
+  auto* resume = cmd->add_flag("--resume", o->resume,
+                               "continue the run in the folder: finished stages whose inputs are "
+                               "unchanged are reused, unfinished ones continue from their last "
+                               "checkpoints, the others run again");
   auto* rerun = cmd->add_option("--rerun", o->rerun,
-                                "with --resume (implied): run STAGE again from the start, and "
-                                "the stages after it (repeatable)")
+                                "run STAGE again from the start, and the stages after it "
+                                "(implies --resume; repeatable)")
                     ->type_name("STAGE")
                     ->allow_extra_args(false)
                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  auto* overwrite = cmd->add_flag(
-      "--overwrite", o->overwrite,
-      "replace the run in the folder (removes its metrics.jsonl, checkpoints/ and weights)");
+  auto* overwrite = cmd->add_flag("--overwrite", o->overwrite,
+                                  "replace the run in the folder (removes its metrics.jsonl, "
+                                  "checkpoints/, weights and stages.json)");
   resume->excludes(overwrite);
   rerun->excludes(overwrite);
   cmd->add_flag("--quiet", o->quiet, "print only errors and warnings, no progress");

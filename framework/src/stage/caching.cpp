@@ -65,25 +65,29 @@ void scalars(const YAML::Node& n, std::vector<std::string>& out) {
     for (auto kv = n.begin(); kv != n.end(); ++kv) scalars(kv->second, out);
 }
 
-// Size and modification time of the data files a dataset entry names (looked up as the source
-// does: as given, beside the pipeline, in the current folder, under /usr/share/datasets).
-std::string file_stamps(const YAML::Node& entry, const std::string& pipeline_path) {
-  std::vector<std::string> values;
-  scalars(entry, values);
-  std::string out;
-  fs::path beside = fs::path(pipeline_path).parent_path();
-  for (auto& v : values) {
-    if (v.empty() || v.size() > 4096) continue;
-    for (const fs::path& p :
-         {fs::path(v), beside / v, fs::current_path() / v, fs::path("/usr/share/datasets") / v}) {
-      struct stat st;
-      if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      out += v + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-             std::to_string(st.st_mtim.tv_nsec) + "\n";
-      break;
-    }
+// A dataset entry as found on disk: every value that names a data file (looked up as the source
+// does: as given, beside the pipeline, in the current folder, under /usr/share/datasets) becomes
+// its absolute path followed by the file's size and modification time, so that the pipeline and
+// the run folder's copy of it (whose paths were made absolute) give the same text.
+void resolve_files(YAML::Node n, const std::string& pipeline_path) {
+  if (n.IsSequence() || n.IsMap()) {
+    for (auto e = n.begin(); e != n.end(); ++e)
+      resolve_files(n.IsMap() ? e->second : *e, pipeline_path);
+    return;
   }
-  return out;
+  if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 4096) return;
+  std::string v = n.Scalar();
+  fs::path beside = fs::path(pipeline_path).parent_path();
+  for (const fs::path& p :
+       {fs::path(v), beside / v, fs::current_path() / v, fs::path("/usr/share/datasets") / v}) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(fs::absolute(p), ec);
+    n = (ec ? p.string() : real.string()) + " " + std::to_string(st.st_size) + " " +
+        std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+    return;
+  }
 }
 
 }  // namespace
@@ -137,9 +141,11 @@ StageInputs Runtime::stage_inputs(const StageDecl& s) const {
   // Datasets from files; a dataset a stage publishes is covered by that stage's key (`after`).
   YAML::Node datasets = file_.root["datasets"];
   for (auto& d : datasets_read(s))
-    if (datasets && datasets[d])
-      in.datasets[d] =
-          fingerprint(canonical(datasets[d]) + "\n" + file_stamps(datasets[d], file_.path));
+    if (datasets && datasets[d]) {
+      YAML::Node entry = YAML::Clone(datasets[d]);
+      resolve_files(entry, file_.path);
+      in.datasets[d] = fingerprint(canonical(entry));
+    }
   for (auto& a : s.after) {
     auto it = inputs_.find(a);
     if (it != inputs_.end()) in.after[a] = it->second.full_key();
