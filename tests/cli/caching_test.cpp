@@ -226,26 +226,35 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
             std::string::npos)
       << r.err;
 
-  // Another entry for classify: it and the stages after it run again, once in the metrics.
-  r = run(f, {"--resume", "--set", "stages.classify.batch_size=25"});
+  // Another entry for classify (another learning rate, one more epoch): it continues from its
+  // checkpoint, the stages after it run again from the start, nothing else runs.
+  std::vector<std::string> changed{"--resume", "--set", "stages.classify.epochs=2", "--set",
+                                   "stages.classify.optimizer={type: adam, lr: 0.01}"};
+  r = run(f, changed);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(fate(r, "classify"), "runs again from the start (its pipeline entry changed)");
+  EXPECT_EQ(fate(r, "classify"),
+            "runs (its pipeline entry changed; continuing from its checkpoint, --rerun classify "
+            "starts it over)");
+  EXPECT_NE(r.out.find("resuming 'classify' after epoch 1"), std::string::npos) << r.out;
   EXPECT_EQ(fate(r, "codings"),
             "runs again from the start (stage 'classify' before it runs again)");
   EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
+  EXPECT_FALSE(trained(r, "pretrain") || trained(r, "probe")) << r.out;
   auto now = files(f.out);
   for (auto& s : {"pretrain", "probe"}) EXPECT_EQ(of_stage(now, s), of_stage(first, s)) << s;
-  EXPECT_NE(of_stage(now, "classify"), of_stage(first, "classify"));
   EXPECT_NE(now["codings.npy"], first["codings.npy"]);
-  EXPECT_EQ(lines_of(f.out, "classify").size(), 2u) << "one train and one valid line";
+  EXPECT_EQ(lines_of(f.out, "classify").size(), 4u) << "train and valid lines of two epochs";
   EXPECT_EQ(lines_of(f.out, "pretrain").size(), 2u);
 
   // The seed: every stage runs again.
-  r = run(f, {"--resume", "--set", "stages.classify.batch_size=25", "--set", "seed=4"});
+  changed.insert(changed.end(), {"--set", "seed=4"});
+  r = run(f, changed);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "pretrain"), "runs again from the start (the seed changed (3 -> 4))");
   EXPECT_EQ(fate(r, "probe"), "runs again from the start (the seed changed (3 -> 4))");
   for (auto& s : {"pretrain", "classify", "probe"}) EXPECT_TRUE(trained(r, s)) << s;
+  EXPECT_EQ(lines_of(f.out, "pretrain").size(), 2u) << "the earlier seed's lines are dropped";
+  EXPECT_EQ(lines_of(f.out, "classify").size(), 4u);
 }
 
 TEST(StageCaching, ResumeAfterAFailureContinuesAtTheFailedStage) {

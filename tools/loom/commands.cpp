@@ -62,6 +62,7 @@ void add_run_command(CLI::App& app) {
                                 "run STAGE again from the start, and the stages after it "
                                 "(implies --resume; repeatable)")
                     ->type_name("STAGE")
+                    ->default_str("none")
                     ->allow_extra_args(false)
                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   auto* overwrite = cmd->add_flag("--overwrite", o->overwrite,

@@ -172,6 +172,7 @@ void Runtime::decide_fates() {
     const StageInputs& now = inputs_[s->name];
     auto rec = records_.find(s->name);
     fs::path ckpt = fs::path(out_dir_) / "checkpoints" / s->name;
+    bool has_checkpoint = fs::exists(ckpt / "last.safetensors");
     std::string before;
     for (auto& a : s->after)
       if (fates_[a] != Fate::Reuse && before.empty()) before = a;
@@ -183,21 +184,25 @@ void Runtime::decide_fates() {
       why[s->name] = "runs again from the start (stage '" + before + "' before it runs again)";
     } else if (rec == records_.end()) {
       fate = Fate::Run;
-      why[s->name] = fs::exists(ckpt / "last.safetensors")
-                         ? "runs (it did not finish; continuing from its checkpoint)"
-                         : "runs (it has not finished in this folder)";
-    } else if (std::string changed = why_changed(now, rec->second.inputs); !changed.empty()) {
+      why[s->name] = has_checkpoint ? "runs (it did not finish; continuing from its checkpoint)"
+                                    : "runs (it has not finished in this folder)";
+    } else if (StageChange c = what_changed(now, rec->second.inputs); c.starts_over) {
       fate = Fate::Restart;
-      why[s->name] = "runs again from the start (" + changed + ")";
-    } else if (now.length != rec->second.inputs.length) {
+      why[s->name] = "runs again from the start (" + c.why + ")";
+    } else if (!c.why.empty() || now.length != rec->second.inputs.length) {
       fate = Fate::Run;
       auto said = [](const std::string& l) { return l.empty() ? std::string("none") : l; };
-      why[s->name] = "runs (" + said(rec->second.inputs.length) + " before, " + said(now.length) +
-                     " now; continuing from its checkpoint)";
+      std::string what = !c.why.empty() ? c.why
+                                        : said(rec->second.inputs.length) + " before, " +
+                                              said(now.length) + " now";
+      why[s->name] = has_checkpoint
+                         ? "runs (" + what + "; continuing from its checkpoint, --rerun " +
+                               s->name + " starts it over)"
+                         : "runs again (" + what + ")";
     } else if (!fs::is_regular_file(ckpt / "final.safetensors")) {
-      fate = Fate::Restart;
-      why[s->name] = "runs again from the start (the weights it left, " +
-                     (ckpt / "final.safetensors").string() + ", are missing)";
+      fate = Fate::Run;
+      why[s->name] =
+          "runs (the weights it left, " + (ckpt / "final.safetensors").string() + ", are missing)";
     } else {
       fate = Fate::Reuse;
       why[s->name] = "reused (finished " + rec->second.finished + "; inputs unchanged)";

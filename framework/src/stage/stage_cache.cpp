@@ -110,21 +110,23 @@ void write_stage_records(const std::string& run_dir,
   });
 }
 
-std::string why_changed(const StageInputs& now, const StageInputs& before) {
-  if (now.version != before.version)
-    return "Loom version changed (" + before.version + " -> " + now.version + ")";
-  if (now.seed != before.seed) return "the seed changed (" + before.seed + " -> " + now.seed + ")";
-  if (now.entry != before.entry) return "its pipeline entry changed";
-  if (std::string m = first_difference(now.models, before.models); !m.empty())
-    return "model '" + m + "' changed";
+StageChange what_changed(const StageInputs& now, const StageInputs& before) {
+  if (now.seed != before.seed)
+    return {"the seed changed (" + before.seed + " -> " + now.seed + ")", true};
   if (std::string d = first_difference(now.datasets, before.datasets); !d.empty())
-    return "dataset '" + d + "' changed";
+    return {"dataset '" + d + "' changed", true};
   if (now.options != before.options)
-    return "--subset changed (" + (before.options.empty() ? "none" : before.options) + " -> " +
-           (now.options.empty() ? "none" : now.options) + ")";
+    return {"--subset changed (" + (before.options.empty() ? "none" : before.options) + " -> " +
+                (now.options.empty() ? "none" : now.options) + ")",
+            true};
   if (std::string a = first_difference(now.after, before.after); !a.empty())
-    return "stage '" + a + "' before it changed";
-  return "";
+    return {"stage '" + a + "' before it changed", true};
+  if (now.entry != before.entry) return {"its pipeline entry changed", false};
+  if (std::string m = first_difference(now.models, before.models); !m.empty())
+    return {"model '" + m + "' changed", false};
+  if (now.version != before.version)
+    return {"Loom version changed (" + before.version + " -> " + now.version + ")", false};
+  return {};
 }
 
 std::string utc_now() {

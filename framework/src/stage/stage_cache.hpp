@@ -39,9 +39,16 @@ LOOM_API std::map<std::string, StageRecord> read_stage_records(const std::string
 LOOM_API void write_stage_records(const std::string& run_dir,
                                   const std::map<std::string, StageRecord>& records);
 
-// Why a stage's inputs differ from those recorded when it last finished, in words ("its pipeline
-// entry changed", "model 'encoder' changed", ...); "" when only `length` (or nothing) changed.
-LOOM_API std::string why_changed(const StageInputs& now, const StageInputs& before);
+// How a stage's inputs differ from those recorded when it last finished: `why` in words ("its
+// pipeline entry changed", "the seed changed (3 -> 4)", ...; "" when only `length`, or nothing,
+// changed) and whether its checkpoints no longer fit them (`starts_over`: the seed, a dataset,
+// --subset or a stage before it changed; a change of its own entry, its models or Loom's version
+// continues from its checkpoint, as --resume always did).
+struct StageChange {
+  std::string why;
+  bool starts_over = false;
+};
+LOOM_API StageChange what_changed(const StageInputs& now, const StageInputs& before);
 
 // The current time as recorded ("2026-12-03 21:30:05 UTC").
 LOOM_API std::string utc_now();
