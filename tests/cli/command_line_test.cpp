@@ -25,7 +25,7 @@ std::string stacked() { return source_path("pipelines/stacked_ae.yaml"); }
 const std::map<std::string, std::vector<std::string>>& options_by_command() {
   static const std::map<std::string, std::vector<std::string>> all{
       {"run",
-       {"--out", "--set", "--epochs", "--max-steps", "--subset", "--threads", "--resume",
+       {"--out", "--set", "--epochs", "--max-steps", "--subset", "--threads", "--resume", "--rerun",
         "--overwrite", "--quiet"}},
       {"validate", {"--set"}},
       {"plugins", {}},
@@ -133,6 +133,7 @@ TEST(CommandLine, BadOptionValuesNameTheOptionAndExitWith2) {
        "--threads: expected an integer, 0 or more, got 'many'"},
       {{"run", p, "--out", out, "--set", "epochs"}, "--set: expected key.path=value"},
       {{"run", p, "--out", out, "--resume", "--overwrite"}, "--resume excludes --overwrite"},
+      {{"run", p, "--out", out, "--rerun", "train", "--overwrite"}, "--rerun excludes --overwrite"},
       {{"run", p, "--out", out, "--epoch", "2"}, "unknown option --epoch (did you mean 'epochs'?)"},
       {{"run", p, "--out", out, "--epochs", "2", "--epochs", "x"}, "--epochs: expected a positive"},
       {{"run"}, "PIPELINE is required"},

@@ -328,7 +328,8 @@ TEST(RunFolder, ResumeAfterTheArchitectureChangedNamesTheTensorAndTouchesNothing
                              "has shape (100, 30) but the pipeline's model needs (64, 30)"),
             std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find("the architecture changed since this checkpoint was written"),
+  EXPECT_NE(r.err.find("the architecture changed since this checkpoint was written; run the stage "
+                       "again from the start with --rerun train"),
             std::string::npos)
       << r.err;
   EXPECT_EQ(snapshot(dir), before) << "the failed resume changed the run folder";
@@ -336,6 +337,12 @@ TEST(RunFolder, ResumeAfterTheArchitectureChangedNamesTheTensorAndTouchesNothing
   r = tiny_run(dir, {"--epochs", "2", "--resume"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_metrics(dir + "/metrics.jsonl").back().epoch, 2);
+  // --rerun starts the stage over, with the new architecture.
+  r = tiny_run(dir, {"--rerun", "train", "--set", "models.encoder.layers[1].units=64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto m = read_metrics(dir + "/metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u) << "the old run's lines are gone";
+  EXPECT_EQ(m.back().epoch, 1);
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ double median(std::vector<double> v) {
 void add_run_command(CLI::App& app) {
   struct Options {
     std::string pipeline, out;
-    std::vector<std::string> sets;
+    std::vector<std::string> sets, rerun;
     int64_t epochs = 0, max_steps = 0, subset = 0, threads = 0;
     bool resume = false, overwrite = false, quiet = false;
   };
@@ -56,11 +56,21 @@ void add_run_command(CLI::App& app) {
                "every sample");
   add_threads(*cmd, o->threads);
   auto* resume = cmd->add_flag("--resume", o->resume,
-                               "continue the run in the folder from its last checkpoints");
-  auto* overwrite = cmd->add_flag(
-      "--overwrite", o->overwrite,
-      "replace the run in the folder (removes its metrics.jsonl, checkpoints/ and weights)");
+                               "continue the run in the folder: finished stages whose inputs are "
+                               "unchanged are reused, unfinished ones continue from their last "
+                               "checkpoints, the others run again");
+  auto* rerun = cmd->add_option("--rerun", o->rerun,
+                                "run STAGE again from the start, and the stages after it "
+                                "(implies --resume; repeatable)")
+                    ->type_name("STAGE")
+                    ->default_str("none")
+                    ->allow_extra_args(false)
+                    ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* overwrite = cmd->add_flag("--overwrite", o->overwrite,
+                                  "replace the run in the folder (removes its metrics.jsonl, "
+                                  "checkpoints/, weights and stages.json)");
   resume->excludes(overwrite);
+  rerun->excludes(overwrite);
   cmd->add_flag("--quiet", o->quiet, "print only errors and warnings, no progress");
   cmd->callback([o, cmd] {
     RunOptions ro;
@@ -69,7 +79,8 @@ void add_run_command(CLI::App& app) {
     ro.epochs = o->epochs;
     ro.max_steps = o->max_steps;
     ro.subset = o->subset;
-    ro.resume = o->resume;
+    ro.resume = o->resume || !o->rerun.empty();
+    ro.rerun = o->rerun;
     ro.overwrite = o->overwrite;
     ro.quiet = o->quiet;
     std::string budget = set_threads(o->threads, given(*cmd, "--threads"));

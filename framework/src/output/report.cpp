@@ -15,6 +15,7 @@
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 #include "stage/run_folder.hpp"
+#include "stage/stage_cache.hpp"
 
 namespace fs = std::filesystem;
 
@@ -301,6 +302,13 @@ std::string write_report(const ReportInput& in) {
     }
   }
   nlohmann::json failures = read_failures(dir);
+  // Stages recorded as finished (stages.json): done, even those that write no metrics.
+  std::map<std::string, StageRecord> finished;
+  try {
+    finished = read_stage_records(dir.string());
+  } catch (const Error&) {
+    // A damaged record only loses the "done" of stages without metrics; --resume reports it.
+  }
   std::ostringstream o;
   std::string name = dir.filename().string();
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Loom run: "
@@ -334,8 +342,9 @@ std::string write_report(const ReportInput& in) {
     }
     std::string status = failures.contains(s)  ? "<span class=\"bad\">failed</span>"
                          : in.running.count(s) ? "running"
-                         : lines.count(s)      ? "<span class=\"ok\">done</span>"
-                                               : "not run";
+                         : in.reused.count(s)  ? "<span class=\"ok\">done</span> (reused)"
+                         : lines.count(s) || finished.count(s) ? "<span class=\"ok\">done</span>"
+                                                               : "not run";
     auto r = in.recipes.find(s);
     o << "<tr><td><a href=\"#stage-" << escape(s) << "\">" << escape(s) << "</a></td><td>"
       << escape(r == in.recipes.end() ? "" : r->second) << "</td><td>" << status << "</td><td>"

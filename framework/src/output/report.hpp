@@ -4,6 +4,7 @@
 // summaries, and any stage that failed. Written at the end of every stage and by `loom report`.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct LOOM_API ReportInput {
   std::string summary;                         // the models' summaries ("" when unknown)
   int threads = 0;                             // the thread budget (0: unknown)
   std::map<std::string, std::string> running;  // stage -> "running" while a run goes on
+  std::set<std::string> reused;  // stages not run again: their inputs were unchanged (--resume)
 };
 
 // Stage failures are kept in the run folder (failures.json: stage -> message, the last good

@@ -105,13 +105,14 @@ void apply_recorded_options(const PipelineFile& file, RunOptions& options) {
 }
 
 void start_run_folder(const std::string& dir, const PipelineFile& file, const RunOptions& options,
-                      ModelSet& models) {
+                      ModelSet& models, const std::set<std::string>& reused,
+                      const std::set<std::string>& restarted) {
   fs::path root(dir);
   std::map<std::string, int64_t> checkpointed;  // stage -> the epochs its last checkpoint holds
   if (options.resume && fs::is_directory(root / "checkpoints"))
     for (auto& stage : fs::directory_iterator(root / "checkpoints")) {
       fs::path last = stage.path() / "last.safetensors";
-      if (!fs::is_regular_file(last)) continue;
+      if (!fs::is_regular_file(last) || restarted.count(stage.path().filename().string())) continue;
       TensorFile f = load_safetensors(last.string());
       try {
         checkpointed[stage.path().filename().string()] = std::stoll(f.metadata["epoch"]);
@@ -124,8 +125,10 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
           throw Error(last.string() + ": tensor '" + name + "' has shape " +
                       to_string(it->second.shape()) + " but the pipeline's model needs " +
                       to_string(param->value.shape()) +
-                      " (the architecture changed since this checkpoint was written; start a new "
-                      "run folder, or --overwrite this one)");
+                      " (the architecture changed since this checkpoint was written; run the "
+                      "stage again from the start with --rerun " +
+                      stage.path().filename().string() +
+                      ", start a new run folder, or --overwrite this one)");
       }
     }
   // --resume repeats what no checkpoint holds: the epochs after a stage's last checkpoint (a run
@@ -140,9 +143,11 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
       auto j = nlohmann::json::parse(line, nullptr, false);
       if (!j.is_discarded() && j.is_object() && j.contains("task") && j["task"].is_string() &&
           j.contains("epoch") && j["epoch"].is_number_integer()) {
-        auto it = checkpointed.find(j["task"].get<std::string>());
+        std::string task = j["task"].get<std::string>();
+        auto it = checkpointed.find(task);
         int64_t epoch = j["epoch"].get<int64_t>();
-        if (it == checkpointed.end() || epoch > it->second || epoch == 0) {
+        if (!reused.count(task) && (restarted.count(task) || it == checkpointed.end() ||
+                                    epoch > it->second || epoch == 0)) {
           dropped = true;
           continue;
         }
@@ -156,10 +161,13 @@ void start_run_folder(const std::string& dir, const PipelineFile& file, const Ru
         if (!o.flush()) throw Error(tmp + ": cannot write the run's metrics");
       });
   }
+  if (options.resume)
+    for (auto& stage : restarted) fs::remove_all(root / "checkpoints" / stage);
   if (options.overwrite) {
     fs::remove(root / "metrics.jsonl");
     fs::remove_all(root / "checkpoints");
     fs::remove(root / "weights.safetensors");
+    fs::remove(root / "stages.json");
   }
   fs::create_directories(root);
 

@@ -2,6 +2,7 @@
 // accident, and its pipeline.yaml records how the run was called, so that
 // `loom run RUN/pipeline.yaml --out OTHER` repeats it.
 #pragma once
+#include <set>
 #include <string>
 
 #include "config/pipeline.hpp"
@@ -31,13 +32,17 @@ LOOM_API bool leaves_run_folder(const std::string& rel);
 LOOM_API void apply_recorded_options(const PipelineFile& file, RunOptions& options);
 
 // Readies the folder once the pipeline is valid and its data loaded, in this order: on --resume,
-// checks that every stage's last checkpoint still fits the models (an Error names the first
-// tensor whose shape changed, and the folder stays untouched); on --overwrite, removes the
-// previous run's metrics.jsonl, checkpoints/ and weights.safetensors; then writes pipeline.yaml
+// checks that the last checkpoint of every stage not `restarted` still fits the models (an Error
+// names the first tensor whose shape changed, and the folder stays untouched), removes the
+// checkpoints and metrics lines of the `restarted` stages and keeps every line of the `reused`
+// ones; on --overwrite, removes the previous run's metrics.jsonl, checkpoints/,
+// weights.safetensors and stages.json; then writes pipeline.yaml
 // (temporary file + rename): the pipeline as run, overrides applied, relative data files and
 // plugin folders made absolute, and the `loom_run:` block (Loom version, the original pipeline,
 // --epochs, --subset, --max-steps and every --set given so far).
 LOOM_API void start_run_folder(const std::string& dir, const PipelineFile& file,
-                               const RunOptions& options, ModelSet& models);
+                               const RunOptions& options, ModelSet& models,
+                               const std::set<std::string>& reused = {},
+                               const std::set<std::string>& restarted = {});
 
 }  // namespace loom

@@ -38,6 +38,15 @@ Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::mo
   models_->build_all(problems);
   validate_stages(problems);
   problems.raise_if_any();
+  for (auto& r : opt_.rerun) {
+    std::vector<std::string> names;
+    for (auto& s : stages_) names.push_back(s->name);
+    if (std::find(names.begin(), names.end(), r) != names.end()) continue;
+    std::string list;
+    for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw Error("--rerun " + r + ": " + file_.path + " has no stage '" + r + "'" +
+                suggestion(r, names) + "; its stages: " + list);
+  }
 }
 
 Runtime::~Runtime() = default;
@@ -139,7 +148,14 @@ void Runtime::run() {
   }
   lock_run_folder(out_dir_);
   check_run_folder(out_dir_, opt_);  // again, under the lock
-  start_run_folder(out_dir_, file_, opt_, *models_);
+  decide_fates();
+  std::set<std::string> reused, restarted;
+  for (auto& [name, fate] : fates_) {
+    if (fate == Fate::Reuse) reused.insert(name);
+    if (fate == Fate::Restart) restarted.insert(name);
+  }
+  start_run_folder(out_dir_, file_, opt_, *models_, reused, restarted);
+  write_stage_records(out_dir_, records_);
   // report.html, written again as each stage ends (stages may end concurrently).
   ReportInput report;
   report.run_dir = out_dir_;
@@ -179,13 +195,23 @@ void Runtime::run() {
               return;
             }
           }
+          bool reuse = fates_.at(s->name) == Fate::Reuse;
           {
             std::lock_guard<std::mutex> lock(report_mutex);
             report.running[s->name] = "running";
+            if (reuse) report.reused.insert(s->name);
           }
           std::string failure;
           try {
-            run_stage(*s);
+            if (reuse) {
+              load_stage_weights(*s);
+            } else {
+              run_stage(*s);
+              save_stage_weights(*s);
+              std::lock_guard<std::mutex> lock(records_mutex_);
+              records_[s->name] = {inputs_.at(s->name), utc_now()};
+              write_stage_records(out_dir_, records_);
+            }
           } catch (const Interrupted& e) {
             std::lock_guard<std::mutex> lock(err_mutex);
             errors.push_back(e.what());

@@ -14,6 +14,7 @@
 #include "loom/source.hpp"
 #include "loom/training.hpp"
 #include "model/model_set.hpp"
+#include "stage/stage_cache.hpp"
 
 namespace loom {
 
@@ -29,6 +30,9 @@ struct LOOM_API RunOptions {
   int threads = 0;
   bool resume = false, quiet = false;
   bool overwrite = false;  // replace the run already in out_dir (see stage/run_folder.hpp)
+  // --rerun: on --resume, these stages (and those after them) run from the start even when their
+  // inputs are unchanged (stage/caching.cpp).
+  std::vector<std::string> rerun;
   // The pipeline comes from a run folder (predict, sample): its plugins are loaded only when
   // allowed on LOOM_PLUGIN_PATH (check_received_plugins).
   bool received = false;
@@ -133,6 +137,22 @@ class LOOM_API Runtime {
   std::string trainable_summary(StageDecl& st);
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
+  // Stage caching (stage/caching.cpp). What becomes of a stage on --resume: it runs as --resume
+  // always did (from its checkpoint, if any), is reused (its recorded weights loaded, not run),
+  // or runs again from the start (its checkpoints and metrics lines dropped).
+  enum class Fate { Run, Reuse, Restart };
+  // Stages in an order where each comes after those it waits for.
+  std::vector<StageDecl*> stages_in_order();
+  // The fingerprints of a stage's inputs; the stages it comes after must be in `inputs_`.
+  StageInputs stage_inputs(const StageDecl& s) const;
+  // Computes inputs_ and, on --resume, fates_ from the run folder's stages.json; logs each
+  // stage's fate and why.
+  void decide_fates();
+  // checkpoints/<stage>/final.safetensors: the weights of the models a stage names.
+  void save_stage_weights(const StageDecl& s);
+  void load_stage_weights(const StageDecl& s);
+  // The names of the datasets a stage reads (`data`, `*_data`), without their splits.
+  std::vector<std::string> datasets_read(const StageDecl& s) const;
   // The context a stage's recipe runs in (stage/context.cpp).
   std::unique_ptr<StageContext> make_context(StageDecl& s);
 
@@ -145,6 +165,10 @@ class LOOM_API Runtime {
   std::mutex mutex_;
   std::vector<BenchReport> bench_reports_;
   bool metrics_open_ = false;
+  std::map<std::string, StageInputs> inputs_;
+  std::map<std::string, StageRecord> records_;  // stages.json, guarded by records_mutex_
+  std::mutex records_mutex_;
+  std::map<std::string, Fate> fates_;
 };
 
 }  // namespace loom
