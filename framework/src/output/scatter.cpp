@@ -276,9 +276,13 @@ std::vector<uint8_t> render_scatter(const std::vector<double>& xy,
     }
   }
 
-  set_picture_font(cr, 15);
+  // The title across the whole width, smaller when it would not fit.
+  double title_size = 15;
+  set_picture_font(cr, title_size);
+  double room = double(L.width) - 16, tw = advance(cr, text.title);
+  if (tw > room) set_picture_font(cr, title_size * room / tw);
   cairo_font_extents(cr, &fe);
-  cairo_move_to(cr, x0 + side / 2 - advance(cr, text.title) / 2,
+  cairo_move_to(cr, (double(L.width) - advance(cr, text.title)) / 2,
                 double(L.title_band) / 2 + (fe.ascent - fe.descent) / 2);
   cairo_show_text(cr, text.title.c_str());
   check_cairo(cr, "a scatter plot");
