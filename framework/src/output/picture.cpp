@@ -41,8 +41,8 @@ void check_cairo(cairo_t* cr, const std::string& what) {
   cairo_status_t s = cairo_status(cr);
   if (s == CAIRO_STATUS_SUCCESS) s = cairo_font_face_status(cairo_get_font_face(cr));
   if (s != CAIRO_STATUS_SUCCESS)
-    throw Error(what + ": cannot draw its text (" + cairo_status_to_string(s) +
-                "); is a font installed? On Debian: apt-get install fonts-dejavu-core");
+    throw Error(what + ": Cairo cannot draw its text (" + std::string(cairo_status_to_string(s)) +
+                ")");
 }
 
 Picture grid_picture(const std::vector<const float*>& images, const Shape& image_shape,
@@ -169,8 +169,7 @@ void write_png_grid(const std::string& path, const std::vector<const float*>& im
   try {
     out = label_grid(grid, layout, labels);
   } catch (const Error& e) {
-    // Only text can fail here (no usable font): a run keeps its pictures, unlabelled, and says
-    // why once.
+    // Only the text can fail here: a run keeps its pictures, unlabelled, and says why once.
     static std::atomic<bool> told{false};
     if (!told.exchange(true))
       std::fprintf(stderr, "warning: %s; pictures are written without labels\n", e.what());

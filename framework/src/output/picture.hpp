@@ -38,7 +38,8 @@ LOOM_API Picture grid_picture(const std::vector<const float*>& images, const Sha
 // `grid` inside white bands: `labels.rows[r]` at the left of row r (right-aligned, centred on the
 // row), `labels.columns[c]` above column c (centred; turned to read upwards when one is wider
 // than its column). Empty labels leave their band blank; no band is added for an empty list.
-// Throws an Error when the text cannot be drawn (no usable font).
+// Throws an Error when Cairo cannot draw the text (with no font installed it still can: it
+// falls back to its own built-in font).
 LOOM_API Picture label_grid(const Picture& grid, const GridLayout& layout,
                             const GridLabels& labels);
 
@@ -46,7 +47,7 @@ LOOM_API Picture label_grid(const Picture& grid, const GridLayout& layout,
 // DejaVu Sans on Debian), grey antialiasing, no hinting, so the same text looks the same on any
 // machine with the same font. `size` is the em size in pixels.
 LOOM_API void set_picture_font(cairo_t* cr, double size);
-// Throws an Error naming `what` when Cairo failed (e.g. no font could be loaded).
+// Throws an Error naming `what` when Cairo failed (out of memory, a font file it cannot read).
 LOOM_API void check_cairo(cairo_t* cr, const std::string& what);
 
 // Writes a picture as an 8-bit gray or RGB PNG (atomically).
