@@ -160,6 +160,12 @@ class AdversarialRecipe : public Recipe {
     Tensor zfix = step.codings(grid_n, hash_string("grid") ^ ctx.seed());
     Tensor yfix({grid_n, 1});
     for (int64_t i = 0; i < grid_n; ++i) yfix[i] = conditional ? float(i / cols) : 0.f;
+    GridLabels grid_labels;  // the class at the left of each row
+    if (conditional) {
+      std::vector<std::string> names = known_class_names(train.data->origin);
+      for (int64_t k = 0; k < classes; ++k)
+        grid_labels.rows.push_back(class_name(int32_t(k), names));
+    }
     // The real images' own diversity, for comparison (the first grid_n training images).
     double real_diversity =
         mean_pairwise_distance(train.sample(0), std::min(grid_n, train.count), per);
@@ -185,8 +191,9 @@ class AdversarialRecipe : public Recipe {
       std::snprintf(name, sizeof name, "samples/epoch_%03lld.png", (long long)epoch);
       if (ctx.reducer().rank() == 0) {
         if (is_image_shape(G->output_shape())) {
-          write_png_grid(ctx.out_path(name), images, G->output_shape(), cols, lo, hi);
-          write_png_grid(ctx.out_path("samples.png"), images, G->output_shape(), cols, lo, hi);
+          write_png_grid(ctx.out_path(name), images, G->output_shape(), cols, lo, hi, grid_labels);
+          write_png_grid(ctx.out_path("samples.png"), images, G->output_shape(), cols, lo, hi,
+                         grid_labels);
         }
         char line[256];
         std::snprintf(line, sizeof line,

@@ -42,8 +42,12 @@ class AugmentRecipe : public Recipe {
   void run(StageContext& ctx) override {
     const Params& p = ctx.params();
     AugmentChain chain;
-    for (const Params& e : p.items("transform"))
+    std::vector<std::string> names;
+    for (const Params& e : p.items("transform")) {
       chain.push_back(create_from<Augmenter>(ctx.registry(), e));
+      Params unused;
+      names.push_back(resolve_entry(ctx.registry(), Kind::Augmenter, e, {}, &unused).name);
+    }
     for (size_t i = 0; i < chain.size(); ++i)
       if (chain[i]->batch_level())
         p.fail("transform",
@@ -57,7 +61,7 @@ class AugmentRecipe : public Recipe {
     uint64_t seed = p.given("seed") ? uint64_t(p.i("seed")) : ctx.seed();
     if (p.given("preview")) {
       std::string png = ctx.out_path(p.s("preview"));
-      write_augment_preview(png, d, split.begin, split.count, chain, seed);
+      write_augment_preview(png, d, split.begin, split.count, chain, names, seed);
       ctx.log(ctx.name() + ": preview grid in " + png);
     }
     if (!p.given("write") && !p.given("publish")) return;

@@ -1,6 +1,7 @@
 // The autoencoder recipe: trains a model to reproduce its input (or the clean input from a
 // corrupted one), with optional penalty terms on named layers, and writes a grid of validation
-// originals over their reconstructions after every epoch.
+// originals over their reconstructions after every epoch (with the noisy inputs between them
+// for a denoising autoencoder).
 #include <cstdio>
 
 #include "loom/io.hpp"
@@ -8,6 +9,33 @@
 #include "loom/recipe.hpp"
 
 namespace loom::recipes {
+
+namespace {
+
+// What a denoising model sees while training when its input goes (through flatten or reshape
+// only) into a noise layer (gaussian_noise, dropout): that layer applied to `x` in training
+// mode, shaped like `x`. Empty when the model has no such layer.
+Tensor noisy_view(const Model& m, const Tensor& x, uint64_t seed) {
+  const auto& nodes = m.nodes();
+  int at = m.input_node();
+  for (size_t k = size_t(at) + 1; k < nodes.size(); ++k) {
+    if (nodes[k].inputs != std::vector<int>{at}) continue;
+    const std::string& type = nodes[k].type;
+    if (type == "flatten" || type == "reshape") {
+      at = int(k);
+      continue;
+    }
+    if (type != "gaussian_noise" && type != "dropout") break;
+    Shape in = nodes[size_t(at)].shape;
+    in.insert(in.begin(), x.dim(0));
+    Tensor src = x.reshaped(in), out(in);
+    nodes[k].layer->forward(RunContext{true, seed, 0}, {&src}, out);
+    return out.reshaped(x.shape());
+  }
+  return {};
+}
+
+}  // namespace
 
 class AutoencoderRecipe : public Recipe {
  public:
@@ -66,14 +94,22 @@ class AutoencoderRecipe : public Recipe {
                       source.data() + i * numel(ss));
         Tensor in = as_model_input(source, *model);
         model->forward(RunContext{false, ctx.seed(), 0}, {&in});
+        // Originals, the noisy inputs of a denoising pair (when there are any), reconstructions.
         std::vector<const float*> images;
-        for (int64_t i = 0; i < n; ++i) images.push_back(source.data() + i * numel(ss));
+        GridLabels labels{{"original"}, {}};
+        for (int64_t i = 0; i < n; ++i) images.push_back(x.data() + i * numel(ss));
+        Tensor noisy = hooks.paired_valid.count ? source : noisy_view(*model, x, ctx.seed());
+        if (noisy.size() == x.size()) {
+          labels.rows.push_back("noisy input");
+          for (int64_t i = 0; i < n; ++i) images.push_back(noisy.data() + i * numel(ss));
+        }
+        labels.rows.push_back("reconstruction");
         for (int64_t i = 0; i < n; ++i) images.push_back(model->output().data() + i * numel(ss));
         char name[64];
         std::snprintf(name, sizeof name, "reconstructions/epoch_%03lld.png", (long long)epoch);
         float lo = grid_split.data->lo, hi = grid_split.data->hi;
-        write_png_grid(ctx.out_path(name), images, ss, n, lo, hi);
-        write_png_grid(ctx.out_path("reconstructions.png"), images, ss, n, lo, hi);
+        write_png_grid(ctx.out_path(name), images, ss, n, lo, hi, labels);
+        write_png_grid(ctx.out_path("reconstructions.png"), images, ss, n, lo, hi, labels);
       };
     FitResult r = fit(ctx, *model, hooks);
     (void)r;

@@ -227,7 +227,8 @@ class SampleProgress {
 // evenly spaced visited steps (the first: the starting noise) and then the final image.
 Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t seed,
                        int64_t batch_size, const std::vector<int32_t>* labels,
-                       SampleProgress* progress = nullptr, int64_t frames = 0, int64_t only = -1) {
+                       SampleProgress* progress = nullptr, int64_t frames = 0,
+                       std::vector<std::string>* frame_names = nullptr, int64_t only = -1) {
   DiffusionSampler sampler(d.schedule, d.target, d.sampling);
   Shape image = m.input_shape(0), all = image, chunk_shape = image;
   int64_t per = numel(image), keep = std::max<int64_t>(frames, 1);
@@ -240,6 +241,11 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
   std::vector<int64_t> shown;
   for (int64_t f = 0; f + 1 < frames; ++f)
     shown.push_back(times[size_t(f * int64_t(times.size()) / (frames - 1))]);
+  if (frame_names) {
+    frame_names->clear();
+    for (int64_t t : shown) frame_names->push_back("t=" + std::to_string(t));
+    frame_names->push_back("t=0");
+  }
   int64_t first = 0, rows = 0;
   Denoiser recording = [&](const Tensor& xt, int64_t t, Tensor& pred) {
     auto it = std::find(shown.begin(), shown.end(), t);
@@ -408,6 +414,7 @@ class DiffusionRecipe : public Recipe {
 
     int64_t every = p.i("sample_every"), grid_n = p.i("samples"), cols = p.i("grid_cols");
     std::vector<int32_t> grid_labels;
+    std::vector<std::string> class_names = known_class_names(train.data->origin);
     if (d.conditional) {
       grid_n = d.classes * cols;  // one row per class
       grid_labels = class_labels(grid_n, d.classes);
@@ -431,8 +438,9 @@ class DiffusionRecipe : public Recipe {
         if (ctx.reducer().rank() != 0) return;
         char name[64];
         std::snprintf(name, sizeof name, "samples/epoch_%03lld.png", (long long)epoch);
-        write_samples(ctx.out_path(name), images, lo, hi, cols);
-        write_samples(ctx.out_path("samples.png"), images, lo, hi, cols);
+        const std::vector<int32_t>* rows = d.conditional ? &grid_labels : nullptr;
+        write_samples(ctx.out_path(name), images, lo, hi, cols, rows, class_names);
+        write_samples(ctx.out_path("samples.png"), images, lo, hi, cols, rows, class_names);
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         char line[256];
         std::snprintf(line, sizeof line,
@@ -466,8 +474,9 @@ class DiffusionSampleRecipe : public Recipe {
     int64_t only = only_index(p, n), bs = p.i("batch_size");
     if (only >= 0 && frames > 1) p.fail("only_index", "regenerates a sample, not a trajectory");
     SampleProgress progress(ctx, n);
+    std::vector<std::string> frame_names;
     Tensor out = generate_images(m, d, n, seed, bs, d.conditional ? &labels : nullptr,
-                                 only >= 0 ? nullptr : &progress, frames, only);
+                                 only >= 0 ? nullptr : &progress, frames, &frame_names, only);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     DiffusionSampler info(d.schedule, d.target, d.sampling);
     char timing[64];
@@ -488,7 +497,8 @@ class DiffusionSampleRecipe : public Recipe {
       if (d.conditional) labels = {labels[size_t(only)]};
       what = "image " + std::to_string(only) + " of " + what;
     }
-    deliver_samples(ctx, std::move(out), lo, hi, labels, what, frames > 1 ? frames : 0);
+    deliver_samples(ctx, std::move(out), lo, hi, labels, what, frames > 1 ? frames : 0,
+                    frames > 1 ? frame_names : std::vector<std::string>{});
     if (p.given("write") && frames <= 1) {
       std::pair<float, float> range{lo, hi};
       record_provenance(
@@ -548,6 +558,10 @@ void register_diffusion(Registry& r) {
   g.add("data", Type::String).doc("dataset whose value range the images take (default [-1, 1])");
   g.add("range", Type::Floats).doc("value range [low, high] of the images (overrides data)");
   g.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
+  g.add("class_names", Type::Strings)
+      .doc(
+          "names of the classes, shown left of the rows of a PNG grid (default: the known names of "
+          "the `data` dataset, else numbers)");
   g.add("seed", Type::Int).min(0).doc("random seed (default: the pipeline's seed)");
   g.add("batch_size", Type::Int).def(64).min(1).doc("images denoised together");
   g.add("ema", Type::Bool)

@@ -62,7 +62,10 @@ class PredictRecipe : public Recipe {
       if (split.data->has_labels())
         for (int64_t i = 0; i < split.count; ++i) labels.push_back(split.label(i));
       std::string sp = ctx.out_path(p.s("scatter"));
-      write_scatter_png(sp, out, labels);
+      std::string subject = model->name();
+      if (p.given("output")) subject += '.' + p.s("output");
+      subject += " of " + split.name;
+      write_scatter_png(sp, out, labels, known_class_names(split.data->origin), subject);
       ctx.log(ctx.name() + ": wrote a scatter plot of " + std::to_string(out.dim(0)) + " x " +
               to_string(Shape(out.shape().begin() + 1, out.shape().end())) + " values to " + sp);
     }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -376,8 +377,35 @@ TEST_F(AugmentCli, PreviewWritesAGrid) {
       {"augment", input, "--out", dir + "/preview.png", "--preview", "--transform", kChain});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   Tensor png = read_png(dir + "/preview.png");
-  // 8 rows; 7 columns: original, 5 augmenters, the chain; 2-pixel gaps.
-  EXPECT_EQ(png.shape(), (Shape{1, 8 * 30 + 2, 7 * 30 + 2}));
+  // 8 rows; 7 columns: original, 5 augmenters, the chain; 2-pixel gaps; above them a band of
+  // headers, turned upright (the names are wider than a column).
+  EXPECT_EQ(png.dim(0), 1);
+  EXPECT_EQ(png.dim(2), 7 * 30 + 2);
+  EXPECT_GT(png.dim(1), 8 * 30 + 2 + 40);
+}
+
+// With no font installed (fontconfig finds none), Cairo draws the headers with its own built-in
+// font: the preview is still written, with the same size and ink in the header band.
+TEST_F(AugmentCli, PreviewWithoutAnyFontStillHasHeaders) {
+  fs::create_directories(dir + "/fonts");
+  std::ofstream(dir + "/fonts.conf")
+      << "<?xml version=\"1.0\"?>\n<fontconfig><dir>" << dir << "/fonts</dir><cachedir>" << dir
+      << "/fc-cache</cachedir></fontconfig>\n";
+  std::string with_fonts = dir + "/with.png", without = dir + "/without.png";
+  ASSERT_EQ(run_loom({"augment", input, "--out", with_fonts, "--preview", "--transform", kChain})
+                .exit_code,
+            0);
+  CliResult r = run_loom({"augment", input, "--out", without, "--preview", "--transform", kChain},
+                         "FONTCONFIG_FILE=" + dir + "/fonts.conf");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  Tensor a = read_png(with_fonts), b = read_png(without);
+  EXPECT_EQ(b.dim(2), a.dim(2));
+  int64_t top = b.dim(1) - (8 * 30 + 2), dark = 0;
+  ASSERT_GT(top, 20);
+  for (int64_t i = 0; i < top * b.dim(2); ++i) dark += b[i] < 128;
+  EXPECT_GT(dark, 100) << "the headers are drawn";
+  bool same = a.shape() == b.shape() && std::equal(a.data(), a.data() + a.size(), b.data());
+  EXPECT_FALSE(same) << "in another font than DejaVu Sans";
 }
 
 TEST_F(AugmentCli, FromAPipeline) {

@@ -199,7 +199,10 @@ TEST(DiffusionSample, SameBytesTwiceAndForAnyNumberOfSamples) {
   }
   r = run_loom({"sample", dir + "/a", "--trajectory", "--steps", "10", "--out", dir + "/s.png"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(dir + "/s.png"));
+  // One row of 10 frames under a band naming their time steps.
+  Tensor png = read_png(dir + "/s.png");
+  EXPECT_EQ(png.dim(2), 10 * 30 + 2);
+  EXPECT_GT(png.dim(1), 32 + 10);
 
   // Options that do not fit a diffusion run are refused, naming the option.
   struct Case {

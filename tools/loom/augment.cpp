@@ -305,7 +305,7 @@ void augment_command(const AugmentCommandOptions& a, const CLI::App& cmd) {
   if (a.preview) {
     if (!out.ends_with(".png"))
       throw Error(out + ": --preview writes a PNG grid; give --out NAME.png");
-    write_augment_preview(out, *data, begin, count, chain.augmenters, seed);
+    write_augment_preview(out, *data, begin, count, chain.augmenters, chain.names, seed);
     std::cout << "preview of " << what << ": " << std::min<int64_t>(8, count)
               << " rows; columns: original, " << names << ", whole chain -> " << out << "\n";
     return;

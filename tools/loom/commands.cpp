@@ -391,7 +391,9 @@ void predict_command(const PredictOptions& o, const CLI::App& cmd) {
     std::cout << "wrote the " << d.labels.size() << " labels to " << lp << "\n";
   }
   if (!o.scatter.empty()) {
-    write_scatter_png(o.scatter, out, d.labels);
+    write_scatter_png(o.scatter, out, d.labels, known_class_names(o.input),
+                      model->nodes()[size_t(target)].name + " of " +
+                          std::filesystem::path(o.input).filename().string());
     std::cout << "wrote a scatter plot" << (d.has_labels() ? " coloured by class" : "") << " to "
               << o.scatter << "\n";
   }
@@ -487,6 +489,8 @@ void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& r
                        " is not conditional (it was trained without class labels)");
     e["label"] = o.label;
   }
+  if (conditional)
+    for (const std::string& name : run.class_names()) e["class_names"].push_back(name);
   e["n"] = has_n ? o.n : 1;
   e["seed"] = given(cmd, "--seed") ? uint64_t(o.seed) : run.seed();
   if (given(cmd, "--batch-size")) e["batch_size"] = o.batch_size;
@@ -611,7 +615,8 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
     what = std::to_string(steps) + " steps from sample " + std::to_string(i) + " to sample " +
            std::to_string(j) + " of " + o.data + " (" + enc->nodes()[size_t(target)].name + ")";
   }
-  write_samples(o.out, out, lo, hi, cols, conditional ? &labels : nullptr);
+  write_samples(o.out, out, lo, hi, cols, conditional ? &labels : nullptr,
+                conditional ? run.class_names() : std::vector<std::string>{});
   if (!interpolate && !o.out.ends_with(".png")) {
     // The same samples as a pipeline's `sample` stage with these settings makes: the manifest
     // names that recipe, which `loom regenerate` runs with only_index.

@@ -51,9 +51,11 @@ LOOM_API AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_
                                       const std::vector<DatasetWriter*>& writers);
 
 // A PNG grid showing what a chain does: one row per sample (the first `rows` of the range);
-// columns: the original, each augmenter applied alone, then the whole chain (copy 0).
+// columns: the original, each augmenter applied alone, then the whole chain (copy 0), each
+// headed by its name ("original", names[i] — the augmenter's type —, "whole chain").
 LOOM_API void write_augment_preview(const std::string& png_path, const Dataset& data, int64_t begin,
-                                    int64_t count, const AugmentChain& chain, uint64_t seed,
+                                    int64_t count, const AugmentChain& chain,
+                                    const std::vector<std::string>& names, uint64_t seed,
                                     int64_t rows = 8);
 
 }  // namespace loom

@@ -38,11 +38,37 @@ inline bool is_image_shape(const Shape& s) {
 // [lo, hi]).
 LOOM_API void write_png_grid(const std::string& path, const std::vector<const float*>& images,
                              const Shape& image_shape, int64_t cols, float lo, float hi);
+// Text around a grid: a label at the left of each row ("original", "reconstruction", a class
+// name), a header above each column (an augmenter's name, a time step). Either list may be empty
+// (no band) or shorter than the grid (the rest blank).
+struct GridLabels {
+  std::vector<std::string> rows, columns;
+  bool empty() const { return rows.empty() && columns.empty(); }
+};
+// The same grid inside white bands holding `labels` in dark text (drawn with Cairo); the image
+// cells are byte for byte those of the unlabelled grid. An Error when no font can be loaded.
+LOOM_API void write_png_grid(const std::string& path, const std::vector<const float*>& images,
+                             const Shape& image_shape, int64_t cols, float lo, float hi,
+                             const GridLabels& labels);
+// The names of the classes of a dataset read from `origin` (a file path): Fashion-MNIST's ten
+// ("T-shirt/top", "Trouser", ...) when the path names fashion-mnist, else none.
+LOOM_API std::vector<std::string> known_class_names(const std::string& origin);
+// `names[label]`, or the label as a number when there is no such name.
+LOOM_API std::string class_name(int32_t label, const std::vector<std::string>& names);
+// Row labels for a grid of `cols` columns whose samples have these classes: a row's class name
+// when all its samples share one class, else blank; none at all when `labels` is empty.
+LOOM_API std::vector<std::string> class_row_labels(const std::vector<int32_t>& labels, int64_t cols,
+                                                   const std::vector<std::string>& names);
 // A scatter plot of `values` (N, D) coloured by `labels` (empty, or N class indices): the values
 // themselves when D is 2, else their projection on the first two principal components (PCA).
-// An RGB PNG of scatter_png_size() pixels: axes box, points, a legend swatch per class.
+// An RGB PNG of scatter_png_size() pixels: a title (`subject` — what the values are, e.g.
+// "encoder.mean of fashion.valid" — then how they are plotted), axes with tick values and names,
+// the points, and a legend of one swatch per class named by `class_names` (numbers where a name
+// is missing).
 LOOM_API void write_scatter_png(const std::string& path, const Tensor& values,
-                                const std::vector<int32_t>& labels);
+                                const std::vector<int32_t>& labels,
+                                const std::vector<std::string>& class_names = {},
+                                const std::string& subject = "");
 LOOM_API std::pair<int64_t, int64_t> scatter_png_size();  // (width, height)
 // Encodes 8-bit pixels (H rows of W x c bytes; c = 1 gray, 3 RGB) into `file` directly (not
 // atomically); level is the zlib compression level, -1 for the default. `name` is the path shown

@@ -62,9 +62,13 @@ LOOM_API Tensor generate(Model& model, const Sampler& sampler, int64_t n, uint64
 // Writes generated samples (N, ...) with values in [lo, hi] (clipped to it): a PNG grid of
 // `cols` columns when `path` ends in .png (samples of shape (H, W) or (C, H, W), C 1 or 3),
 // otherwise a dataset chosen by the path (DatasetWriter: .npy, IDX, a folder), with `labels`
-// when given (the classes a conditional generator was asked for).
+// when given (the classes a conditional generator was asked for). In a PNG grid, a row whose
+// samples share a class is labelled at its left with the class's name (`class_names`, else its
+// number), and `columns` (e.g. time steps) head the columns.
 LOOM_API void write_samples(const std::string& path, const Tensor& samples, float lo, float hi,
-                            int64_t cols, const std::vector<int32_t>* labels = nullptr);
+                            int64_t cols, const std::vector<int32_t>* labels = nullptr,
+                            const std::vector<std::string>& class_names = {},
+                            const std::vector<std::string>& columns = {});
 
 // Interpolation strips through a decoder (one input: the codings), (rows * steps, output...):
 // - decode_along_axis: `rows` codings drawn from `sampler`, each decoded `steps` times with coding
@@ -88,14 +92,16 @@ LOOM_API std::vector<int32_t> class_labels(int64_t n, int64_t classes, int64_t f
 // - requested_classes: the class of each of n samples of a conditional model (`label`, checked
 //   against `classes`, or every class in turn).
 // - deliver_samples: clips `samples` (N, ...) to [lo, hi], writes them to `write` (a PNG grid of
-//   `cols` columns, else the stage's `cols`, else about sqrt(N); or a dataset, with `labels` when
-//   not empty) and publishes them as dataset `publish`, logging "<stage>: wrote <what> to
+//   `cols` columns, else the stage's `cols`, else about sqrt(N), rows labelled by class and
+//   columns headed by `columns` as write_samples does, class names from the stage's
+//   `class_names`, else from its `data` when that is a known dataset; or a dataset, with `labels`
+//   when not empty) and publishes them as dataset `publish`, logging "<stage>: wrote <what> to
 //   <path>".
 LOOM_API std::pair<float, float> sample_range(StageContext& ctx, float lo, float hi);
 LOOM_API std::vector<int32_t> requested_classes(StageContext& ctx, int64_t n, int64_t classes);
 LOOM_API void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
                               const std::vector<int32_t>& labels, const std::string& what,
-                              int64_t cols = 0);
+                              int64_t cols = 0, const std::vector<std::string>& columns = {});
 
 // `only_index: I` of the generating recipes (sample, diffusion_sample, augment): compute only what
 // sample I of the whole run depends on and write sample I alone (`loom regenerate`).

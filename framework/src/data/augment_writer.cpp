@@ -131,7 +131,8 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
 }
 
 void write_augment_preview(const std::string& png_path, const Dataset& data, int64_t begin,
-                           int64_t count, const AugmentChain& chain, uint64_t seed, int64_t rows) {
+                           int64_t count, const AugmentChain& chain,
+                           const std::vector<std::string>& names, uint64_t seed, int64_t rows) {
   if (count <= 0) throw Error(png_path + ": no samples to preview");
   require_per_sample(chain, {}, "transform");
   Shape s = data.sample_shape;
@@ -156,7 +157,12 @@ void write_augment_preview(const std::string& png_path, const Dataset& data, int
       ptrs.push_back(dst);
     }
   }
-  write_png_grid(png_path, ptrs, s, cols, data.lo, data.hi);
+  GridLabels labels;
+  labels.columns.push_back("original");
+  for (size_t i = 0; i < chain.size(); ++i)
+    labels.columns.push_back(i < names.size() ? names[i] : "");
+  labels.columns.push_back("whole chain");
+  write_png_grid(png_path, ptrs, s, cols, data.lo, data.hi, labels);
 }
 
 }  // namespace loom

@@ -107,7 +107,8 @@ AveragedWeights::~AveragedWeights() {
 }
 
 void write_samples(const std::string& path, const Tensor& samples, float lo, float hi, int64_t cols,
-                   const std::vector<int32_t>* labels) {
+                   const std::vector<int32_t>* labels, const std::vector<std::string>& class_names,
+                   const std::vector<std::string>& columns) {
   if (samples.rank() < 2) throw Error(path + ": no samples to write");
   if (!(hi > lo))
     throw Error(path + ": the value range [" + std::to_string(lo) + ", " + std::to_string(hi) +
@@ -125,7 +126,11 @@ void write_samples(const std::string& path, const Tensor& samples, float lo, flo
           to_string(shape) + " (write a dataset instead: .npy or an IDX name)");
     std::vector<const float*> images;
     for (int64_t i = 0; i < n; ++i) images.push_back(clipped.data() + i * per);
-    write_png_grid(path, images, shape, cols, lo, hi);
+    GridLabels text;
+    if (labels)
+      text.rows = class_row_labels(*labels, std::max<int64_t>(1, std::min(cols, n)), class_names);
+    text.columns = columns;
+    write_png_grid(path, images, shape, cols, lo, hi, text);
     return;
   }
   auto w = DatasetWriter::open(path, shape, lo, hi, labels != nullptr);
@@ -196,7 +201,8 @@ std::vector<int32_t> requested_classes(StageContext& ctx, int64_t n, int64_t cla
 }
 
 void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
-                     const std::vector<int32_t>& labels, const std::string& what, int64_t cols) {
+                     const std::vector<int32_t>& labels, const std::string& what, int64_t cols,
+                     const std::vector<std::string>& columns) {
   const Params& p = ctx.params();
   if (samples.rank() < 2) throw Error("stage '" + ctx.name() + "' made no samples");
   for (int64_t i = 0; i < samples.size(); ++i) samples[i] = std::clamp(samples[i], lo, hi);
@@ -204,7 +210,12 @@ void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
   if (p.given("write")) {
     std::string path = ctx.out_path(p.s("write"));
     if (cols <= 0) cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
-    write_samples(path, samples, lo, hi, cols, labels.empty() ? nullptr : &labels);
+    std::vector<std::string> names;
+    if (!labels.empty() && p.given("class_names"))
+      names = p.strings("class_names");
+    else if (!labels.empty() && p.given("data"))
+      names = known_class_names(ctx.data(p.s("data")).data->origin);
+    write_samples(path, samples, lo, hi, cols, labels.empty() ? nullptr : &labels, names, columns);
     ctx.log(ctx.name() + ": wrote " + what + " to " + path);
   }
   if (p.given("publish")) {

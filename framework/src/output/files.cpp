@@ -123,33 +123,6 @@ void write_png_rgb(const std::string& path, const std::vector<uint8_t>& rgb, int
   write_png_pixels(path, rgb, width, height, 3);
 }
 
-void write_png_grid(const std::string& path, const std::vector<const float*>& images,
-                    const Shape& image_shape, int64_t cols, float lo, float hi) {
-  Shape shape = image_shape;
-  if (shape.size() == 2) shape.insert(shape.begin(), 1);
-  if (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3))
-    throw Error(path + ": a PNG grid needs (H, W), (1, H, W) or (3, H, W) images, got " +
-                to_string(image_shape));
-  int64_t c = shape[0], h = shape[1], w = shape[2];
-  int64_t n = int64_t(images.size());
-  cols = std::max<int64_t>(1, std::min(cols, n));
-  int64_t rows = (n + cols - 1) / cols, pad = 2;
-  int64_t W = cols * (w + pad) + pad, H = rows * (h + pad) + pad;
-  std::vector<unsigned char> pix(static_cast<size_t>(W * H * c), 255);
-  float scale = 255.f / (hi - lo);
-  for (int64_t k = 0; k < n; ++k) {
-    int64_t oy = pad + (k / cols) * (h + pad), ox = pad + (k % cols) * (w + pad);
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t y = 0; y < h; ++y)
-        for (int64_t x = 0; x < w; ++x) {
-          float v = (images[k][(ch * h + y) * w + x] - lo) * scale;
-          pix[size_t(((oy + y) * W + ox + x) * c + ch)] =
-              uint8_t(std::min(255.f, std::max(0.f, v + 0.5f)));
-        }
-  }
-  write_png_pixels(path, pix, W, H, c);
-}
-
 namespace {
 
 // libpng reports errors through this callback, which keeps the message and jumps back to

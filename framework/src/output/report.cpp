@@ -198,7 +198,8 @@ std::string chart(const std::string& title, const std::vector<Series>& series) {
 // What the rows of Loom's own grids are.
 std::string caption(const std::string& name) {
   if (name.rfind("reconstructions", 0) == 0)
-    return "<br><small>top row: validation originals; bottom row: their reconstructions</small>";
+    return "<br><small>validation originals over their reconstructions (a denoising "
+           "autoencoder's noisy inputs between them)</small>";
   if (name.rfind("samples", 0) == 0)
     return "<br><small>the same latent codes (or noise) every epoch; conditional models: one "
            "class per row</small>";

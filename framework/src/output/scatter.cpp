@@ -1,12 +1,18 @@
 // 2-D views of codings: PCA by a cyclic Jacobi eigen-decomposition of the covariance (double
-// precision), and a plain RGB scatter-plot renderer.
+// precision), and the scatter-plot renderer (Cairo).
 #include "output/scatter.hpp"
+
+#include <cairo.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
 #include <numeric>
 
 #include "loom/error.hpp"
+#include "output/picture.hpp"
 
 namespace loom {
 
@@ -121,57 +127,54 @@ std::vector<double> scatter_points(const Tensor& values) {
 
 namespace {
 
-constexpr int64_t kPlot = 512, kMargin = 24, kLegend = 72;
+// 512-pixel plot; room on the left for tick values and the axis name, below for the same, on
+// the right for a legend of names as long as "T-shirt/top".
+constexpr ScatterLayout kLayout{
+    /*width*/ 740,      /*height*/ 620, /*title_band*/ 44,          /*x0*/ 78,
+    /*y0*/ 52,          /*side*/ 512,   /*legend_x*/ 78 + 512 + 20,
+    /*legend_step*/ 20, /*swatch*/ 12};
 constexpr uint8_t kPalette[10][3] = {
     {31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
     {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
-// 3 x 5 digits, one row per 3 bits (most significant bit: left).
-constexpr uint8_t kDigits[10][5] = {
-    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
-    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}};
 
-struct Raster {
-  int64_t w, h;
-  std::vector<uint8_t>& pix;
-  void blend(int64_t x, int64_t y, const uint8_t* c, float alpha) {
-    if (x < 0 || y < 0 || x >= w || y >= h) return;
-    uint8_t* p = &pix[size_t((y * w + x) * 3)];
-    for (int k = 0; k < 3; ++k) p[k] = uint8_t(std::lround(p[k] * (1 - alpha) + c[k] * alpha));
-  }
-  void rect(int64_t x0, int64_t y0, int64_t x1, int64_t y1, const uint8_t* c) {
-    for (int64_t y = y0; y <= y1; ++y)
-      for (int64_t x = x0; x <= x1; ++x) blend(x, y, c, 1.f);
-  }
-  void digit_string(int64_t x, int64_t y, int value, const uint8_t* c, int scale) {
-    std::string s = std::to_string(value);
-    for (char ch : s) {
-      const uint8_t* g = kDigits[ch - '0'];
-      for (int r = 0; r < 5; ++r)
-        for (int b = 0; b < 3; ++b)
-          if (g[r] & (4 >> b))
-            rect(x + b * scale, y + r * scale, x + b * scale + scale - 1, y + r * scale + scale - 1,
-                 c);
-      x += 4 * scale;
-    }
-  }
-};
+// Tick values: multiples of 1, 2 or 5 times a power of ten, about five across [lo, hi].
+std::vector<double> ticks(double lo, double hi) {
+  double raw = (hi - lo) / 5, p = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step)
+    t.push_back(std::fabs(v) < 1e-9 * step ? 0.0 : v);
+  return t;
+}
+
+std::string tick_text(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+void set_rgb(cairo_t* cr, const uint8_t* c, double alpha = 1) {
+  cairo_set_source_rgba(cr, c[0] / 255.0, c[1] / 255.0, c[2] / 255.0, alpha);
+}
+
+double advance(cairo_t* cr, const std::string& t) {
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, t.c_str(), &e);
+  return e.x_advance;
+}
 
 }  // namespace
 
-std::pair<int64_t, int64_t> scatter_png_size() {
-  return {kMargin * 2 + kPlot + kLegend, kMargin * 2 + kPlot};
-}
+ScatterLayout scatter_layout() { return kLayout; }
+
+const uint8_t* scatter_colour(int32_t k) { return kPalette[size_t(std::max(k, 0) % 10)]; }
+
+std::pair<int64_t, int64_t> scatter_png_size() { return {kLayout.width, kLayout.height}; }
 
 std::vector<uint8_t> render_scatter(const std::vector<double>& xy,
-                                    const std::vector<int32_t>& labels, int64_t width,
-                                    int64_t height) {
-  std::vector<uint8_t> pix(size_t(width * height * 3), 255);
-  Raster r{width, height, pix};
+                                    const std::vector<int32_t>& labels, const ScatterText& text) {
+  const ScatterLayout& L = kLayout;
   int64_t n = int64_t(xy.size() / 2);
-  int64_t plot = std::min(width - 2 * kMargin - kLegend, height - 2 * kMargin);
-  if (plot < 16)
-    throw Error("scatter plot: a " + std::to_string(width) + " x " + std::to_string(height) +
-                " raster is too small");
   double lo[2] = {0, 0}, hi[2] = {0, 0};
   for (int k = 0; k < 2; ++k) {
     bool first = true;
@@ -187,54 +190,140 @@ std::vector<uint8_t> render_scatter(const std::vector<double>& xy,
     lo[k] -= 0.04 * span;
     hi[k] += 0.04 * span;
   }
-  const uint8_t axis[3] = {60, 60, 60}, grid[3] = {225, 225, 225};
-  int64_t x0 = kMargin, y0 = kMargin, x1 = kMargin + plot - 1, y1 = kMargin + plot - 1;
-  // Zero lines when zero is inside the range, then the points, then the box.
-  if (lo[0] < 0 && hi[0] > 0) {
-    int64_t zx = x0 + int64_t(std::lround((0 - lo[0]) / (hi[0] - lo[0]) * double(plot - 1)));
-    r.rect(zx, y0, zx, y1, grid);
+  std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)> surface(
+      cairo_image_surface_create(CAIRO_FORMAT_RGB24, int(L.width), int(L.height)),
+      cairo_surface_destroy);
+  std::unique_ptr<cairo_t, decltype(&cairo_destroy)> owner(cairo_create(surface.get()),
+                                                           cairo_destroy);
+  cairo_t* cr = owner.get();
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  const double x0 = double(L.x0), y0 = double(L.y0), side = double(L.side);
+  auto px = [&](double v) { return x0 + (v - lo[0]) / (hi[0] - lo[0]) * side; };
+  auto py = [&](double v) { return y0 + side - (v - lo[1]) / (hi[1] - lo[1]) * side; };
+  const uint8_t axis[3] = {40, 40, 40}, grid[3] = {228, 228, 228}, ink[3] = {kInk, kInk, kInk};
+
+  // Grid lines at the ticks, then the points, then the box, ticks and their values.
+  cairo_set_line_width(cr, 1);
+  set_rgb(cr, grid);
+  std::vector<double> tx = ticks(lo[0], hi[0]), ty = ticks(lo[1], hi[1]);
+  for (double v : tx) {
+    cairo_move_to(cr, std::round(px(v)) + 0.5, y0);
+    cairo_line_to(cr, std::round(px(v)) + 0.5, y0 + side);
   }
-  if (lo[1] < 0 && hi[1] > 0) {
-    int64_t zy = y1 - int64_t(std::lround((0 - lo[1]) / (hi[1] - lo[1]) * double(plot - 1)));
-    r.rect(x0, zy, x1, zy, grid);
+  for (double v : ty) {
+    cairo_move_to(cr, x0, std::round(py(v)) + 0.5);
+    cairo_line_to(cr, x0 + side, std::round(py(v)) + 0.5);
   }
-  const int radius = 2;
+  cairo_stroke(cr);
   for (int64_t i = 0; i < n; ++i) {
     double vx = xy[size_t(i * 2)], vy = xy[size_t(i * 2 + 1)];
     if (!std::isfinite(vx) || !std::isfinite(vy)) continue;
-    int64_t px = x0 + int64_t(std::lround((vx - lo[0]) / (hi[0] - lo[0]) * double(plot - 1)));
-    int64_t py = y1 - int64_t(std::lround((vy - lo[1]) / (hi[1] - lo[1]) * double(plot - 1)));
-    int32_t label = labels.empty() ? 0 : labels[size_t(i)];
-    const uint8_t* c = kPalette[size_t(std::max(label, 0) % 10)];
-    for (int dy = -radius; dy <= radius; ++dy)
-      for (int dx = -radius; dx <= radius; ++dx)
-        if (dx * dx + dy * dy <= radius * radius + 1) r.blend(px + dx, py + dy, c, 0.6f);
+    set_rgb(cr, scatter_colour(labels.empty() ? 0 : labels[size_t(i)]), 0.6);
+    cairo_new_sub_path(cr);
+    cairo_arc(cr, px(vx), py(vy), 2.2, 0, 2 * M_PI);
+    cairo_fill(cr);
   }
-  r.rect(x0 - 1, y0 - 1, x1 + 1, y0 - 1, axis);
-  r.rect(x0 - 1, y1 + 1, x1 + 1, y1 + 1, axis);
-  r.rect(x0 - 1, y0 - 1, x0 - 1, y1 + 1, axis);
-  r.rect(x1 + 1, y0 - 1, x1 + 1, y1 + 1, axis);
-  // Legend: a swatch and the class index per class.
+  set_rgb(cr, axis);
+  cairo_rectangle(cr, x0 - 0.5, y0 - 0.5, side + 1, side + 1);
+  for (double v : tx) {
+    cairo_move_to(cr, std::round(px(v)) + 0.5, y0 + side);
+    cairo_line_to(cr, std::round(px(v)) + 0.5, y0 + side + 5);
+  }
+  for (double v : ty) {
+    cairo_move_to(cr, x0 - 5, std::round(py(v)) + 0.5);
+    cairo_line_to(cr, x0, std::round(py(v)) + 0.5);
+  }
+  cairo_stroke(cr);
+
+  set_picture_font(cr, 11);
+  set_rgb(cr, ink);
+  cairo_font_extents_t fe;
+  cairo_font_extents(cr, &fe);
+  const double mid = (fe.ascent - fe.descent) / 2;
+  for (double v : tx) {
+    std::string t = tick_text(v);
+    cairo_move_to(cr, px(v) - advance(cr, t) / 2, y0 + side + 8 + fe.ascent);
+    cairo_show_text(cr, t.c_str());
+  }
+  for (double v : ty) {
+    std::string t = tick_text(v);
+    cairo_move_to(cr, x0 - 8 - advance(cr, t), py(v) + mid);
+    cairo_show_text(cr, t.c_str());
+  }
+  set_picture_font(cr, 12);
+  cairo_font_extents(cr, &fe);
+  cairo_move_to(cr, x0 + side / 2 - advance(cr, text.x_axis) / 2, y0 + side + 30 + fe.ascent);
+  cairo_show_text(cr, text.x_axis.c_str());
+  cairo_save(cr);
+  cairo_move_to(cr, 8 + fe.ascent, y0 + side / 2 + advance(cr, text.y_axis) / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  cairo_show_text(cr, text.y_axis.c_str());
+  cairo_restore(cr);
+
+  // Legend: a swatch and the class's name, as many as fit beside the plot.
   if (!labels.empty()) {
     int32_t classes = *std::max_element(labels.begin(), labels.end()) + 1;
-    int64_t lx = x1 + 16;
-    for (int32_t k = 0; k < classes && y0 + 18 * (k + 1) < height; ++k) {
-      int64_t ly = y0 + 18 * k;
-      r.rect(lx, ly, lx + 11, ly + 11, kPalette[size_t(k % 10)]);
-      r.digit_string(lx + 18, ly + 1, k, axis, 2);
+    for (int32_t k = 0; k < classes && (k + 1) * L.legend_step <= L.side; ++k) {
+      double ly = y0 + double(k * L.legend_step);
+      set_rgb(cr, scatter_colour(k));
+      cairo_rectangle(cr, double(L.legend_x), ly, double(L.swatch), double(L.swatch));
+      cairo_fill(cr);
+      set_rgb(cr, ink);
+      cairo_move_to(cr, double(L.legend_x + L.swatch + 6), ly + double(L.swatch) / 2 + mid);
+      std::string name = class_name(k, text.class_names);
+      cairo_show_text(cr, name.c_str());
     }
   }
-  return pix;
+
+  // The title across the whole width, smaller when it would not fit.
+  double title_size = 15;
+  set_picture_font(cr, title_size);
+  double room = double(L.width) - 16, tw = advance(cr, text.title);
+  if (tw > room) set_picture_font(cr, title_size * room / tw);
+  cairo_font_extents(cr, &fe);
+  cairo_move_to(cr, (double(L.width) - advance(cr, text.title)) / 2,
+                double(L.title_band) / 2 + (fe.ascent - fe.descent) / 2);
+  cairo_show_text(cr, text.title.c_str());
+  check_cairo(cr, "a scatter plot");
+
+  cairo_surface_flush(surface.get());
+  const unsigned char* data = cairo_image_surface_get_data(surface.get());
+  const int stride = cairo_image_surface_get_stride(surface.get());
+  std::vector<uint8_t> rgb(size_t(L.width * L.height * 3));
+  for (int64_t y = 0; y < L.height; ++y)
+    for (int64_t x = 0; x < L.width; ++x) {
+      uint32_t v;
+      std::memcpy(&v, data + y * stride + x * 4, 4);  // native-endian xRGB
+      uint8_t* o = &rgb[size_t((y * L.width + x) * 3)];
+      o[0] = uint8_t(v >> 16), o[1] = uint8_t(v >> 8), o[2] = uint8_t(v);
+    }
+  return rgb;
 }
 
 void write_scatter_png(const std::string& path, const Tensor& values,
-                       const std::vector<int32_t>& labels) {
+                       const std::vector<int32_t>& labels,
+                       const std::vector<std::string>& class_names, const std::string& subject) {
   if (values.rank() < 1 || values.dim(0) == 0) throw Error(path + ": no values to plot");
   if (!labels.empty() && int64_t(labels.size()) != values.dim(0))
     throw Error(path + ": " + std::to_string(labels.size()) + " labels for " +
                 std::to_string(values.dim(0)) + " points");
+  int64_t n = values.dim(0), d = values.size() / n;
+  ScatterText text;
+  text.class_names = class_names;
+  text.title = (subject.empty() ? "" : subject + ": ") + std::to_string(n) +
+               (n == 1 ? " point of " : " points of ") + std::to_string(d) +
+               (d == 1 ? " value" : " values");
+  if (d > 2) {
+    text.title += ", first two principal components";
+    text.x_axis = "principal component 1";
+    text.y_axis = "principal component 2";
+  } else {
+    text.x_axis = "value 1";
+    text.y_axis = d == 2 ? "value 2" : "";
+  }
   auto [w, h] = scatter_png_size();
-  write_png_rgb(path, render_scatter(scatter_points(values), labels, w, h), w, h);
+  write_png_rgb(path, render_scatter(scatter_points(values), labels, text), w, h);
 }
 
 }  // namespace loom

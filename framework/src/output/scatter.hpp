@@ -34,10 +34,27 @@ LOOM_API std::vector<double> project(const Pca& pca, const float* x, int64_t n, 
 // The 2-D points of `values` (N, D): the values when D is 2, (v, 0) when D is 1, else PCA.
 LOOM_API std::vector<double> scatter_points(const Tensor& values);
 
-// Renders points (n x 2) coloured by labels into an RGB raster (width x height x 3).
+// Where a scatter plot's parts lie (pixels): a title band at the top, the square plot area
+// (x0, y0, side) with tick values left of and below it, and the legend right of it: one swatch
+// (swatch x swatch) per class at (legend_x, y0 + k * legend_step).
+struct LOOM_API ScatterLayout {
+  int64_t width, height, title_band, x0, y0, side, legend_x, legend_step, swatch;
+};
+LOOM_API ScatterLayout scatter_layout();
+// The colour of class k's points and swatch (ten colours, repeating).
+LOOM_API const uint8_t* scatter_colour(int32_t k);
+
+// What a scatter plot says besides its points.
+struct ScatterText {
+  std::string title, x_axis, y_axis;
+  std::vector<std::string> class_names;  // missing names are shown as numbers
+};
+
+// Renders points (n x 2) coloured by labels into an RGB raster of scatter_layout()'s size
+// (width x height x 3), with Cairo: title, axes with tick values and names, points, legend.
 LOOM_API std::vector<uint8_t> render_scatter(const std::vector<double>& xy,
-                                             const std::vector<int32_t>& labels, int64_t width,
-                                             int64_t height);
+                                             const std::vector<int32_t>& labels,
+                                             const ScatterText& text);
 // Writes an 8-bit RGB PNG (atomically).
 LOOM_API void write_png_rgb(const std::string& path, const std::vector<uint8_t>& rgb, int64_t width,
                             int64_t height);

@@ -89,6 +89,21 @@ std::pair<float, float> TrainedRun::data_range() const {
   return {0.f, 1.f};
 }
 
+std::vector<std::string> TrainedRun::class_names() const {
+  if (auto ds = runtime->pipeline().root["datasets"])
+    for (auto d : ds) {
+      if (!d.second.IsMap() || !d.second["source"] || d.second["source"].Scalar() != "idx")
+        continue;
+      // The idx source reads Fashion-MNIST when no images are named.
+      std::string images = d.second["images"] && d.second["images"].IsScalar()
+                               ? d.second["images"].Scalar()
+                               : "fashion-mnist";
+      auto names = known_class_names(images);
+      if (!names.empty()) return names;
+    }
+  return {};
+}
+
 uint64_t TrainedRun::seed() const { return runtime->pipeline().seed; }
 
 YAML::Node TrainedRun::stage_with_recipe(const std::string& recipe,
