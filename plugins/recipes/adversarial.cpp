@@ -162,7 +162,7 @@ class AdversarialRecipe : public Recipe {
     for (int64_t i = 0; i < grid_n; ++i) yfix[i] = conditional ? float(i / cols) : 0.f;
     GridLabels grid_labels;  // the class at the left of each row
     if (conditional) {
-      std::vector<std::string> names = known_class_names(train.data->origin);
+      const std::vector<std::string>& names = train.data->class_names;
       for (int64_t k = 0; k < classes; ++k)
         grid_labels.rows.push_back(class_name(int32_t(k), names));
     }

@@ -124,6 +124,7 @@ class AugmentRecipe : public Recipe {
     if (memory) {
       auto out = memory->dataset();
       out->origin = "stage " + ctx.name();
+      out->class_names = d.class_names;
       ctx.publish(p.s("publish"), out, "");
       ctx.log(ctx.name() + ": published " + std::to_string(out->count) + " x " +
               to_string(out->sample_shape) + " as dataset '" + p.s("publish") + "'");

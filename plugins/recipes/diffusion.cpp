@@ -414,7 +414,7 @@ class DiffusionRecipe : public Recipe {
 
     int64_t every = p.i("sample_every"), grid_n = p.i("samples"), cols = p.i("grid_cols");
     std::vector<int32_t> grid_labels;
-    std::vector<std::string> class_names = known_class_names(train.data->origin);
+    std::vector<std::string> class_names = train.data->class_names;
     if (d.conditional) {
       grid_n = d.classes * cols;  // one row per class
       grid_labels = class_labels(grid_n, d.classes);
@@ -560,8 +560,8 @@ void register_diffusion(Registry& r) {
   g.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
   g.add("class_names", Type::Strings)
       .doc(
-          "names of the classes, shown left of the rows of a PNG grid (default: the known names of "
-          "the `data` dataset, else numbers)");
+          "names of the classes, shown left of the rows of a PNG grid (default: those of the "
+          "`data` dataset, else numbers)");
   g.add("seed", Type::Int).min(0).doc("random seed (default: the pipeline's seed)");
   g.add("batch_size", Type::Int).def(64).min(1).doc("images denoised together");
   g.add("ema", Type::Bool)

@@ -49,6 +49,7 @@ class PredictRecipe : public Recipe {
       if (split.data->has_labels())
         for (int64_t i = 0; i < split.count; ++i) d->labels.push_back(split.label(i));
       d->num_classes = split.data->num_classes;
+      d->class_names = split.data->class_names;
       auto [lo, hi] = std::minmax_element(d->x.begin(), d->x.end());
       d->lo = d->x.empty() ? 0.f : *lo;
       d->hi = d->x.empty() ? 1.f : *hi;
@@ -65,7 +66,7 @@ class PredictRecipe : public Recipe {
       std::string subject = model->name();
       if (p.given("output")) subject += '.' + p.s("output");
       subject += " of " + split.name;
-      write_scatter_png(sp, out, labels, known_class_names(split.data->origin), subject);
+      write_scatter_png(sp, out, labels, split.data->class_names, subject);
       ctx.log(ctx.name() + ": wrote a scatter plot of " + std::to_string(out.dim(0)) + " x " +
               to_string(Shape(out.shape().begin() + 1, out.shape().end())) + " values to " + sp);
     }

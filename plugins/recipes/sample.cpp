@@ -71,8 +71,8 @@ void register_sample(Registry& r) {
   s.add("cols", Type::Int).min(1).doc("columns of a PNG grid (default: about sqrt(n))");
   s.add("class_names", Type::Strings)
       .doc(
-          "names of the classes, shown left of the rows of a PNG grid (default: the known names of "
-          "the `data` dataset, else numbers)");
+          "names of the classes, shown left of the rows of a PNG grid (default: those of the "
+          "`data` dataset, else numbers)");
   s.add("seed", Type::Int).min(0).doc("random seed of the codings (default: the pipeline's seed)");
   s.add("batch_size", Type::Int).def(256).min(1).doc("samples per forward pass");
   s.add("ema", Type::Bool)

@@ -51,7 +51,8 @@ LOOM_API void write_png_grid(const std::string& path, const std::vector<const fl
                              const Shape& image_shape, int64_t cols, float lo, float hi,
                              const GridLabels& labels);
 // The names of the classes of a dataset read from `origin` (a file path): Fashion-MNIST's ten
-// ("T-shirt/top", "Trouser", ...) when the path names fashion-mnist, else none.
+// ("T-shirt/top", "Trouser", ...) when the path names fashion-mnist, else none. The data stage
+// gives them to a dataset that has no `class_names:` of its own (Dataset::class_names).
 LOOM_API std::vector<std::string> known_class_names(const std::string& origin);
 // `names[label]`, or the label as a number when there is no such name.
 LOOM_API std::string class_name(int32_t label, const std::vector<std::string>& names);

@@ -21,6 +21,9 @@ struct LOOM_API Dataset {
   int num_classes = 0;
   float lo = 0.f, hi = 1.f;  // natural value range of x
   std::string origin;        // file or generator, for messages
+  // Names of classes 0, 1, ... for pictures (legends, row labels); empty: shown as numbers. Set
+  // from the pipeline's `class_names:` of the dataset, else Fashion-MNIST's when read from it.
+  std::vector<std::string> class_names;
 
   const float* sample(int64_t i) const { return x.data() + i * numel(sample_shape); }
   bool has_labels() const { return !labels.empty(); }

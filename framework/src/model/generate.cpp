@@ -207,14 +207,14 @@ void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
   if (samples.rank() < 2) throw Error("stage '" + ctx.name() + "' made no samples");
   for (int64_t i = 0; i < samples.size(); ++i) samples[i] = std::clamp(samples[i], lo, hi);
   int64_t n = samples.dim(0);
+  std::vector<std::string> names;  // of the classes asked for
+  if (!labels.empty() && p.given("class_names"))
+    names = p.strings("class_names");
+  else if (!labels.empty() && p.given("data"))
+    names = ctx.data(p.s("data")).data->class_names;
   if (p.given("write")) {
     std::string path = ctx.out_path(p.s("write"));
     if (cols <= 0) cols = p.given("cols") ? p.i("cols") : int64_t(std::ceil(std::sqrt(double(n))));
-    std::vector<std::string> names;
-    if (!labels.empty() && p.given("class_names"))
-      names = p.strings("class_names");
-    else if (!labels.empty() && p.given("data"))
-      names = known_class_names(ctx.data(p.s("data")).data->origin);
     write_samples(path, samples, lo, hi, cols, labels.empty() ? nullptr : &labels, names, columns);
     ctx.log(ctx.name() + ": wrote " + what + " to " + path);
   }
@@ -224,6 +224,7 @@ void deliver_samples(StageContext& ctx, Tensor samples, float lo, float hi,
     d->sample_shape = Shape(samples.shape().begin() + 1, samples.shape().end());
     d->x.assign(samples.data(), samples.data() + samples.size());
     d->labels = labels;
+    d->class_names = names;
     d->lo = lo;
     d->hi = hi;
     d->origin = "stage " + ctx.name();

@@ -7,6 +7,7 @@
 
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
+#include "loom/io.hpp"
 #include "stage/runtime.hpp"
 
 namespace loom {
@@ -31,6 +32,10 @@ std::shared_ptr<const Dataset> Runtime::load_dataset(DatasetDecl& d) {
                           "split needs samples up to " + std::to_string(end) + " but " +
                               data->origin + " holds " + std::to_string(data->count)));
   }
+  if (!d.class_names.empty())
+    data->class_names = d.class_names;
+  else if (data->class_names.empty())
+    data->class_names = known_class_names(data->origin);
   if (d.transform) {
     d.transform->num_classes = data->num_classes;
     set_transform(data.get(), d.transform);

@@ -37,7 +37,8 @@ Spec recorded_spec() {
 // A relative data file is looked up next to the pipeline, then in the current folder (then under
 // /usr/share/datasets, which holds wherever the copy goes): the first two become absolute.
 void make_data_paths_absolute(YAML::Node datasets, const std::string& pipeline_path) {
-  static const std::set<std::string> kNotFiles{"source", "splits", "scale", "transform"};
+  static const std::set<std::string> kNotFiles{"source", "splits", "scale", "transform",
+                                               "class_names"};
   if (!datasets || !datasets.IsMap()) return;
   fs::path beside = fs::path(pipeline_path).parent_path();
   for (auto d = datasets.begin(); d != datasets.end(); ++d) {

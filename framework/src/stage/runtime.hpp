@@ -115,6 +115,7 @@ class LOOM_API Runtime {
     std::unique_ptr<Source> src;
     std::map<std::string, std::pair<int64_t, int64_t>> splits;  // name -> (skip, take or -1)
     std::vector<double> scale;
+    std::vector<std::string> class_names;  // `class_names:`, empty when not given
     std::shared_ptr<Transform> transform;
     std::shared_ptr<const Dataset> loaded;
     std::mutex mutex;

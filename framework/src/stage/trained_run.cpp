@@ -92,6 +92,11 @@ std::pair<float, float> TrainedRun::data_range() const {
 std::vector<std::string> TrainedRun::class_names() const {
   if (auto ds = runtime->pipeline().root["datasets"])
     for (auto d : ds) {
+      if (d.second.IsMap() && d.second["class_names"] && d.second["class_names"].IsSequence()) {
+        std::vector<std::string> given;
+        for (auto v : d.second["class_names"]) given.push_back(v.Scalar());
+        return given;
+      }
       if (!d.second.IsMap() || !d.second["source"] || d.second["source"].Scalar() != "idx")
         continue;
       // The idx source reads Fashion-MNIST when no images are named.

@@ -26,8 +26,9 @@ struct LOOM_API TrainedRun {
   std::shared_ptr<Model> model(const std::string& name) const;
   // The value range the models were trained on: the first dataset's `scale`, default [0, 1].
   std::pair<float, float> data_range() const;
-  // The class names of the first dataset whose images are known (known_class_names), e.g.
-  // Fashion-MNIST's for an `idx` source with its default files; empty when none is.
+  // The class names of the first dataset that has them: its `class_names:`, or those of its
+  // images (known_class_names: Fashion-MNIST's for an `idx` source with its default files);
+  // empty when none has.
   std::vector<std::string> class_names() const;
   uint64_t seed() const;
   // The pipeline's stage with this recipe (and training `model` when it is given); a node that

@@ -19,7 +19,8 @@ namespace loom {
 
 namespace {
 
-const std::set<std::string> kDatasetReserved{"source", "splits", "scale", "transform"};
+const std::set<std::string> kDatasetReserved{"source", "splits", "scale", "transform",
+                                             "class_names"};
 const std::set<std::string> kStageReserved{"recipe", "after"};
 
 }  // namespace
@@ -128,6 +129,16 @@ void Runtime::validate_datasets(Problems& problems) {
         if (why.empty() && node["scale"].size() != 2) why = "expected [low, high]";
         if (!why.empty()) throw Error(location_of(node["scale"], file_.path), path + ".scale", why);
         for (auto v : node["scale"]) d->scale.push_back(v.as<double>());
+      }
+      if (node["class_names"]) {
+        ParamSpec s;
+        s.type = Type::Strings;
+        std::string why = check_value(node["class_names"], s);
+        if (why.empty() && node["class_names"].size() == 0)
+          why = "expected the names of classes 0, 1, ... (e.g. [cat, dog])";
+        if (!why.empty())
+          throw Error(location_of(node["class_names"], file_.path), path + ".class_names", why);
+        for (auto v : node["class_names"]) d->class_names.push_back(v.Scalar());
       }
       if (node["splits"]) {
         YAML::Node sp = node["splits"];
