@@ -1,7 +1,9 @@
 // Stage caching: on `loom run --resume`, a stage whose inputs (its pipeline entry, the models and
 // datasets it reads, the seed, Loom's version, --subset and the stages before it) are those
 // recorded when it last finished in the run folder is not run again: the weights it left are
-// loaded instead. `--rerun STAGE` runs one again from the start, and so do the stages after it.
+// loaded instead. A stage whose own settings changed continues from its checkpoint (as --resume
+// always did); one whose seed, data or earlier stages changed runs again from the start, and so
+// do the stages after any stage that runs. `--rerun STAGE` starts one over.
 #include <sys/stat.h>
 
 #include <filesystem>
