@@ -114,8 +114,10 @@ struct SamplerSettings {
   std::string kind = "ddpm";  // ddpm | ddim | dpm_solver_pp
   // Model evaluations for ddim and dpm_solver_pp (1..T); ddpm always visits T-1 .. 1.
   int64_t steps = 20;
-  double eta = 0;                   // ddim: 0 deterministic, 1 DDPM-like noise
-  std::string spacing = "leading";  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...
+  double eta = 0;  // ddim: 0 deterministic, 1 DDPM-like noise
+  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; logsnr: leading's first step to 1, evenly
+  // in log(a_t / s_t).
+  std::string spacing = "leading";
   // ddim and dpm_solver_pp: clip each predicted x_0 to [lo, hi] (the data's range).
   bool clip = false;
   double lo = -1, hi = 1;
@@ -149,8 +151,34 @@ class DiffusionSampler {
       for (int64_t i = 0; i < S; ++i)
         times_.push_back(std::max<int64_t>(
             1, int64_t(std::llround(double(T) - double(i) * double(T) / double(S)))));
+    } else if (set_.spacing == "logsnr") {
+      // From leading's first step down to t = 1, evenly in lambda = log(a_t / s_t) (Lu et al.'s
+      // "logSNR" steps): more steps where little noise is left, fewer where the image is mostly
+      // noise. Each lambda is rounded to the time step nearest it; the last step is t = 1.
+      auto lambda = [&](int64_t t) { return std::log(sc_.signal(t) / sc_.noise(t)); };
+      int64_t first = 1 + (S - 1) * (T / S);
+      double lo = lambda(first), hi = lambda(1);
+      for (int64_t i = 0; i < S; ++i) {
+        double want = S == 1 ? lo : lo + (hi - lo) * double(i) / double(S - 1);
+        // lambda falls as t grows: the first t in [1, first] whose lambda is <= want, or its
+        // neighbour above when that is nearer.
+        int64_t a = 1, b = first;
+        while (a < b) {
+          int64_t m = (a + b) / 2;
+          if (lambda(m) <= want)
+            b = m;
+          else
+            a = m + 1;
+        }
+        int64_t t = a;
+        if (t > 1 && std::abs(lambda(t - 1) - want) < std::abs(lambda(t) - want)) --t;
+        // Strictly decreasing, leaving room for the steps still to come.
+        if (!times_.empty()) t = std::min(t, times_.back() - 1);
+        times_.push_back(std::max(t, S - i));
+      }
     } else {
-      throw Error("unknown time-step spacing '" + set_.spacing + "' (known: leading, trailing)");
+      throw Error("unknown time-step spacing '" + set_.spacing +
+                  "' (known: leading, trailing, logsnr)");
     }
   }
 

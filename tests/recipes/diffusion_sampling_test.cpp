@@ -166,6 +166,42 @@ TEST(DiffusionSampler, TimeStepSpacing) {
                Error);
 }
 
+// logsnr: from leading's first step down to 1, each step the same length in
+// lambda = log(a_t / s_t), up to the rounding to whole time steps.
+TEST(DiffusionSampler, LogSnrSpacingIsEvenInLambda) {
+  auto sc = cosine_schedule(4000);
+  auto lambda = [&](int64_t t) { return std::log(sc.signal(t) / sc.noise(t)); };
+  for (int64_t S : {2, 5, 20, 100}) {
+    SCOPED_TRACE(S);
+    auto ts =
+        DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("dpm_solver_pp", S, 0, "logsnr"))
+            .timesteps();
+    ASSERT_EQ(int64_t(ts.size()), S);
+    EXPECT_EQ(ts.front(), 1 + (S - 1) * (4000 / S));
+    EXPECT_EQ(ts.back(), 1);
+    for (size_t i = 1; i < ts.size(); ++i) ASSERT_LT(ts[i], ts[i - 1]);
+    double step = (lambda(1) - lambda(ts.front())) / double(S - 1);
+    for (size_t i = 1; i + 1 < ts.size(); ++i) {
+      double want = lambda(ts.front()) + step * double(i);
+      // Each step is the time step whose lambda is nearest the even one, unless the step before
+      // took it (near t = 1 one time step spans more lambda than an even step): then the next.
+      int64_t t = ts[i];
+      double off = std::abs(lambda(t) - want);
+      bool nearest = off <= std::abs(lambda(t - 1) - want) && off <= std::abs(lambda(t + 1) - want);
+      EXPECT_TRUE(nearest || t == ts[i - 1] - 1)
+          << "step " << i << " at t = " << t << ": lambda " << lambda(t) << ", wanted " << want;
+      if (S <= 20) EXPECT_TRUE(nearest) << "step " << i;
+    }
+  }
+  // Every step is used even when more are asked than the schedule has room for evenly.
+  auto all = DiffusionSampler(cosine_schedule(50), DiffusionTarget::Epsilon,
+                              settings("ddim", 50, 0, "logsnr"))
+                 .timesteps();
+  ASSERT_EQ(all.size(), 50u);
+  for (size_t i = 1; i < all.size(); ++i) ASSERT_LT(all[i], all[i - 1]);
+  EXPECT_EQ(all.back(), 1);
+}
+
 TEST(DiffusionSampler, SameBytesTwiceAndForAnyBatchSplit) {
   auto sc = cosine_schedule(300);
   for (auto s : {settings("ddim", 25), settings("ddim", 25, 0.7, "leading"),

@@ -447,7 +447,7 @@ std::unique_ptr<Sampler> make_sampler(const std::string& text) {
 }
 
 struct SampleOptions {
-  std::string run, out, model, encoder = "encoder", sampler = "gaussian", between, data;
+  std::string run, out, model, encoder = "encoder", sampler = "gaussian", between, data, spacing;
   int64_t n = 8, seed = 0, cols = 0, axis = 0, steps = 10, batch_size = 256, threads = 0;
   int64_t label = 0, num_classes = 10;
   double guidance = 1, eta = 0;
@@ -475,6 +475,7 @@ void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& r
   e["sampler"] = given(cmd, "--sampler") ? o.sampler : "dpm_solver_pp";
   if (given(cmd, "--steps")) e["sampling_steps"] = o.steps;
   if (given(cmd, "--eta")) e["eta"] = o.eta;
+  if (given(cmd, "--spacing")) e["spacing"] = o.spacing;
   if (o.no_clip) e["clip"] = false;
   bool conditional = e["conditional"] && e["conditional"].as<bool>(false);
   if (given(cmd, "--guidance")) {
@@ -662,7 +663,7 @@ void sample_command(const SampleOptions& o, const CLI::App& cmd) {
   if (train.IsMap() && (!o.model.empty() || (!models.has("decoder") && !models.has("generator"))))
     return sample_diffusion(o, cmd, run, train);
   if (o.trajectory) throw UsageError("--trajectory: a denoising strip needs a diffusion model");
-  for (const char* option : {"--guidance", "--eta", "--no-clip"})
+  for (const char* option : {"--guidance", "--eta", "--spacing", "--no-clip"})
     if (given(cmd, option))
       throw UsageError(std::string(option) + " is a setting of diffusion sampling; " + run.run_dir +
                        " holds no diffusion model");
@@ -702,6 +703,12 @@ void add_sample_command(CLI::App& app) {
       ->type_name("ETA")
       ->check(CLI::Range(0.0, 1.0))
       ->default_str("0");
+  cmd->add_option("--spacing", o->spacing,
+                  "diffusion, ddim and dpm_solver_pp: the time steps visited: leading, trailing "
+                  "or logsnr (evenly in log(signal/noise))")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"leading", "trailing", "logsnr"}))
+      ->default_str("the training stage's, else leading");
   cmd->add_flag("--no-clip", o->no_clip,
                 "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "
                 "data's range");
