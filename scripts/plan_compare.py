@@ -17,6 +17,10 @@ import sys
 import tempfile
 
 
+def seconds(s):
+    return f"{s:.2f} s" if s >= 0.1 else f"{s * 1000:.3g} ms"
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -52,7 +56,7 @@ def main():
         ratio = j["epoch_s"] / measured
         ok = ok and 0.5 <= ratio <= 2
         data = f"{j['train_images']:,} + {max(j['valid_images'], 0):,}"
-        print(f"| {name} | {stage} | {data} | {j['epoch_s']:.2f} s | {measured:.2f} s | "
+        print(f"| {name} | {stage} | {data} | {seconds(j['epoch_s'])} | {seconds(measured)} | "
               f"{ratio:.2f} |", flush=True)
     return 0 if ok else 1
 

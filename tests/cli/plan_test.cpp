@@ -51,6 +51,49 @@ TEST(Plan, CountsMatchTheArchitecture) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/runs")) << "loom plan made " << dir << "/runs";
 }
 
+// Every line `loom plan --json` prints is one stage's JSON object, also when a stage says
+// something as it runs for the timing.
+std::vector<nlohmann::json> plan_lines(const std::string& pipeline,
+                                       const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"plan", source_path("pipelines/" + pipeline + ".yaml"), "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  CliResult r = run_loom(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<nlohmann::json> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    EXPECT_TRUE(nlohmann::json::accept(line)) << "not JSON: " << line;
+    if (nlohmann::json::accept(line)) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// greedy_ae's second stage trains on the codings its predict stage publishes: to time it, plan
+// makes those codings first (with the untrained encoder) and counts them.
+TEST(Plan, TimesAStageThatReadsAPublishedDataset) {
+  auto stages = plan_lines("greedy_ae", {"--subset", "640", "--steps", "2"});
+  ASSERT_EQ(stages.size(), 4u);
+  const nlohmann::json& second = stages[2];
+  EXPECT_EQ(second["stage"], "second");
+  EXPECT_EQ(second["train_images"].get<int64_t>(), 640);
+  EXPECT_EQ(second["valid_images"].get<int64_t>(), 640);
+  EXPECT_GT(second["images_per_s"].get<double>(), 0);
+  EXPECT_GT(second["valid_images_per_s"].get<double>(), 0);
+  EXPECT_GT(second["epoch_s"].get<double>(), 0);
+}
+
+// A classifier's stage evaluates its test split after training; planning it writes nothing.
+TEST(Plan, ASupervisedStageIsTimedAndWritesNothing) {
+  std::string dir = temp_dir("plan-supervised");
+  CliResult r = run_loom({"plan", source_path("pipelines/fid_classifier.yaml"), "--json",
+                          "--subset", "320", "--steps", "2"},
+                         "cd " + dir + " &&");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out.substr(0, r.out.find('\n')));
+  EXPECT_GT(j["epoch_s"].get<double>(), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/runs")) << "loom plan made " << dir << "/runs";
+}
+
 class PlanEstimate : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PlanEstimate, WithinTwiceTheMeasuredEpoch) {

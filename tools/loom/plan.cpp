@@ -69,7 +69,8 @@ void add_plan_command(CLI::App& app) {
       "estimated from a few timed training steps");
   add_pipeline(*cmd, o->pipeline);
   add_sets(*cmd, o->sets);
-  add_positive(*cmd, "--steps", o->steps, "timed training steps per window (3 windows, median)",
+  add_positive(*cmd, "--steps", o->steps,
+               "timed training steps per window, at least (3 windows of 0.2 s or more, median)",
                "10");
   add_positive(*cmd, "--subset", o->subset, "plan the run with this --subset", "all the data");
   add_positive(*cmd, "--epochs", o->epochs, "plan the run with this --epochs", "the pipeline's");
@@ -99,7 +100,7 @@ void add_plan_command(CLI::App& app) {
       // gradients for one batch; the data split held in memory.
       double weights = 4 * params, grads = 4 * trainable, slots = 4 * trainable * p.optimizer_slots;
       double acts = p.trains ? 2 * 4 * values * double(p.batch) : 0;
-      double rate = 0;
+      double rate = 0, valid_rate = 0;
       if (p.trains) {
         RunOptions bo = ro;
         bo.benchmark = true;
@@ -107,16 +108,29 @@ void add_plan_command(CLI::App& app) {
         bo.bench.warmup = 3;
         bo.bench.windows = 3;
         bo.bench.steps = o->steps;
+        bo.bench.min_window_s = 0.2;  // tiny models: enough steps to time
         Runtime bench(o->pipeline, bo);
         bench.run();
-        for (auto& r : bench.bench_reports()) rate = median(r.rates);
+        for (auto& r : bench.bench_reports()) {
+          rate = median(r.rates);
+          valid_rate = r.valid_rate;
+        }
+        // Data another stage publishes is counted once that stage has run for the timing.
+        if (p.train_images < 0)
+          for (auto& q : bench.plan())
+            if (q.name == p.name) {
+              p.train_images = q.train_images;
+              p.valid_images = q.valid_images;
+            }
       }
-      // An epoch: its training images at the measured rate, and the validation images at three
-      // times that (a forward pass costs about a third of a training step).
-      double epoch =
-          rate > 0 && p.train_images > 0
-              ? double(p.train_images) / rate + std::max<int64_t>(p.valid_images, 0) / (3 * rate)
-              : 0;
+      // An epoch: its training images at the measured training rate and its validation images
+      // at the measured validation rate (else at three times the training rate: a forward pass
+      // costs about a third of a training step).
+      if (valid_rate <= 0) valid_rate = 3 * rate;
+      double epoch = rate > 0 && p.train_images > 0
+                         ? double(p.train_images) / rate +
+                               double(std::max<int64_t>(p.valid_images, 0)) / valid_rate
+                         : 0;
       if (o->json) {
         nlohmann::ordered_json j;
         j["stage"] = p.name;
@@ -133,6 +147,7 @@ void add_plan_command(CLI::App& app) {
           j["train_images"] = p.train_images;
           j["valid_images"] = p.valid_images;
           j["images_per_s"] = rate;
+          j["valid_images_per_s"] = valid_rate;
           j["epoch_s"] = epoch;
           j["estimate"] = "timed steps";
         }
@@ -164,8 +179,10 @@ void add_plan_command(CLI::App& app) {
                 << "gradients); peak about " << mib(weights + grads + slots + acts)
                 << " beyond the data\n";
       if (rate > 0)
-        std::cout << "  time: " << si(rate, "images/s") << " measured over 3 x " << o->steps
-                  << " timed steps -> " << duration(epoch) << " per epoch, "
+        std::cout << "  time: " << si(rate, "images/s") << " measured over 3 windows of "
+                  << o->steps << "+ timed steps"
+                  << (p.valid_images > 0 ? ", validation " + si(valid_rate, "images/s") : "")
+                  << " -> " << duration(epoch) << " per epoch, "
                   << duration(epoch * double(p.epochs)) << " for " << p.epochs << " epoch"
                   << (p.epochs == 1 ? "" : "s") << " (sampling and grids not included)\n";
     }

@@ -89,12 +89,17 @@ class LOOM_API StageContext {
     // Time a diffusion stage's denoising steps (its model in inference on one batch) instead
     // of its training steps; other recipes refuse it.
     bool sampling = false;
+    // A window also lasts at least this long (more steps when they are short), so that a model
+    // whose step takes microseconds is not timed over a few hundred of them.
+    double min_window_s = 0;
   };
   virtual const BenchSettings* bench() const { return nullptr; }
   virtual void bench_result(const std::vector<double>& images_per_s_per_window, int64_t batch) {
     (void)images_per_s_per_window;
     (void)batch;
   }
+  // After the training windows: images/s of the stage's validation pass (0: none).
+  virtual void bench_validation(double images_per_s) { (void)images_per_s; }
   // Gradient synchronisation across processes (a no-op reducer on one process).
   virtual GradientReducer& reducer();
   // The stage's `freeze:` list (models or layers this stage does not train).

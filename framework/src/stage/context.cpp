@@ -40,6 +40,9 @@ class Context : public StageContext {
                const std::string& like) override {
     rt_.publish(n, std::move(d), like);
   }
+  void bench_validation(double images_per_s) override {
+    rt_.add_bench_validation(name_, images_per_s);
+  }
   void bench_result(const std::vector<double>& rates, int64_t batch) override {
     rt_.add_bench_report({name_, batch, rates});
   }

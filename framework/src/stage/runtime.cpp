@@ -80,10 +80,12 @@ std::string Runtime::out_path(const std::string& rel) {
 
 void Runtime::log(const std::string& line) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::cout << line << std::endl;
+  // A benchmark's standard output is its figures (`--json`): what its stages say goes aside.
+  (opt_.benchmark ? std::cerr : std::cout) << line << std::endl;
 }
 
 void Runtime::metric(const std::string& stage, const std::string& json) {
+  if (opt_.benchmark) return;  // a benchmark writes nothing
   std::lock_guard<std::mutex> lock(mutex_);
   std::string path = (fs::path(out_dir_) / "metrics.jsonl").string();
   if (fs::is_symlink(path))
@@ -102,6 +104,12 @@ void Runtime::add_bench_report(BenchReport r) {
   bench_reports_.push_back(std::move(r));
 }
 
+void Runtime::add_bench_validation(const std::string& stage, double images_per_s) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& r : bench_reports_)
+    if (r.stage == stage) r.valid_rate = images_per_s;
+}
+
 void Runtime::save_weights() {
   std::vector<std::pair<std::string, const Tensor*>> t;
   for (auto& [name, p] : models_->params()) t.push_back({name, &p->value});
@@ -116,6 +124,30 @@ void Runtime::run_stage(StageDecl& s) {
   auto recipe = registry().create<Recipe>(s.recipe, s.params);
   auto ctx = make_context(s);
   recipe->run(*ctx);
+}
+
+// A benchmark of a stage that reads a dataset another stage publishes (greedy layer-wise
+// training: a predict stage's codings): that stage runs first, with whatever weights its models
+// have (a timing needs data of the right shape and count, not trained codings), writing nothing.
+void Runtime::make_bench_inputs(const StageDecl& s, std::set<std::string>& made) {
+  for (auto& d : datasets_read(s)) {
+    auto it = datasets_.find(d);
+    if (it == datasets_.end() || it->second->src || it->second->loaded) continue;
+    StageDecl* producer = nullptr;
+    for (auto& c : stages_) {
+      YAML::Node pub = file_.root["stages"][c->name]["publish"];
+      if (pub && pub.IsScalar() && pub.Scalar() == d) producer = c.get();
+    }
+    if (!producer || !made.insert(producer->name).second) continue;
+    if (registry().get(Kind::Recipe, producer->recipe).spec.find("epochs"))
+      throw Error("stage '" + s.name + "' reads the dataset '" + d + "' that the training stage '" +
+                  producer->name +
+                  "' publishes; timing it needs that stage trained first (loom run)");
+    make_bench_inputs(*producer, made);
+    YAML::Node entry = YAML::Clone(file_.root["stages"][producer->name]);
+    for (const char* k : {"recipe", "after", "write", "scatter", "preview"}) entry.remove(k);
+    run_recipe(producer->name, producer->recipe, entry, file_.path);
+  }
 }
 
 void Runtime::run_recipe(const std::string& name, const std::string& recipe,
@@ -143,6 +175,8 @@ void Runtime::run() {
     if (!chosen)
       throw Error(file_.path + ": no training stage to benchmark" +
                   (opt_.bench_stage.empty() ? "" : " named '" + opt_.bench_stage + "'"));
+    std::set<std::string> made;
+    make_bench_inputs(*chosen, made);
     run_stage(*chosen);
     return;
   }

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,7 @@ struct BenchReport {
   std::string stage;
   int64_t batch = 0;
   std::vector<double> rates;
+  double valid_rate = 0;  // images/s of the validation pass, 0 when not timed
 };
 
 class StageChecker;
@@ -100,6 +102,7 @@ class LOOM_API Runtime {
   std::string out_path(const std::string& rel);
   const RunOptions& options() const { return opt_; }
   void add_bench_report(BenchReport r);
+  void add_bench_validation(const std::string& stage, double images_per_s);
   void publish(const std::string& name, std::shared_ptr<const Dataset> data,
                const std::string& splits_like);
   void save_weights();
@@ -138,6 +141,7 @@ class LOOM_API Runtime {
   std::string trainable_summary(StageDecl& st);
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
+  void make_bench_inputs(const StageDecl& s, std::set<std::string>& made);
   // Stage caching (stage/caching.cpp). What becomes of a stage on --resume: it runs as --resume
   // always did (from its checkpoint, if any), is reused (its recorded weights loaded, not run),
   // or runs again from the start (its checkpoints and metrics lines dropped).

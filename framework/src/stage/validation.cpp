@@ -66,11 +66,21 @@ DataInfo Runtime::data_info(const std::string& ref) const {
   info.name = ref;
   std::string ds = ref.substr(0, ref.find('.'));
   auto it = datasets_.find(ds);
-  if (it == datasets_.end() || !it->second->src) return info;  // produced, or reported
+  if (it == datasets_.end()) return info;  // reported
   const DatasetDecl& d = *it->second;
+  if (!d.src && !d.loaded) return info;  // produced by a stage that has not run
   try {
-    info.sample_shape = d.src->sample_shape();
-    SourceInfo si = d.src->info();
+    SourceInfo si;
+    if (d.src) {
+      info.sample_shape = d.src->sample_shape();
+      si = d.src->info();
+    } else {  // published by a stage that ran (a benchmark's inputs)
+      info.sample_shape = d.loaded->sample_shape;
+      si.count = d.loaded->count;
+      si.num_classes = d.loaded->num_classes;
+      si.lo = d.loaded->lo;
+      si.hi = d.loaded->hi;
+    }
     info.num_classes = si.num_classes;
     if (d.scale.size() == 2)
       info.range = {std::min(d.scale[0], d.scale[1]), std::max(d.scale[0], d.scale[1])};

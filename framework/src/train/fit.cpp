@@ -322,21 +322,31 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
                   "' is not a diffusion stage; --sample measures the denoising steps of one");
     // Steady-state throughput: warm-up, then timed windows, with the data stage running.
     std::vector<double> rates;
-    int64_t total = bs->warmup + bs->windows * bs->steps, done = 0, epoch = 0;
+    int64_t done = 0, epoch = 0, in_window = 0;
     auto window_start = Clock::now();
-    while (done < total) {
+    auto finished = [&] { return int64_t(rates.size()) >= bs->windows; };
+    double paused = 0;  // starting each epoch's loader, which an epoch's time_s leaves out too
+    while (!finished()) {
+      auto t_loader = Clock::now();
       BatchLoader loader = train_loader(epoch++, -1);
+      paused += seconds_since(t_loader);
       int64_t before = done;
-      while (done < total) {
+      while (!finished()) {
         auto b = loader.next();
         if (!b) break;
         if (b->size != batch_size) continue;  // only full batches are timed
         train_step(*b, epoch);
         ++done;
-        if (done == bs->warmup) window_start = Clock::now();
-        if (done > bs->warmup && (done - bs->warmup) % bs->steps == 0) {
-          double secs = seconds_since(window_start);
-          rates.push_back(double(bs->steps * batch_size) / secs);
+        if (done <= bs->warmup) {
+          window_start = Clock::now();
+          paused = 0;
+          continue;
+        }
+        double secs = seconds_since(window_start) - paused;
+        if (++in_window >= bs->steps && secs >= bs->min_window_s) {
+          rates.push_back(double(in_window * batch_size) / secs);
+          in_window = 0;
+          paused = 0;
           window_start = Clock::now();
         }
       }
@@ -345,6 +355,28 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
                     std::to_string(batch_size) + " samples; nothing to benchmark");
     }
     ctx.bench_result(rates, batch_size);
+    // The validation pass, at its own batch size: a forward pass in inference mode over a batch
+    // of 256 runs 3 to 10 times a training step's images/s. Evaluated on a growing part of the
+    // split (after one batch to warm up) until it takes 0.2 s or the split is done.
+    if (has_valid) {
+      int64_t eb = std::max<int64_t>(batch_size, 256);
+      DataSplit part = hooks.valid, paired = hooks.paired_valid;
+      auto eval_part = [&](int64_t n) {
+        part.count = std::min(hooks.valid.count, n);
+        if (paired.count > 0) paired.count = part.count;
+        auto t0 = Clock::now();
+        evaluate(ctx, part, eb, hooks.step, paired);
+        return seconds_since(t0);
+      };
+      eval_part(eb);
+      for (int64_t n = eb;; n *= 2) {
+        double secs = eval_part(n);
+        if (secs >= bs->min_window_s || part.count == hooks.valid.count) {
+          ctx.bench_validation(double(part.count) / secs);
+          break;
+        }
+      }
+    }
     return result;
   }
 
