@@ -84,6 +84,7 @@ void add_run_command(CLI::App& app) {
     ro.overwrite = o->overwrite;
     ro.quiet = o->quiet;
     std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
+    ro.thread_budget = budget.substr(0, budget.find('\n'));
     install_stop_handlers();  // Ctrl-C: finish the step, write a checkpoint, stop
     Runtime rt(o->pipeline, ro);
     if (!ro.quiet)
@@ -706,8 +707,8 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--spacing", o->spacing,
                   "diffusion, ddim and dpm_solver_pp: the time steps visited: leading, trailing "
                   "or logsnr (evenly in log(signal/noise))")
-      ->type_name("NAME")
-      ->check(CLI::IsMember({"leading", "trailing", "logsnr"}))
+      ->type_name("leading|trailing|logsnr")
+      ->check(CLI::IsMember({"leading", "trailing", "logsnr"}).description(""))
       ->default_str("the training stage's, else leading");
   cmd->add_flag("--no-clip", o->no_clip,
                 "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "

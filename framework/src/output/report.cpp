@@ -83,13 +83,36 @@ std::string num(double v) {
   return b;
 }
 
+// 34.5 s, 5 min 12 s, 2 h 03 min.
+std::string duration_text(double s) {
+  char b[48];
+  if (s < 60)
+    std::snprintf(b, sizeof b, "%.3g s", s);
+  else if (s < 3600)
+    std::snprintf(b, sizeof b, "%d min %02d s", int(s / 60), int(s) % 60);
+  else
+    std::snprintf(b, sizeof b, "%d h %02d min", int(s / 3600), int(s / 60) % 60);
+  return b;
+}
+
 // Axis labels: short enough for the margin.
 std::string tick(double v) {
   char b[32];
-  if (std::abs(v) >= 1e4)
+  if (std::abs(v) >= 1e6) {
+    std::snprintf(b, sizeof b, "%.3gM", v / 1e6);
+  } else if (std::abs(v) >= 1e3) {
     std::snprintf(b, sizeof b, "%.3gk", v / 1000);
-  else
+  } else if (v != 0 && std::abs(v) < 1e-3) {  // 5.25e-4, not 0.000525
+    int e = int(std::floor(std::log10(std::abs(v))));
+    double m = v / std::pow(10.0, e);
+    if (std::abs(m) >= 9.995) {  // rounds up to the next power of ten
+      m /= 10;
+      ++e;
+    }
+    std::snprintf(b, sizeof b, "%.3ge%d", m, e);
+  } else {
     std::snprintf(b, sizeof b, "%.3g", v);
+  }
   return b;
 }
 
@@ -196,13 +219,17 @@ std::string chart(const std::string& title, const std::vector<Series>& series) {
 }
 
 // What the rows of Loom's own grids are.
-std::string caption(const std::string& name) {
+std::string caption(const std::string& name, bool per_epoch_samples) {
   if (name.rfind("reconstructions", 0) == 0)
     return "<br><small>validation originals over their reconstructions (a denoising "
            "autoencoder's noisy inputs between them)</small>";
-  if (name.rfind("samples", 0) == 0)
+  // samples.png is the last of samples/epoch_NNN.png when a training stage keeps them, else a
+  // sampling stage's grid.
+  if (name == "samples" || (name == "samples.png" && per_epoch_samples))
     return "<br><small>the same latent codes (or noise) every epoch; conditional models: one "
            "class per row</small>";
+  if (name.rfind("samples", 0) == 0)
+    return "<br><small>drawn by a sampling stage; conditional models: one class per row</small>";
   if (name.rfind("trajectory", 0) == 0)
     return "<br><small>one image from noise (left) to the sample (right)</small>";
   return "";
@@ -224,7 +251,7 @@ std::string epoch_grids(const fs::path& dir, const std::string& id) {
   std::ostringstream o;
   o << "<figure class=\"epochs\"><figcaption>" << escape(dir.filename().string())
     << "/ — <span id=\"" << id << "-name\">" << escape(files.back().filename().string())
-    << "</span>" << caption(dir.filename().string()) << "</figcaption>";
+    << "</span>" << caption(dir.filename().string(), true) << "</figcaption>";
   for (size_t i = 0; i < files.size(); ++i) {
     std::string n = escape(files[i].filename().string());
     o << img_tag(read_all(files[i]), files[i].filename().string(),
@@ -287,7 +314,8 @@ void clear_stage_failure(const std::string& run_dir, const std::string& stage) {
 }
 
 std::string write_report(const ReportInput& in) {
-  fs::path dir(in.run_dir);
+  fs::path dir = fs::path(in.run_dir).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();  // "runs/x/" names the folder x
   // Metrics, by stage, in file order.
   std::map<std::string, std::vector<nlohmann::json>> lines;
   std::vector<std::string> order = in.stages;
@@ -310,6 +338,9 @@ std::string write_report(const ReportInput& in) {
   } catch (const Error&) {
     // A damaged record only loses the "done" of stages without metrics; --resume reports it.
   }
+  std::string threads = in.threads;  // else as the stages recorded it (`loom report`)
+  for (auto& [stage, r] : finished)
+    if (threads.empty() && !r.threads.empty()) threads = r.threads;
   std::ostringstream o;
   std::string name = dir.filename().string();
   o << "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Loom run: "
@@ -327,20 +358,25 @@ std::string write_report(const ReportInput& in) {
   o << "<table><tr><th>Loom</th><td>" << escape(loom_version())
     << "</td></tr><tr><th>machine</th><td>" << escape(machine())
     << "</td></tr><tr><th>threads</th><td>"
-    << (in.threads > 0 ? std::to_string(in.threads) : std::string("default")) << "</td></tr>"
+    << escape(threads.empty() ? std::string("not recorded") : threads) << "</td></tr>"
     << "<tr><th>folder</th><td>" << escape(fs::absolute(dir).string()) << "</td></tr></table>";
   // Stage table: status and wall time.
   o << "<h2>Stages</h2><table><tr><th>stage</th><th>recipe</th><th>status</th><th>epochs</th>"
     << "<th>wall time</th></tr>";
   for (auto& s : order) {
+    // The wall time of the stage's last run as recorded when it finished; for a stage that did
+    // not finish, the time its training and validation passes took (a lower bound).
     double seconds = 0;
     int64_t epochs = 0;
     for (auto& j : lines[s]) {
-      if (j.value("split", "") == "train" && j.contains("time_s") && j["time_s"].is_number())
+      std::string split = j.value("split", "");
+      if ((split == "train" || split == "valid") && j.contains("time_s") && j["time_s"].is_number())
         seconds += j["time_s"].get<double>();
       if (j.contains("epoch") && j["epoch"].is_number_integer())
         epochs = std::max<int64_t>(epochs, j["epoch"].get<int64_t>());
     }
+    bool recorded = finished.count(s) && finished[s].seconds >= 0;
+    if (recorded) seconds = finished[s].seconds;
     std::string status = failures.contains(s)  ? "<span class=\"bad\">failed</span>"
                          : in.running.count(s) ? "running"
                          : in.reused.count(s)  ? "<span class=\"ok\">done</span> (reused)"
@@ -349,7 +385,8 @@ std::string write_report(const ReportInput& in) {
     auto r = in.recipes.find(s);
     o << "<tr><td><a href=\"#stage-" << escape(s) << "\">" << escape(s) << "</a></td><td>"
       << escape(r == in.recipes.end() ? "" : r->second) << "</td><td>" << status << "</td><td>"
-      << epochs << "</td><td>" << (seconds > 0 ? num(seconds) + " s" : "") << "</td></tr>";
+      << (epochs > 0 ? std::to_string(epochs) : std::string("&mdash;")) << "</td><td>"
+      << (seconds > 0 ? (recorded ? "" : "&ge; ") + duration_text(seconds) : "") << "</td></tr>";
   }
   o << "</table>";
   // Per stage: failure, curves.
@@ -373,6 +410,8 @@ std::string write_report(const ReportInput& in) {
       if (split == "test") continue;
       for (auto& [k, v] : j.items()) {
         if (kSkip.count(k) || !v.is_number()) continue;
+        // A GAN's `loss` is its generator's loss again (g_loss): drawn once.
+        if (k == "loss" && j.contains("g_loss")) continue;
         std::string c = k.rfind("lr", 0) == 0                ? "learning rate"
                         : k.find("acc") != std::string::npos ? "accuracy"
                         : k.rfind("diversity", 0) == 0       ? "diversity (mean pairwise distance)"
@@ -418,7 +457,8 @@ std::string write_report(const ReportInput& in) {
   o << "<h2>Pictures</h2>";
   if (pngs.empty() && folders.empty()) o << "<p>This run wrote no pictures.</p>";
   for (auto& p : pngs)
-    o << "<figure><figcaption>" << escape(p.filename().string()) << caption(p.filename().string())
+    o << "<figure><figcaption>" << escape(p.filename().string())
+      << caption(p.filename().string(), fs::is_directory(p.parent_path() / "samples"))
       << "</figcaption>" << img_tag(read_all(p), p.filename().string(), "") << "</figure>";
   int id = 0;
   for (auto& f : folders) o << epoch_grids(f, std::string(1, 'g') + std::to_string(id++));

@@ -17,7 +17,7 @@ struct LOOM_API ReportInput {
   std::vector<std::string> stages;  // in pipeline order (empty: those named in metrics.jsonl)
   std::map<std::string, std::string> recipes;  // stage -> recipe
   std::string summary;                         // the models' summaries ("" when unknown)
-  int threads = 0;                             // the thread budget (0: unknown)
+  std::string threads;  // the thread budget as `loom run` printed it ("": not recorded)
   std::map<std::string, std::string> running;  // stage -> "running" while a run goes on
   std::set<std::string> reused;  // stages not run again: their inputs were unchanged (--resume)
 };

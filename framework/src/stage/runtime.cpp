@@ -5,6 +5,7 @@
 #include <tbb/flow_graph.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -194,7 +195,8 @@ void Runtime::run() {
   ReportInput report;
   report.run_dir = out_dir_;
   report.summary = summary();
-  report.threads = opt_.threads;
+  report.threads = opt_.thread_budget.rfind("threads: ", 0) == 0 ? opt_.thread_budget.substr(9)
+                                                                 : opt_.thread_budget;
   for (auto& s : stages_) {
     report.stages.push_back(s->name);
     report.recipes[s->name] = s->recipe;
@@ -240,10 +242,13 @@ void Runtime::run() {
             if (reuse) {
               load_stage_weights(*s);
             } else {
+              auto t0 = std::chrono::steady_clock::now();
               run_stage(*s);
               save_stage_weights(*s);
+              double secs =
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
               std::lock_guard<std::mutex> lock(records_mutex_);
-              records_[s->name] = {inputs_.at(s->name), utc_now()};
+              records_[s->name] = {inputs_.at(s->name), utc_now(), secs, report.threads};
               write_stage_records(out_dir_, records_);
             }
           } catch (const Interrupted& e) {

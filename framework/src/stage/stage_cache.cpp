@@ -82,6 +82,8 @@ std::map<std::string, StageRecord> read_stage_records(const std::string& run_dir
       StageRecord rec;
       rec.inputs = from_json(r.at("inputs"));
       rec.finished = r.at("finished").get<std::string>();
+      if (r.contains("seconds")) rec.seconds = r.at("seconds").get<double>();
+      if (r.contains("threads")) rec.threads = r.at("threads").get<std::string>();
       out[stage] = rec;
     }
   } catch (const nlohmann::json::exception&) {
@@ -100,8 +102,11 @@ void write_stage_records(const std::string& run_dir,
     return;
   }
   nlohmann::json j = nlohmann::json::object();
-  for (auto& [stage, r] : records)
+  for (auto& [stage, r] : records) {
     j[stage] = {{"finished", r.finished}, {"key", r.inputs.key()}, {"inputs", to_json(r.inputs)}};
+    if (r.seconds >= 0) j[stage]["seconds"] = r.seconds;
+    if (!r.threads.empty()) j[stage]["threads"] = r.threads;
+  }
   std::string text = j.dump(2) + "\n";
   write_atomically(p.string(), [&](const std::string& tmp) {
     std::ofstream o(tmp);

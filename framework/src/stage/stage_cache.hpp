@@ -28,6 +28,8 @@ struct StageInputs {
 struct StageRecord {
   StageInputs inputs;
   std::string finished;  // "2026-12-03 21:30:05 UTC"
+  double seconds = -1;   // wall time of the stage's last run (-1: not recorded)
+  std::string threads;   // the thread budget it ran with ("1 for oneDNN ..."; "": not recorded)
 };
 
 // The 64-bit FNV-1a hash of `text`, as 16 hex digits.
