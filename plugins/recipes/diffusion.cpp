@@ -63,13 +63,12 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .range(0, 1)
       .doc("ddim: 0 deterministic, > 0 adds noise (1: as much as DDPM)");
   s.add("spacing", Type::String)
-      .def("leading")
+      .def("trailing")
       .choices({"leading", "trailing", "logsnr"})
       .doc(
-          "ddim / dpm_solver_pp time steps: leading (1, 1+T/S, ...), trailing (T, T-T/S, ...; "
-          "where alpha_bar_T is ~0, as with the cosine schedule, the first clean-image estimate "
-          "is ill-conditioned) or logsnr (from leading's first step to 1, evenly in "
-          "log(signal/noise))");
+          "ddim / dpm_solver_pp time steps: trailing (T, T-T/S, ...: from pure noise), leading "
+          "(1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not yet noise alone) "
+          "or logsnr (from leading's first step to 1, evenly in log(signal/noise))");
   s.add("clip", Type::Bool)
       .def("true")
       .doc("ddim / dpm_solver_pp: clip each predicted clean image to the data's range");

@@ -117,7 +117,7 @@ struct SamplerSettings {
   double eta = 0;  // ddim: 0 deterministic, 1 DDPM-like noise
   // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; logsnr: leading's first step to 1, evenly
   // in log(a_t / s_t).
-  std::string spacing = "leading";
+  std::string spacing = "trailing";
   // ddim and dpm_solver_pp: clip each predicted x_0 to [lo, hi] (the data's range).
   bool clip = false;
   double lo = -1, hi = 1;

@@ -235,9 +235,10 @@ TEST(DiffusionSample, SameBytesTwiceAndForAnyNumberOfSamples) {
 }
 
 // Classifier-free guidance in one batched call, checked against its formula: with one DDIM step
-// and no clipping the image is linear in the prediction, so the image sampled with guidance w
-// equals uncond + w (cond - uncond) of the images sampled with guidance 0 and 1 (a wide range:
-// no clipping either).
+// from t = 1 (leading: trailing's one step would start where the signal is ~0 and the image
+// leaves any range) and no clipping the image is linear in the prediction, so the image sampled
+// with guidance w equals uncond + w (cond - uncond) of the images sampled with guidance 0 and 1
+// (a wide range: no clipping either).
 TEST(DiffusionSample, GuidanceIsUncondPlusWTimesTheDifference) {
   std::string dir = temp_dir("diffusion_guidance");
   std::string stages = R"(  train:
@@ -260,6 +261,7 @@ TEST(DiffusionSample, GuidanceIsUncondPlusWTimesTheDifference) {
     timesteps: 50
     sampler: ddim
     sampling_steps: 1
+    spacing: leading
     clip: false
     n: 4
     batch_size: 4

@@ -190,7 +190,9 @@ TEST(DiffusionSampler, LogSnrSpacingIsEvenInLambda) {
       bool nearest = off <= std::abs(lambda(t - 1) - want) && off <= std::abs(lambda(t + 1) - want);
       EXPECT_TRUE(nearest || t == ts[i - 1] - 1)
           << "step " << i << " at t = " << t << ": lambda " << lambda(t) << ", wanted " << want;
-      if (S <= 20) EXPECT_TRUE(nearest) << "step " << i;
+      if (S <= 20) {
+        EXPECT_TRUE(nearest) << "step " << i;
+      }
     }
   }
   // Every step is used even when more are asked than the schedule has room for evenly.

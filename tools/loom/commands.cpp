@@ -709,7 +709,7 @@ void add_sample_command(CLI::App& app) {
                   "or logsnr (evenly in log(signal/noise))")
       ->type_name("leading|trailing|logsnr")
       ->check(CLI::IsMember({"leading", "trailing", "logsnr"}).description(""))
-      ->default_str("the training stage's, else leading");
+      ->default_str("the training stage's, else trailing");
   cmd->add_flag("--no-clip", o->no_clip,
                 "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "
                 "data's range");
