@@ -213,18 +213,13 @@ void Runtime::decide_fates() {
   // A dataset a stage publishes lives in memory only: a stage that runs and reads it needs its
   // producer to run again (with the same inputs it makes the same data, so the stages after the
   // producer stay reused).
-  std::map<std::string, std::string> producer;
-  for (auto& s : stages_) {
-    YAML::Node pub = file_.root["stages"][s->name]["publish"];
-    if (pub && pub.IsScalar()) producer[pub.Scalar()] = s->name;
-  }
   for (bool changed = true; changed;) {
     changed = false;
     for (StageDecl* s : order) {
       if (fates_[s->name] == Fate::Reuse) continue;
       for (auto& d : datasets_read(*s)) {
-        auto p = producer.find(d);
-        if (p == producer.end() || fates_[p->second] != Fate::Reuse) continue;
+        auto p = publishers_.find(d);
+        if (p == publishers_.end() || fates_[p->second] != Fate::Reuse) continue;
         fates_[p->second] = Fate::Restart;
         why[p->second] = "runs again (stage '" + s->name + "' reads the dataset '" + d +
                          "' it publishes, which is kept in memory only)";

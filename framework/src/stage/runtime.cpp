@@ -134,12 +134,12 @@ void Runtime::make_bench_inputs(const StageDecl& s, std::set<std::string>& made)
   for (auto& d : datasets_read(s)) {
     auto it = datasets_.find(d);
     if (it == datasets_.end() || it->second->src || it->second->loaded) continue;
+    auto pub = publishers_.find(d);
+    if (pub == publishers_.end() || !made.insert(pub->second).second) continue;
     StageDecl* producer = nullptr;
-    for (auto& c : stages_) {
-      YAML::Node pub = file_.root["stages"][c->name]["publish"];
-      if (pub && pub.IsScalar() && pub.Scalar() == d) producer = c.get();
-    }
-    if (!producer || !made.insert(producer->name).second) continue;
+    for (auto& c : stages_)
+      if (c->name == pub->second) producer = c.get();
+    if (!producer) continue;
     if (registry().get(Kind::Recipe, producer->recipe).spec.find("epochs"))
       throw Error("stage '" + s.name + "' reads the dataset '" + d + "' that the training stage '" +
                   producer->name +

@@ -143,6 +143,8 @@ class LOOM_API Runtime {
   std::shared_ptr<const Dataset> load_dataset(DatasetDecl& d);
   void run_stage(StageDecl& s);
   void make_bench_inputs(const StageDecl& s, std::set<std::string>& made);
+  // Dataset -> the stage that publishes it (`publish:`), from validation.
+  std::map<std::string, std::string> publishers_;
   // Stage caching (stage/caching.cpp). What becomes of a stage on --resume: it runs as --resume
   // always did (from its checkpoint, if any), is reused (its recorded weights loaded, not run),
   // or runs again from the start (its checkpoints and metrics lines dropped).

@@ -215,12 +215,11 @@ void Runtime::validate_stages(Problems& problems) {
   std::set<std::string> names;
   for (auto it = st.begin(); it != st.end(); ++it) names.insert(it->first.Scalar());
   // Datasets that stages produce (`publish: NAME`) can be used by later stages.
-  std::map<std::string, std::string> producer;
   for (auto it = st.begin(); it != st.end(); ++it) {
     YAML::Node pub = it->second.IsMap() ? it->second["publish"] : YAML::Node();
     if (!pub) continue;
     std::string dn = pub.Scalar();
-    if (datasets_.count(dn) || producer.count(dn)) {
+    if (datasets_.count(dn) || publishers_.count(dn)) {
       problems.add(location_of(pub, file_.path), "stages." + it->first.Scalar() + ".publish",
                    "dataset '" + dn + "' already exists");
       continue;
@@ -229,7 +228,7 @@ void Runtime::validate_stages(Problems& problems) {
     d->name = dn;
     d->node = pub;
     datasets_[dn] = std::move(d);
-    producer[dn] = it->first.Scalar();
+    publishers_[dn] = it->first.Scalar();
   }
   for (auto it = st.begin(); it != st.end(); ++it) {
     std::string name = it->first.Scalar(), path = "stages." + name;
@@ -352,11 +351,11 @@ void Runtime::validate_stages(Problems& problems) {
             if (file_.root["datasets"] && file_.root["datasets"][ds]) continue;  // already reported
             local.add(location_of(node[ps.name], file_.path), path + "." + ps.name,
                       "unknown dataset '" + ds + "'" + suggestion(ds, known));
-          } else if (producer.count(ds)) {
-            // A stage reading a produced dataset waits for its producer.
-            if (producer[ds] != name &&
-                std::find(s->after.begin(), s->after.end(), producer[ds]) == s->after.end())
-              s->after.push_back(producer[ds]);
+          } else if (publishers_.count(ds)) {
+            // A stage reading a produced dataset waits for its publisher.
+            if (publishers_[ds] != name &&
+                std::find(s->after.begin(), s->after.end(), publishers_[ds]) == s->after.end())
+              s->after.push_back(publishers_[ds]);
           } else if (v.find('.') == std::string::npos) {
             // The whole dataset: a training stage reads its 'train' split and validates on its
             // 'valid' one. Splits under other names would silently mean "all of it, no
