@@ -175,9 +175,11 @@ AugmentJob prepare_augment(const AugmentCommandOptions& a, bool has_transform, b
           ref = s["data"].Scalar();
           transform = s["transform"];
           tpath = "stages." + it->first.Scalar() + ".transform";
-          if (s["copies"]) copies = s["copies"].as<int64_t>();
-          if (s["keep_originals"]) keep = s["keep_originals"].as<bool>();
-          if (s["seed"]) seed = s["seed"].as<uint64_t>();
+          // Checked by the Runtime against the recipe's parameters.
+          if (s["copies"]) parse_int(s["copies"], copies);
+          if (s["keep_originals"]) parse_bool(s["keep_originals"], keep);
+          int64_t stage_seed = 0;
+          if (s["seed"] && parse_int(s["seed"], stage_seed)) seed = uint64_t(stage_seed);
           what = "stage " + it->first.Scalar();
         }
     if (ref.empty())

@@ -478,7 +478,8 @@ void sample_diffusion(const SampleOptions& o, const CLI::App& cmd, TrainedRun& r
   if (given(cmd, "--eta")) e["eta"] = o.eta;
   if (given(cmd, "--spacing")) e["spacing"] = o.spacing;
   if (o.no_clip) e["clip"] = false;
-  bool conditional = e["conditional"] && e["conditional"].as<bool>(false);
+  bool conditional = false;
+  if (e["conditional"]) parse_bool(e["conditional"], conditional);
   if (given(cmd, "--guidance")) {
     if (!conditional)
       throw UsageError("--guidance: the model of " + run.run_dir +

@@ -133,7 +133,7 @@ const ParamSpec* Spec::find(const std::string& name) const {
   return nullptr;
 }
 
-static bool parse_int(const YAML::Node& n, int64_t& v) {
+bool parse_int(const YAML::Node& n, int64_t& v) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
   try {
@@ -151,7 +151,7 @@ static bool parse_int(const YAML::Node& n, int64_t& v) {
   }
 }
 
-static bool parse_float(const YAML::Node& n, double& v) {
+bool parse_float(const YAML::Node& n, double& v) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
   try {
@@ -163,7 +163,7 @@ static bool parse_float(const YAML::Node& n, double& v) {
   }
 }
 
-static bool parse_bool(const YAML::Node& n, bool& v) {
+bool parse_bool(const YAML::Node& n, bool& v) {
   if (!n.IsScalar()) return false;
   std::string s = n.Scalar();
   if (s == "true" || s == "True" || s == "yes" || s == "on") return v = true, true;

@@ -51,6 +51,13 @@ std::string join_path(const std::string& path, const std::string& key);
 std::string index_path(const std::string& path, size_t i);
 std::string describe_node(const YAML::Node& n);  // "a mapping", "'abc'", ...
 
+// A scalar read as Loom's parameter checks read it (an integer also as 1e3 or 5.0; booleans
+// true/false/yes/no/on/off); false when it is not one. Code that reads a value the checks
+// passed uses these rather than yaml-cpp's as<T>(), which accepts a different set and throws.
+LOOM_API bool parse_int(const YAML::Node& n, int64_t& v);
+LOOM_API bool parse_float(const YAML::Node& n, double& v);
+LOOM_API bool parse_bool(const YAML::Node& n, bool& v);
+
 struct Params::Impl {
   YAML::Node node;
   Spec spec;

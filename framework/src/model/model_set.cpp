@@ -13,12 +13,8 @@ Shape read_shape(const YAML::Node& n, const std::string& file, const std::string
   if (!n.IsSequence()) throw Error(location_of(n, file), path, "expected a shape such as [28, 28]");
   for (auto e : n) {
     int64_t v = 0;
-    try {
-      v = e.as<int64_t>();
-    } catch (...) {
+    if (!parse_int(e, v) || v <= 0)
       throw Error(location_of(e, file), path, "shape entries must be positive integers");
-    }
-    if (v <= 0) throw Error(location_of(e, file), path, "shape entries must be positive integers");
     s.push_back(v);
   }
   // Bounded, so that no product of the sizes overflows (2^31 values per sample).
@@ -244,12 +240,9 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     }
     bool trainable = true;
     if (entry["trainable"]) {
-      try {
-        trainable = entry["trainable"].as<bool>();
-      } catch (...) {
+      if (!parse_bool(entry["trainable"], trainable))
         throw Error(location_of(entry["trainable"], file_), path + ".trainable",
                     "expected true or false");
-      }
     }
 
     if (entry["model"]) {

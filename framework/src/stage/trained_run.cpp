@@ -84,8 +84,12 @@ std::shared_ptr<Model> TrainedRun::model(const std::string& name) const {
 std::pair<float, float> TrainedRun::data_range() const {
   if (auto ds = runtime->pipeline().root["datasets"])
     for (auto d : ds)
-      if (d.second["scale"])
-        return {d.second["scale"][0].as<float>(), d.second["scale"][1].as<float>()};
+      if (d.second["scale"]) {
+        double lo = 0, hi = 1;  // checked by validation
+        parse_float(d.second["scale"][0], lo);
+        parse_float(d.second["scale"][1], hi);
+        return {float(lo), float(hi)};
+      }
   return {0.f, 1.f};
 }
 

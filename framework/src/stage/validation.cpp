@@ -138,7 +138,11 @@ void Runtime::validate_datasets(Problems& problems) {
         std::string why = check_value(node["scale"], s);
         if (why.empty() && node["scale"].size() != 2) why = "expected [low, high]";
         if (!why.empty()) throw Error(location_of(node["scale"], file_.path), path + ".scale", why);
-        for (auto v : node["scale"]) d->scale.push_back(v.as<double>());
+        for (auto v : node["scale"]) {
+          double x = 0;
+          parse_float(v, x);
+          d->scale.push_back(x);
+        }
       }
       if (node["class_names"]) {
         ParamSpec s;
@@ -163,8 +167,9 @@ void Runtime::validate_datasets(Problems& problems) {
           Problems lp;
           check_params(s->second, split_spec, file_.path, path + ".splits." + sn, {}, lp);
           lp.raise_if_any();
-          int64_t skip = s->second["skip"] ? s->second["skip"].as<int64_t>() : 0;
-          int64_t take = s->second["take"] ? s->second["take"].as<int64_t>() : -1;
+          int64_t skip = 0, take = -1;
+          if (s->second["skip"]) parse_int(s->second["skip"], skip);
+          if (s->second["take"]) parse_int(s->second["take"], take);
           d->splits[sn] = {skip, take};
         }
       }
