@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   refuse_only_with_errors([&] {
     loom::RunOptions ro;
     ro.quiet = true;
+    ro.memory_budget = int64_t(1) << 30;  // below the harness's allocation limit of 2 GiB
     loom::Runtime rt(file, ro);
     rt.summary();
   });

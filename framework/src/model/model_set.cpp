@@ -1,5 +1,9 @@
 #include "model/model_set.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "loom/initializer.hpp"
 
 namespace loom {
@@ -29,6 +33,32 @@ Shape read_shape(const YAML::Node& n, const std::string& file, const std::string
   return s;
 }
 
+int64_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? int64_t(pages) * size : int64_t(1) << 62;
+}
+
+std::string byte_text(int64_t bytes) {
+  static const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = double(bytes) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f %s", v, units[u]);
+  return b;
+}
+
+// A layer's output shape: positive sizes, at most 2^31 values per sample (as data shapes).
+void check_output(const Shape& s) {
+  int64_t count = 1;
+  for (int64_t v : s) {
+    if (v <= 0) throw Error("its output would have shape " + to_string(s) + ": empty");
+    if (v > (int64_t(1) << 31) / count)
+      throw Error("its output would hold more than 2^31 values per sample");
+    count *= v;
+  }
+}
+
 }  // namespace
 
 class NodeBuilder : public LayerBuilder {
@@ -40,6 +70,7 @@ class NodeBuilder : public LayerBuilder {
                  int64_t fan_in, int64_t fan_out, bool trainable) override {
     auto p = std::make_shared<Param>();
     p->name = node_.name + "." + local;
+    reserve(local, shape);
     p->value.resize(shape);
     p->grad.resize(shape);
     p->trainable = trainable;
@@ -76,6 +107,25 @@ class NodeBuilder : public LayerBuilder {
   }
 
  private:
+  // Counts the parameter against the models' memory budget before it is allocated.
+  void reserve(const std::string& local, const Shape& shape) {
+    int64_t count = 1;
+    for (int64_t v : shape) {
+      if (v <= 0 || v > (int64_t(1) << 40) / count)
+        throw Error("its " + local + " of shape " + to_string(shape) +
+                    " is too large to hold in memory");
+      count *= v;
+    }
+    int64_t bytes = count * int64_t(2 * sizeof(float));  // value and gradient
+    int64_t budget = set_.budget_ > 0 ? set_.budget_ : physical_memory();
+    if (set_.param_bytes_ + bytes > budget)
+      throw Error("its " + local + " of shape " + to_string(shape) + " needs " + byte_text(bytes) +
+                  " (weights and gradients), and the parameters of the models " + "would need " +
+                  byte_text(set_.param_bytes_ + bytes) + " in all: more than " +
+                  (set_.budget_ > 0 ? "the budget of " : "this machine's memory of ") +
+                  byte_text(budget));
+    set_.param_bytes_ += bytes;
+  }
   ModelSet& set_;
   ModelNode& node_;
   std::string model_;
@@ -346,6 +396,7 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
     for (int j : in) shapes.push_back(nodes[j].shape);
     try {
       node.shape = node.layer->infer(shapes);
+      check_output(node.shape);
     } catch (const Error& err) {
       std::string shapes_text;
       for (size_t k = 0; k < shapes.size(); ++k)
@@ -357,6 +408,7 @@ std::shared_ptr<Model> ModelSet::build(const std::string& name) {
       NodeBuilder b(*this, nodes[idx], name, params);
       nodes[idx].layer->build(b);
       nodes[idx].shape = nodes[idx].layer->infer(shapes);  // layers may refine it once built
+      check_output(nodes[idx].shape);
     } catch (const Error& err) {
       std::string msg = err.what();
       if (msg.find(file_) == 0) throw;

@@ -28,6 +28,10 @@ class LOOM_API ModelSet {
   // Every parameter of every model, by qualified name.
   const std::map<std::string, ParamPtr>& params() const { return params_; }
   ParamPtr find_param(const std::string& qualified) const;
+  // The most memory the parameters of every model may take (values and gradients), in bytes;
+  // default: the machine's physical memory. A model past it is refused where it is declared,
+  // before anything is allocated.
+  void set_memory_budget(int64_t bytes) { budget_ = bytes; }
 
  private:
   friend class NodeBuilder;
@@ -41,6 +45,8 @@ class LOOM_API ModelSet {
   std::map<std::string, std::shared_ptr<Model>> built_;
   std::set<std::string> building_;
   std::map<std::string, ParamPtr> params_;
+  int64_t budget_ = 0;
+  int64_t param_bytes_ = 0;  // of params_, values and gradients
 };
 
 }  // namespace loom

@@ -33,6 +33,7 @@ Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::mo
                        opt_.received ? std::vector<std::string>{} : file_.plugin_dirs);
   out_dir_ = opt_.out_dir.empty() ? (fs::path("runs") / file_.name).string() : opt_.out_dir;
   models_ = std::make_unique<ModelSet>(global_registry(), file_.seed, file_.path);
+  models_->set_memory_budget(opt_.memory_budget);
   Problems problems;
   if (file_.root["models"]) models_->declare(file_.root["models"]);
   validate_datasets(problems);

@@ -29,6 +29,8 @@ struct LOOM_API RunOptions {
   int64_t epochs = 0, max_steps = 0;
   int64_t subset = 0;  // cap every split at this many samples (CI, quick checks)
   int threads = 0;
+  // The most memory the models' parameters may take, in bytes (0: the machine's memory).
+  int64_t memory_budget = 0;
   std::string thread_budget;  // as printed at start ("threads: 2 for oneDNN ..."), for the report
   bool resume = false, quiet = false;
   bool overwrite = false;  // replace the run already in out_dir (see stage/run_folder.hpp)
