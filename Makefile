@@ -44,12 +44,13 @@ sanitize: deps
 # libFuzzer harnesses (fuzz/: one per reader, and pipeline text -> validate), built with clang,
 # ASan and UBSan in build-fuzz/, each run for FUZZ_SECONDS (CI: 30). scripts/fuzz.sh says more.
 FUZZ_SECONDS ?= 60
+FUZZ_SEED ?=
 fuzz:
 	@sh scripts/install-deps.sh fuzz
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Sanitize \
 	  -DLOOM_FUZZ=ON -DCMAKE_CXX_COMPILER_LAUNCHER=ccache > /dev/null
 	@cmake --build build-fuzz -j $(JOBS)
-	@bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+	@FUZZ_SEED=$(FUZZ_SEED) bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: build
 	$(BUILD)/bin/loom bench pipelines/stacked_ae.yaml

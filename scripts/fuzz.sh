@@ -8,6 +8,8 @@
 #
 #   scripts/fuzz.sh [BUILD] [SECONDS] [HARNESS...]
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh ...   stops each harness after that many executions too
+#   FUZZ_SEED=1 scripts/fuzz.sh ...           libFuzzer's random seed (CI fixes it, so that a CI
+#                                             run can be repeated; long runs here leave it random)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-fuzz}
@@ -32,7 +34,7 @@ for h in "${harnesses[@]}"; do
   # -timeout: one input taking longer than 20 s is a hang; -rss_limit_mb / -malloc_limit_mb:
   # a reader asking for more than 2 GiB because a header said so is a defect.
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    "$build/bin/$h" -max_total_time="$seconds" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+    "$build/bin/$h" -max_total_time="$seconds" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} ${FUZZ_SEED:+-seed=$FUZZ_SEED} -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$build/crashes/$h-" "$corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
