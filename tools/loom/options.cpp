@@ -43,6 +43,18 @@ CLI::Option* add_non_negative(CLI::App& cmd, const std::string& name, int64_t& v
 }
 
 CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets) {
+  // --precision P is --set precision=P: recorded with the pipeline, so --resume keeps it.
+  cmd.add_option_function<std::string>(
+         "--precision", [&sets](const std::string& p) { sets.push_back("precision=" + p); },
+         "fp32 or bf16: the arithmetic of the training stages' convolutions and matrix products "
+         "(bf16 keeps fp32 weights; needs AVX512-BF16 or AMX)")
+      ->type_name("PRECISION")
+      ->default_str("the pipeline's, else fp32")
+      ->check(CLI::Validator(
+          [](std::string& p) -> std::string {
+            return p == "fp32" || p == "bf16" ? "" : "expected fp32 or bf16, got '" + p + "'";
+          },
+          "", "precision"));
   return cmd
       .add_option("--set", sets,
                   "override a pipeline value, e.g. stages.train.epochs=3 or "

@@ -68,6 +68,10 @@ struct RunContext {
   // it still back-propagates into its inputs.
   bool frozen = false;
 
+  // Compute in bfloat16 where the layer can (`precision: bf16`): convolutions and matrix products
+  // round their inputs and weights to bf16 and sum in fp32; tensors between layers, parameters
+  // and gradients stay fp32. Layers that cannot ignore it.
+  bool bf16 = false;
   // The random stream of a layer (key = hash_string(layer name)) for this call.
   uint64_t stream(uint64_t key) const { return salt ? key ^ (0x9e3779b97f4a7c15ULL * salt) : key; }
   // The stream index of row b of the batch: unique across the batches of one pass.

@@ -104,6 +104,11 @@ class LOOM_API StageContext {
   virtual GradientReducer& reducer();
   // The stage's `freeze:` list (models or layers this stage does not train).
   virtual std::vector<std::string> freeze() const;
+  // The stage's arithmetic (`precision:`, else the pipeline's): true for bf16. The training loop
+  // sets RunContext::bf16 from it, for training and validation steps alike.
+  virtual bool bf16() const {
+    return params().given("precision") && params().s("precision") == "bf16";
+  }
 };
 
 // Declares the shared training parameters (batch_size, epochs, optimizer, lr_schedule, clip,

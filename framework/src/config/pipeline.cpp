@@ -55,6 +55,12 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   top.add("name", Type::String).doc("pipeline name (default: the file name)");
   top.add("description", Type::String).doc("what the pipeline trains");
   top.add("seed", Type::Int).def(42).min(0).doc("the one seed of the run");
+  top.add("precision", Type::String)
+      .def("fp32")
+      .choices({"fp32", "bf16"})
+      .doc(
+          "arithmetic of the training stages' convolutions and matrix products (a stage's own "
+          "`precision:` wins); bf16 keeps fp32 weights and needs AVX512-BF16 or AMX");
   top.add("plugins", Type::Strings).doc("plugin folders or libraries to load");
   top.add("datasets", Type::Map).doc("named datasets");
   top.add("models", Type::Map).doc("named models");
@@ -84,6 +90,7 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   Params p = make_params(pf.root, top, path, "");
   pf.name = p.given("name") ? p.s("name") : fs::path(path).stem().string();
   pf.seed = uint64_t(p.i("seed"));
+  pf.precision = p.s("precision");
   if (p.given("plugins"))
     for (auto& d : p.strings("plugins")) {
       if (d.empty()) p.fail("plugins", "an empty entry would name the pipeline's own folder");

@@ -14,6 +14,7 @@ struct LOOM_API PipelineFile {
   std::string path;  // as given
   std::string name;
   uint64_t seed = 42;
+  std::string precision = "fp32";  // the training stages' default (`precision:`)
   YAML::Node root;
   std::vector<std::string> plugin_dirs;  // resolved against the pipeline's folder
 };

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/cpu.hpp"
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 #include "stage/run_folder.hpp"
@@ -131,18 +132,10 @@ std::string img_tag(const std::string& png, const std::string& alt, const std::s
 // "model name", flags of interest, from /proc/cpuinfo.
 std::string machine() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line, model, flags;
-  while (std::getline(in, line)) {
-    if (model.empty() && line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
-    if (flags.empty() && line.rfind("flags", 0) == 0) {
-      flags = line.substr(line.find(':') + 1);
-      flags.push_back(' ');
-    }
-  }
-  std::string isa;
-  for (const char* f : {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
-    if (flags.find(std::string(" ") + f + " ") != std::string::npos)
-      isa += (isa.empty() ? "" : ", ") + std::string(f);
+  std::string line, model;
+  while (model.empty() && std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) model = line.substr(line.find(':') + 2);
+  std::string isa = cpu_isa_text();
   return (model.empty() ? std::string("unknown CPU") : model) + ", " +
          std::to_string(std::thread::hardware_concurrency()) + " cores" +
          (isa.empty() ? "" : " (" + isa + ")");

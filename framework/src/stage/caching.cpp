@@ -155,6 +155,7 @@ StageInputs Runtime::stage_inputs(const StageDecl& s) const {
   in.seed = std::to_string(file_.seed);
   in.version = loom_version();
   in.options = opt_.subset > 0 ? std::to_string(opt_.subset) : "";
+  if (file_.precision != "fp32") in.options += (in.options.empty() ? "" : ", ") + file_.precision;
   if (opt_.epochs > 0) epochs = std::to_string(opt_.epochs);
   in.length = (epochs.empty() ? "" : "epochs " + epochs) +
               (opt_.max_steps > 0 ? ", max-steps " + std::to_string(opt_.max_steps) : "");

@@ -121,7 +121,8 @@ StageChange what_changed(const StageInputs& now, const StageInputs& before) {
   if (std::string d = first_difference(now.datasets, before.datasets); !d.empty())
     return {"dataset '" + d + "' changed", true};
   if (now.options != before.options)
-    return {"--subset changed (" + (before.options.empty() ? "none" : before.options) + " -> " +
+    return {"--subset or the precision changed (" +
+                (before.options.empty() ? "none" : before.options) + " -> " +
                 (now.options.empty() ? "none" : now.options) + ")",
             true};
   if (std::string a = first_difference(now.after, before.after); !a.empty())

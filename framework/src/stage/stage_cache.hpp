@@ -16,7 +16,7 @@ struct StageInputs {
   std::map<std::string, std::string> models;    // the models it names, and those they include
   std::map<std::string, std::string> datasets;  // the dataset entries it reads, and their files
   std::map<std::string, std::string> after;     // the stages it comes after: their keys
-  std::string seed, version, options;           // the pipeline's seed, Loom's version, --subset
+  std::string seed, version, options;           // the pipeline's seed, Loom's version, --subset and precision
   // How long it trains (epochs, --max-steps): a change continues the stage from its checkpoint.
   std::string length;
   // The fingerprint of everything but `length`.

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <set>
 
+#include "core/cpu.hpp"
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
 #include "loom/recipe.hpp"
@@ -295,6 +296,15 @@ void Runtime::validate_stages(Problems& problems) {
           node["lr_schedules"].IsMap())
         for (auto g = node["lr_schedules"].begin(); g != node["lr_schedules"].end(); ++g)
           check_schedule(s->params.child("lr_schedules").child(g->first.Scalar()));
+      // bf16 arithmetic where this CPU (and oneDNN's ISA cap) runs it natively.
+      if (t->spec.find("precision")) {
+        bool own = s->params.given("precision");
+        std::string why;
+        if ((own ? s->params.s("precision") : file_.precision) == "bf16" && !bf16_available(why))
+          local.add(location_of(own ? node["precision"] : file_.root["precision"], file_.path),
+                    own ? path + ".precision" : "precision",
+                    why + " (`loom --version` shows what oneDNN uses); train in fp32 here");
+      }
       // Nested registry entries (optimizer, loss, terms, ...) are validated now, not at run time.
       for (auto& ps : t->spec.params) {
         if (ps.is_entry_map && s->params.given(ps.name)) {

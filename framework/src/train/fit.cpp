@@ -51,6 +51,11 @@ void add_training_params(Spec& s) {
           "epoch_NNN.safetensors of every epoch)}");
   s.add("freeze", Type::Strings)
       .doc("models or layers this stage does not train, e.g. [encoder, discriminator.dense_1]");
+  s.add("precision", Type::String)
+      .choices({"fp32", "bf16"})
+      .doc(
+          "bf16: convolutions and matrix products compute on bfloat16 inputs (fp32 weights, "
+          "optimizer, sums and outputs; AVX512-BF16 or AMX); default: the pipeline's precision");
   s.add("log_every", Type::Float)
       .def(10.0)
       .min(0)
@@ -107,6 +112,7 @@ LossTerms evaluate(StageContext& ctx, const DataSplit& split, int64_t batch_size
   BatchLoader loader(split, paired, o);
   RunContext rc;
   rc.seed = ctx.seed();
+  rc.bf16 = ctx.bf16();
   while (auto b = loader.next()) {
     rc.first = b->first;  // noise differs from batch to batch, not only within one
     avg.add(step(*b, rc), double(b->size));
@@ -281,6 +287,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     trainer.set_step_count(trainer.step_count() + 1);
     RunContext rc;
     rc.training = true;
+    rc.bf16 = ctx.bf16();
     rc.seed = ctx.seed();
     rc.step = trainer.step_count();
     LossTerms terms;

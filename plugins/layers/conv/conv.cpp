@@ -72,6 +72,7 @@ class ActivatedLayer : public Layer {
 
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t n = in[0]->dim(0);
+    bf16_ = ctx.bf16;
     before_forward(ctx);
     if (act_.act == Act::Linear || fused_) {
       compute(n, in[0]->data(), out.data());
@@ -82,9 +83,10 @@ class ActivatedLayer : public Layer {
     }
   }
 
-  void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor& out,
+  void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     int64_t n = in[0]->dim(0);
+    bf16_ = ctx.bf16;
     const float* dz = dout.data();
     if (act_.act != Act::Linear) {
       dz_.resize({out.size()});
@@ -109,8 +111,11 @@ class ActivatedLayer : public Layer {
   dnnl::post_ops last_ops() const { return fused_ ? dnn::post_ops(act_) : dnnl::post_ops(); }
   static float* grad_of(const ParamPtr& p) { return p && p->trainable ? p->grad.data() : nullptr; }
 
+  // The primitives of a batch size and precision (RunContext::bf16 of the current call).
+  int64_t key(int64_t n) const { return 2 * n + (bf16_ ? 1 : 0); }
   Activation act_;
   bool fused_ = false;
+  bool bf16_ = false;
   dnn::Scratchpad scratch_;  // declared before the primitives that use it
 
  private:
@@ -174,12 +179,12 @@ class Conv2DLayer : public ActivatedLayer {
 
  private:
   dnn::Convolution<false>& core(int64_t n) {
-    auto& c = cache_[n];
+    auto& c = cache_[key(n)];
     if (!c) c = std::make_unique<dnn::Convolution<false>>();
     if (!c->ready()) {
       Geom g = g_;
       g.n = n;
-      c->init(g, use_bias_, last_ops(), scratch_);
+      c->init(g, use_bias_, last_ops(), scratch_, bf16_);
     }
     return *c;
   }
@@ -237,11 +242,11 @@ class Conv2DTransposeLayer : public ActivatedLayer {
 
  protected:
   void compute(int64_t n, const float* x, float* y) override {
-    dnn::DeconvForwardGemm& f = gemm_[n];
+    dnn::DeconvForwardGemm& f = gemm_[key(n)];
     if (!f.ready()) {
       Geom g = g_;
       g.n = n;
-      f.init(g, fused_ ? act_ : Activation{}, scratch_);
+      f.init(g, fused_ ? act_ : Activation{}, scratch_, bf16_);
     }
     f.run(x, kernel_->value.data(), use_bias_ ? bias_->value.data() : nullptr, y);
   }
@@ -252,12 +257,12 @@ class Conv2DTransposeLayer : public ActivatedLayer {
  private:
   std::map<int64_t, dnn::DeconvForwardGemm> gemm_;
   dnn::Convolution<true>& core(int64_t n) {
-    auto& c = cache_[n];
+    auto& c = cache_[key(n)];
     if (!c) c = std::make_unique<dnn::Convolution<true>>();
     if (!c->ready()) {
       Geom g = g_;
       g.n = n;
-      c->init(g, use_bias_, last_ops(), scratch_);
+      c->init(g, use_bias_, last_ops(), scratch_, bf16_);
     }
     return *c;
   }
@@ -337,13 +342,13 @@ class SeparableConv2DLayer : public ActivatedLayer {
     dnn::Convolution<false> depthwise, pointwise;
   };
   Cores& cores(int64_t n) {
-    auto& c = cache_[n];
+    auto& c = cache_[key(n)];
     if (!c) {
       c = std::make_unique<Cores>();
       Geom d = dg_, q = pg_;
       d.n = q.n = n;
-      c->depthwise.init(d, false, {}, scratch_);
-      c->pointwise.init(q, use_bias_, last_ops(), scratch_);
+      c->depthwise.init(d, false, {}, scratch_, bf16_);
+      c->pointwise.init(q, use_bias_, last_ops(), scratch_, bf16_);
     }
     return *c;
   }

@@ -36,7 +36,7 @@ class DenseBase : public Layer {
 
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t m = rows(*in[0]);
-    Prims& k = prims(m);
+    Prims& k = prims(m, ctx.bf16);
     const float* w = sn_ ? sn_->weights(ctx, *kernel_) : kernel_->value.data();
     if (!fused()) {
       // The activation's backward needs its input: keep the pre-activation values.
@@ -48,10 +48,10 @@ class DenseBase : public Layer {
     k.fwd.run(in[0]->data(), w, out.data(), use_bias_ ? bias_->value.data() : nullptr);
   }
 
-  void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor& out,
+  void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     int64_t m = rows(*in[0]);
-    Prims& k = prims(m);
+    Prims& k = prims(m, ctx.bf16);
     const float* dz = dout.data();
     if (act_.act != Act::Linear) {
       dz_.resize({m * units_});
@@ -82,12 +82,13 @@ class DenseBase : public Layer {
   // Which operands form the weight gradient product (differs for the transposed layer).
   virtual const float* weights_grad_src(const float* x, const float* dz) const = 0;
   virtual const float* weights_grad_wei(const float* x, const float* dz) const = 0;
-  virtual void init_prims(Prims& k, int64_t m) = 0;
+  // bf16: the forward, weight-gradient and input-gradient products on bf16 operands.
+  virtual void init_prims(Prims& k, int64_t m, bool bf16) = 0;
 
-  Prims& prims(int64_t m) {
-    Prims& k = cache_[m];
+  Prims& prims(int64_t m, bool bf16) {
+    Prims& k = cache_[2 * m + (bf16 ? 1 : 0)];
     if (!k.fwd.ready()) {
-      init_prims(k, m);
+      init_prims(k, m, bf16);
       int64_t m_ = m;
       k.db.init(matrix(1, m_), matrix(m_, units_), matrix(1, units_), false, accumulate(),
                 scratch_);
@@ -132,14 +133,15 @@ class DenseLayer : public DenseBase {
   }
 
  private:
-  void init_prims(Prims& k, int64_t m) override {
+  void init_prims(Prims& k, int64_t m, bool bf16) override {
     k.fwd.init(matrix(m, in_), matrix(in_, units_), matrix(m, units_), use_bias_, forward_ops(),
-               scratch_);
+               scratch_, bf16);
     // dW (in x units) += xᵀ (in x m) · dz (m x units)
     k.dw.init(matrix(in_, m, true), matrix(m, units_), matrix(in_, units_), false, accumulate(),
-              scratch_);
+              scratch_, bf16);
     // dx (m x in) = dz (m x units) · Wᵀ (units x in)
-    k.dx.init(matrix(m, units_), matrix(units_, in_, true), matrix(m, in_), false, {}, scratch_);
+    k.dx.init(matrix(m, units_), matrix(units_, in_, true), matrix(m, in_), false, {}, scratch_,
+              bf16);
   }
   const float* weights_grad_src(const float* x, const float*) const override { return x; }
   const float* weights_grad_wei(const float*, const float* dz) const override { return dz; }
@@ -171,15 +173,15 @@ class DenseTransposeLayer : public DenseBase {
   Shape output_shape(const Shape& in) const { return out_shape(in); }
 
  private:
-  void init_prims(Prims& k, int64_t m) override {
+  void init_prims(Prims& k, int64_t m, bool bf16) override {
     // y (m x units) = x (m x in) · Kᵀ where K is (units x in)
     k.fwd.init(matrix(m, in_), matrix(in_, units_, true), matrix(m, units_), use_bias_,
-               forward_ops(), scratch_);
+               forward_ops(), scratch_, bf16);
     // dK (units x in) += dzᵀ (units x m) · x (m x in)
     k.dw.init(matrix(units_, m, true), matrix(m, in_), matrix(units_, in_), false, accumulate(),
-              scratch_);
+              scratch_, bf16);
     // dx (m x in) = dz (m x units) · K (units x in)
-    k.dx.init(matrix(m, units_), matrix(units_, in_), matrix(m, in_), false, {}, scratch_);
+    k.dx.init(matrix(m, units_), matrix(units_, in_), matrix(m, in_), false, {}, scratch_, bf16);
   }
   const float* weights_grad_src(const float*, const float* dz) const override { return dz; }
   const float* weights_grad_wei(const float* x, const float*) const override { return x; }

@@ -4,17 +4,34 @@ namespace loom::dnn {
 
 template <bool Deconv>
 void Convolution<Deconv>::init(const ConvGeom& g, bool bias, const dnnl::post_ops& ops,
-                               Scratchpad& sp) {
+                               Scratchpad& sp, bool bf16) {
+  if (bf16) {
+    try {
+      make(g, bias, ops, sp, dt::bf16);
+      return;
+    } catch (const dnnl::error&) {
+      // No bf16 kernel for this geometry on this CPU: fp32.
+    }
+  }
+  make(g, bias, ops, sp, dt::f32);
+}
+
+template <bool Deconv>
+void Convolution<Deconv>::make(const ConvGeom& g, bool bias, const dnnl::post_ops& ops,
+                               Scratchpad& sp, dt c) {
   sp_ = &sp;
   auto& eng = engine();
   const auto alg =
       Deconv ? dnnl::algorithm::deconvolution_direct : dnnl::algorithm::convolution_direct;
+  // Inputs of the products in the compute type c; what the primitives write (dst, diff_src,
+  // diff_weights) in fp32.
   md src_plain = plain4(g.n, g.ic, g.ih, g.iw), dst_plain = plain4(g.n, g.oc, g.oh, g.ow);
-  md src_any = any4(g.n, g.ic, g.ih, g.iw), dst_any = any4(g.n, g.oc, g.oh, g.ow);
+  md src_any({g.n, g.ic, g.ih, g.iw}, c, tag::any), dst_any = any4(g.n, g.oc, g.oh, g.ow);
+  md ddst_any({g.n, g.oc, g.oh, g.ow}, c, tag::any), dsrc_any = any4(g.n, g.ic, g.ih, g.iw);
   dims wd = g.groups > 1 ? dims{g.groups, g.oc / g.groups, g.ic / g.groups, g.kh, g.kw}
                          : dims{g.oc, g.ic, g.kh, g.kw};
   md wei_plain(wd, dt::f32, g.groups > 1 ? tag::goihw : tag::oihw);
-  md wei_any(wd, dt::f32, tag::any);
+  md wei_any(wd, c, tag::any), dwei_any(wd, dt::f32, tag::any);
   md bias_md = bias ? md({g.oc}, dt::f32, tag::x) : md();
   dims strides{g.sh, g.sw}, dil{g.dh, g.dw}, pl{g.pt, g.pl}, pr{g.pb, g.pr};
 
@@ -23,10 +40,10 @@ void Convolution<Deconv>::init(const ConvGeom& g, bool bias, const dnnl::post_op
                          strides, dil, pl, pr),
       Scratchpad::attr(ops), eng);
   typename BwdD::primitive_desc dpd(
-      typename BwdD::desc(alg, src_any, wei_any, dst_any, strides, dil, pl, pr), Scratchpad::attr(),
-      eng, fpd);
+      typename BwdD::desc(alg, dsrc_any, wei_any, ddst_any, strides, dil, pl, pr),
+      Scratchpad::attr(), eng, fpd);
   typename BwdW::primitive_desc wpd(
-      typename BwdW::desc(alg, src_any, wei_any, bias_md, dst_any, strides, dil, pl, pr),
+      typename BwdW::desc(alg, src_any, dwei_any, bias_md, ddst_any, strides, dil, pl, pr),
       Scratchpad::attr(), eng, fpd);
   sp.reserve(fpd);
   sp.reserve(dpd);
@@ -71,8 +88,12 @@ void Convolution<Deconv>::backward(const float* x, const float* dz, const float*
     d_dsrc_.finish();
   }
   if (dw || (bias_ && db)) {
-    Args args{{DNNL_ARG_SRC, w_src_(x)},
-              {DNNL_ARG_DIFF_DST, w_ddst_(dz)},
+    // The forward's and the backward-data pass's converted copies of x and dz serve again when
+    // the weights pass wants the same layout (it mostly does): one reorder each, not two.
+    const bool same_x = f_src_.last_user() == x && f_src_.want() == w_src_.want();
+    const bool same_dz = dx && d_ddst_.last_user() == dz && d_ddst_.want() == w_ddst_.want();
+    Args args{{DNNL_ARG_SRC, same_x ? f_src_.last() : w_src_(x)},
+              {DNNL_ARG_DIFF_DST, same_dz ? d_ddst_.last() : w_ddst_(dz)},
               {DNNL_ARG_DIFF_WEIGHTS, w_dwei_.mem(dw)}};
     if (bias_) args[DNNL_ARG_DIFF_BIAS] = w_dbias_.mem(db);
     sp_->run(bwd_wei_, std::move(args));
@@ -84,7 +105,7 @@ void Convolution<Deconv>::backward(const float* x, const float* dz, const float*
 template class Convolution<false>;
 template class Convolution<true>;
 
-void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpad& sp) {
+void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpad& sp, bool bf16) {
   sp_ = &sp;
   g_ = g;
   k_ = g.kh * g.kw;
@@ -93,11 +114,21 @@ void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpa
   auto& eng = engine();
   md w_md({1, m_, g.ic}, dt::f32, tag::abc), x_md({g.n, g.ic, hw_}, dt::f32, tag::abc),
       c_md({g.n, m_, hw_}, dt::f32, tag::abc);
-  dnnl::matmul::primitive_desc mpd(dnnl::matmul::desc(w_md, x_md, c_md), Scratchpad::attr(), eng);
+  // bf16: the operands converted by ports, the product summed and written in fp32.
+  dt c = bf16 ? dt::bf16 : dt::f32;
+  md w_c({1, m_, g.ic}, c, tag::abc), x_c({g.n, g.ic, hw_}, c, tag::abc);
+  dnnl::matmul::primitive_desc mpd;
+  try {
+    mpd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(w_c, x_c, c_md), Scratchpad::attr(), eng);
+  } catch (const dnnl::error&) {
+    if (!bf16) throw;
+    w_c = w_md, x_c = x_md;
+    mpd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(w_c, x_c, c_md), Scratchpad::attr(), eng);
+  }
+  w_in_.init(w_md, w_c, sp);
+  x_in_.init(x_md, x_c, sp);
   sp.reserve(mpd);
   mm_ = dnnl::matmul(mpd);
-  wm_ = unbound(w_md);
-  xm_ = unbound(x_md);
   cm_ = unbound(c_md);
   wr_.resize({m_ * g.ic});
   cols_.resize({g.n * m_ * hw_});
@@ -123,10 +154,9 @@ void DeconvForwardGemm::run(const float* x, const float* w, const float* b, floa
     for (int64_t ic = 0; ic < g.ic; ++ic)
       for (int64_t k = 0; k < k_; ++k)
         wr_[(oc * k_ + k) * g.ic + ic] = w[(oc * g.ic + ic) * k_ + k];
-  wm_.set_data_handle(wr_.data());
-  xm_.set_data_handle(const_cast<float*>(x));
   cm_.set_data_handle(cols_.data());
-  sp_->run(mm_, {{DNNL_ARG_SRC, wm_}, {DNNL_ARG_WEIGHTS, xm_}, {DNNL_ARG_DST, cm_}});
+  sp_->run(mm_,
+           {{DNNL_ARG_SRC, w_in_(wr_.data())}, {DNNL_ARG_WEIGHTS, x_in_(x)}, {DNNL_ARG_DST, cm_}});
   int64_t ohw = g.oh * g.ow;
   const float* cols = cols_.data();
 #pragma omp parallel for schedule(static)

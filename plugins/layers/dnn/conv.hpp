@@ -20,13 +20,16 @@ struct ConvGeom {
 };
 
 // One convolution (Deconv = false) or deconvolution with its backward primitives. The weights are
-// plain (OC, IC, KH, KW) (or (G, OC/G, IC/G, KH, KW) when grouped).
+// plain (OC, IC, KH, KW) (or (G, OC/G, IC/G, KH, KW) when grouped). With bf16, the primitives
+// take bf16 inputs and weights (the ports convert), and write fp32 outputs and gradients.
 template <bool Deconv>
 class Convolution {
  public:
   bool ready() const { return bool(fwd_); }
   // ops: post-ops of the forward (a fused activation).
-  void init(const ConvGeom& g, bool bias, const dnnl::post_ops& ops, Scratchpad& sp);
+  // bf16: compute on bf16 inputs and weights where oneDNN has the kernels (else fp32).
+  void init(const ConvGeom& g, bool bias, const dnnl::post_ops& ops, Scratchpad& sp,
+            bool bf16 = false);
   void forward(const float* x, const float* w, const float* b, float* y);
   // dz: gradient w.r.t. the (pre-activation) output. dx is overwritten; dw and db are added
   // to. Any of them may be null.
@@ -41,6 +44,7 @@ class Convolution {
   Fwd fwd_;
   BwdD bwd_data_;
   BwdW bwd_wei_;
+  void make(const ConvGeom& g, bool bias, const dnnl::post_ops& ops, Scratchpad& sp, dt c);
   bool bias_ = false;
   InPort f_src_, f_wei_, d_ddst_, d_wei_, w_src_, w_ddst_;
   OutPort f_dst_, d_dsrc_, w_dwei_, w_dbias_;
@@ -61,7 +65,7 @@ extern template class Convolution<true>;
 class DeconvForwardGemm {
  public:
   bool ready() const { return bool(mm_); }
-  void init(const ConvGeom& g, const Activation& act, Scratchpad& sp);
+  void init(const ConvGeom& g, const Activation& act, Scratchpad& sp, bool bf16 = false);
   // The kernel is (OC, IC, KH, KW); y is overwritten.
   void run(const float* x, const float* w, const float* b, float* y);
 
@@ -70,7 +74,8 @@ class DeconvForwardGemm {
   int64_t k_ = 0, m_ = 0, hw_ = 0;
   dnnl::matmul mm_;
   dnnl::eltwise_forward act_;
-  dnnl::memory wm_, xm_, cm_, ym_;
+  dnnl::memory cm_, ym_;
+  InPort w_in_, x_in_;  // to the matmul's operand types (bf16)
   Tensor wr_, cols_;
   Scratchpad* sp_ = nullptr;
 };

@@ -1,6 +1,6 @@
 // Matrix products on oneDNN's matmul primitive: dst (+)= post_ops(src · wei [+ bias]).
 #pragma once
-#include "dnn/dnn.hpp"
+#include "dnn/ports.hpp"
 
 namespace loom::dnn {
 
@@ -16,14 +16,17 @@ dnnl::post_ops accumulate();
 
 class Gemm {
  public:
+  // bf16: the product on bf16 operands (converted by ports; strides kept), summed and written
+  // in fp32; fp32 where oneDNN has no bf16 kernel.
   void init(const md& src, const md& wei, const md& dst, bool bias, const dnnl::post_ops& ops,
-            Scratchpad& sp);
+            Scratchpad& sp, bool bf16 = false);
   bool ready() const { return bool(prim_); }
   void run(const float* src, const float* wei, float* dst, const float* bias = nullptr);
 
  private:
   dnnl::matmul prim_;
-  dnnl::memory src_, wei_, dst_, bias_;
+  dnnl::memory dst_, bias_;
+  InPort src_, wei_;
   bool has_bias_ = false;
   Scratchpad* sp_ = nullptr;
 };

@@ -5,6 +5,7 @@ namespace loom::dnn {
 void InPort::init(const md& user, const md& want, Scratchpad& sp) {
   sp_ = &sp;
   user_ = unbound(user);
+  want_ = want;
   needs_ = user != want;
   if (needs_) {
     prim_ = dnnl::memory(want, engine());
@@ -16,6 +17,7 @@ void InPort::init(const md& user, const md& want, Scratchpad& sp) {
 
 const dnnl::memory& InPort::operator()(const float* p) {
   user_.set_data_handle(const_cast<float*>(p));
+  last_ = p;
   if (needs_) sp_->run(reorder_, {{DNNL_ARG_FROM, user_}, {DNNL_ARG_TO, prim_}});
   return prim_;
 }

@@ -13,9 +13,15 @@ class InPort {
   const dnnl::memory& operator()(const float* p);
   // What the last call gave the primitive (no reorder).
   const dnnl::memory& last() const { return prim_; }
+  // The primitive's layout, and the user buffer of the last call: another port with the same
+  // layout can take last() instead of reordering the same buffer again.
+  const md& want() const { return want_; }
+  const float* last_user() const { return last_; }
 
  private:
   dnnl::memory user_, prim_;
+  md want_;
+  const float* last_ = nullptr;
   dnnl::reorder reorder_;
   bool needs_ = false;
   Scratchpad* sp_ = nullptr;
