@@ -323,6 +323,7 @@ class SeparableConv2DLayer : public ActivatedLayer {
     Cores& c = cores(n);
     mid_.resize({n * pg_.ic * pg_.ih * pg_.iw});
     c.depthwise.forward(x, depthwise_->value.data(), nullptr, mid_.data());
+    mid_of_ = {x, n, bf16_};
     c.pointwise.forward(mid_.data(), pointwise_->value.data(),
                         use_bias_ ? bias_->value.data() : nullptr, y);
   }
@@ -330,7 +331,12 @@ class SeparableConv2DLayer : public ActivatedLayer {
     Cores& c = cores(n);
     mid_.resize({n * pg_.ic * pg_.ih * pg_.iw});
     dmid_.resize(mid_.shape());
-    c.depthwise.forward(x, depthwise_->value.data(), nullptr, mid_.data());
+    // The depthwise output of the last forward serves when it was computed from this input
+    // (the weights have not moved between a forward and its backward).
+    if (mid_of_ != Mid{x, n, bf16_}) {
+      c.depthwise.forward(x, depthwise_->value.data(), nullptr, mid_.data());
+      mid_of_ = {x, n, bf16_};
+    }
     c.pointwise.backward(mid_.data(), dz, pointwise_->value.data(), dmid_.data(),
                          grad_of(pointwise_), grad_of(bias_));
     c.depthwise.backward(x, dmid_.data(), depthwise_->value.data(), dx, grad_of(depthwise_),
@@ -359,6 +365,12 @@ class SeparableConv2DLayer : public ActivatedLayer {
   Geom dg_, pg_;
   ParamPtr depthwise_, pointwise_, bias_;
   Tensor mid_, dmid_;
+  struct Mid {
+    const float* x = nullptr;
+    int64_t n = 0;
+    bool bf16 = false;
+    bool operator!=(const Mid& o) const { return x != o.x || n != o.n || bf16 != o.bf16; }
+  } mid_of_;  // what mid_ was computed from
   std::map<int64_t, std::unique_ptr<Cores>> cache_;
 };
 

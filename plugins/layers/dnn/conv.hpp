@@ -55,9 +55,9 @@ class Convolution {
 extern template class Convolution<false>;
 extern template class Convolution<true>;
 
-// The forward pass of a transposed convolution as one batched matmul and a col2im scatter:
-//   cols[n] (OC·KH·KW × IH·IW) = Wr (OC·KH·KW × IC) · x[n] (IC × IH·IW)
-//   y[n, oc, iy·sh − pt + ky·rh, ix·sw − pl + kx·rw] += cols[n][(oc, ky, kx), (iy, ix)]
+// The forward pass of a transposed convolution as one matmul and a col2im scatter:
+//   cols ((n, iy, ix) × (oc, ky, kx)) = x in NHWC (N·IH·IW × IC) · Wr (IC × OC·KH·KW)
+//   y[n, oc, iy·sh − pt + ky·rh, ix·sw − pl + kx·rw] += cols[(n, iy, ix), (oc, ky, kx)]
 // oneDNN 2.6 runs a strided deconvolution as a convolution's backward-data pass, which measured
 // about 5 GFLOP/s here (5 of the 8.7 ms of a conv_ae step); the matmul path is several times
 // faster. Output cells no input reaches hold the bias. The activation, when given, must be
@@ -74,8 +74,8 @@ class DeconvForwardGemm {
   int64_t k_ = 0, m_ = 0, hw_ = 0;
   dnnl::matmul mm_;
   dnnl::eltwise_forward act_;
-  dnnl::memory cm_, ym_;
-  InPort w_in_, x_in_;  // to the matmul's operand types (bf16)
+  dnnl::memory xm_, cm_, ym_;
+  InPort w_in_, x_in_;  // to the matmul's operand types and x to NHWC
   Tensor wr_, cols_;
   Scratchpad* sp_ = nullptr;
 };
