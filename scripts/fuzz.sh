@@ -42,6 +42,10 @@ for h in "${harnesses[@]}"; do
   size=$(find "$corpus" -type f | wc -l)
   if [ $rc -eq 0 ]; then
     result=ok
+  elif [ $rc -eq 72 ]; then
+    # libFuzzer's exit code when interrupted (Ctrl-C, SIGTERM): the harness stopped, not a crash.
+    result="interrupted"
+    failed=1
   else
     result="CRASH (exit $rc): $(grep -m1 -E 'ERROR|runtime error|deadly|terminate|Timeout|out-of-memory' "$log")"
     failed=1
