@@ -40,7 +40,10 @@ TEST(Precision, Bf16TrainsLikeFp32AndIsRecordedWithTheRun) {
   std::string dir = temp_dir("precision");
   std::vector<std::string> common{"--subset", "1024", "--epochs", "2", "--threads", "2"};
   auto run = [&](const std::string& out, const std::string& precision) {
-    std::vector<std::string> args{"run", conv_ae(), "--out", out, "--precision", precision};
+    // --precision beside --set (a --set once dropped it).
+    std::vector<std::string> args{"run",         conv_ae(), "--out",
+                                  out,           "--set",   "stages.train.shuffle=true",
+                                  "--precision", precision};
     args.insert(args.end(), common.begin(), common.end());
     CliResult r = run_loom(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -55,10 +55,16 @@ CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets) {
             return p == "fp32" || p == "bf16" ? "" : "expected fp32 or bf16, got '" + p + "'";
           },
           "", "precision"));
+  // Both options append to `sets` (an option bound to the vector would assign it after
+  // --precision's callback ran, dropping the precision).
   return cmd
-      .add_option("--set", sets,
-                  "override a pipeline value, e.g. stages.train.epochs=3 or "
-                  "\"stages.train.optimizer={type: adam}\" (repeatable)")
+      .add_option_function<std::vector<std::string>>(
+          "--set",
+          [&sets](const std::vector<std::string>& v) {
+            sets.insert(sets.end(), v.begin(), v.end());
+          },
+          "override a pipeline value, e.g. stages.train.epochs=3 or "
+          "\"stages.train.optimizer={type: adam}\" (repeatable)")
       ->type_name("KEY=VALUE")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
