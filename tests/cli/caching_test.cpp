@@ -233,8 +233,8 @@ TEST(StageCaching, ResumeReusesWhatDidNotChange) {
   r = run(f, changed);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(fate(r, "classify"),
-            "runs (its pipeline entry changed; continuing from its checkpoint, --rerun classify "
-            "starts it over)");
+            "runs (its pipeline entry changed: optimizer: (none) -> {type: adam, lr: 0.01}; "
+            "continuing from its checkpoint, --rerun classify starts it over)");
   EXPECT_NE(r.out.find("resuming 'classify' after epoch 1"), std::string::npos) << r.out;
   EXPECT_EQ(fate(r, "codings"),
             "runs again from the start (stage 'classify' before it runs again)");
@@ -304,6 +304,31 @@ TEST(StageCaching, ResumeContinuesAStoppedTrainingStageFromItsCheckpoint) {
   EXPECT_NE(r.out.find("resuming 'classify' after epoch 1"), std::string::npos) << r.out;
   EXPECT_TRUE(reused(r, "pretrain") && reused(r, "probe")) << r.out;
   EXPECT_EQ(results(f.out), first);
+}
+
+// A stopped stage resumed from a pipeline that lost one of the overrides it began with (the
+// `--set` not given again) still continues, and says which keys changed: a moving average, a
+// clipping or a schedule dropped silently would change what the run trains.
+TEST(StageCaching, AStoppedStageResumedWithAChangedEntrySaysWhatChanged) {
+  Fixture f = make("cache-changed");
+  std::vector<std::string> began{"--set", "stages.classify.epochs=2",
+                                 "--set", "stages.classify.checkpoint.keep_epochs=true",
+                                 "--set", "stages.classify.clip_norm=1"};
+  ASSERT_EQ(run(f, began).exit_code, 0);
+  fs::copy_file(f.out + "/checkpoints/classify/epoch_001.safetensors",
+                f.out + "/checkpoints/classify/last.safetensors",
+                fs::copy_options::overwrite_existing);
+  nlohmann::json rec = nlohmann::json::parse(read_text(f.out + "/stages.json"));
+  for (auto& s : {"classify", "codings", "recon"}) rec.erase(s);
+  std::ofstream(f.out + "/stages.json") << rec.dump();
+  CliResult r = run(f, {"--resume", "--set", "stages.classify.epochs=2", "--set",
+                        "stages.classify.clip_value=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fate(r, "classify"),
+            "runs (it did not finish; continuing from its checkpoint); its entry changed since "
+            "the run began (checkpoint: {keep_epochs: true} -> (none), clip_norm: 1 -> (none), "
+            "clip_value: (none) -> 2): the run folder's pipeline.yaml has the overrides it began "
+            "with, --rerun classify starts it over");
 }
 
 // A stage that runs and reads a dataset a reused stage publishes (kept in memory only) runs that

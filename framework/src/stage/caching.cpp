@@ -58,6 +58,43 @@ std::string canonical(const YAML::Node& n) {
   return out;
 }
 
+// A node as one line of flow YAML, for messages.
+std::string flow(const YAML::Node& n) {
+  YAML::Emitter e;
+  e.SetMapFormat(YAML::Flow);
+  e.SetSeqFormat(YAML::Flow);
+  e << n;
+  return e.c_str();
+}
+
+// What changed in a stage's entry since the run folder's pipeline.yaml was written (the keys of
+// an unfinished stage that continues from its checkpoint: no record says what it started with):
+// "ema: 0.999 -> (none), lr_schedule: ..."; "" when nothing did, or the file is unreadable.
+std::string entry_changes(const std::string& run_dir, const std::string& stage,
+                          const YAML::Node& now) {
+  YAML::Node old;
+  try {
+    old = load_yaml_file((fs::path(run_dir) / "pipeline.yaml").string())["stages"][stage];
+  } catch (const std::exception&) {
+    return "";
+  }
+  if (!old || !old.IsMap() || !now.IsMap()) return "";
+  std::map<std::string, std::pair<YAML::Node, YAML::Node>> keys;
+  for (auto kv = old.begin(); kv != old.end(); ++kv) keys[kv->first.Scalar()].first = kv->second;
+  for (auto kv = now.begin(); kv != now.end(); ++kv) keys[kv->first.Scalar()].second = kv->second;
+  std::string out;
+  for (auto& [k, v] : keys) {
+    if (k == "epochs") continue;  // --epochs and a longer run are how a run is continued
+    auto given = [](const YAML::Node& n) { return n.IsDefined() && !n.IsNull(); };
+    std::string a = given(v.first) ? canonical(v.first) : "",
+                b = given(v.second) ? canonical(v.second) : "";
+    if (a == b) continue;
+    out += (out.empty() ? "" : ", ") + k + ": " + (given(v.first) ? flow(v.first) : "(none)") +
+           " -> " + (given(v.second) ? flow(v.second) : "(none)");
+  }
+  return out;
+}
+
 // Every scalar in a node (to find the models a model includes or shares layers with).
 void scalars(const YAML::Node& n, std::vector<std::string>& out) {
   if (n.IsScalar()) out.push_back(n.Scalar());
@@ -187,8 +224,15 @@ void Runtime::decide_fates() {
       why[s->name] = "runs again from the start (stage '" + before + "' before it runs again)";
     } else if (rec == records_.end()) {
       fate = Fate::Run;
+      std::string changed =
+          has_checkpoint ? entry_changes(out_dir_, s->name, file_.root["stages"][s->name]) : "";
       why[s->name] = has_checkpoint ? "runs (it did not finish; continuing from its checkpoint)"
                                     : "runs (it has not finished in this folder)";
+      if (!changed.empty())
+        why[s->name] += "; its entry changed since the run began (" + changed +
+                        "): the run folder's pipeline.yaml has the overrides it began with, "
+                        "--rerun " +
+                        s->name + " starts it over";
     } else if (StageChange c = what_changed(now, rec->second.inputs); c.starts_over) {
       fate = Fate::Restart;
       why[s->name] = "runs again from the start (" + c.why + ")";
@@ -198,6 +242,10 @@ void Runtime::decide_fates() {
       std::string what = !c.why.empty() ? c.why
                                         : said(rec->second.inputs.length) + " before, " +
                                               said(now.length) + " now";
+      if (now.entry != rec->second.inputs.entry)
+        if (std::string d = entry_changes(out_dir_, s->name, file_.root["stages"][s->name]);
+            !d.empty())
+          what += ": " + d;
       why[s->name] = has_checkpoint
                          ? "runs (" + what + "; continuing from its checkpoint, --rerun " +
                                s->name + " starts it over)"
