@@ -282,6 +282,17 @@ TEST(StageCaching, ResumeAfterAFailureContinuesAtTheFailedStage) {
       << "the run that failed and resumed ended elsewhere than one that did not";
 }
 
+// As if killed after classify's epoch 1 checkpoint (the run kept every epoch's): its last
+// checkpoint is epoch 1's, and there is no record of it or of the stages after it.
+void stop_classify_after_epoch_1(const Fixture& f) {
+  fs::copy_file(f.out + "/checkpoints/classify/epoch_001.safetensors",
+                f.out + "/checkpoints/classify/last.safetensors",
+                fs::copy_options::overwrite_existing);
+  nlohmann::json rec = nlohmann::json::parse(read_text(f.out + "/stages.json"));
+  for (auto& s : {"classify", "codings", "recon"}) rec.erase(s);
+  std::ofstream(f.out + "/stages.json") << rec.dump();
+}
+
 // A training stage stopped after its first epoch's checkpoint (as if killed) continues from it;
 // the stages before it are reused, and the run ends as one never stopped.
 TEST(StageCaching, ResumeContinuesAStoppedTrainingStageFromItsCheckpoint) {
@@ -290,13 +301,7 @@ TEST(StageCaching, ResumeContinuesAStoppedTrainingStageFromItsCheckpoint) {
                                "stages.classify.checkpoint.keep_epochs=true"};
   ASSERT_EQ(run(f, two).exit_code, 0);
   auto first = results(f.out);
-  // Killed after classify's epoch 1 checkpoint: no record of it or of the stages after it.
-  fs::copy_file(f.out + "/checkpoints/classify/epoch_001.safetensors",
-                f.out + "/checkpoints/classify/last.safetensors",
-                fs::copy_options::overwrite_existing);
-  nlohmann::json rec = nlohmann::json::parse(read_text(f.out + "/stages.json"));
-  for (auto& s : {"classify", "codings", "recon"}) rec.erase(s);
-  std::ofstream(f.out + "/stages.json") << rec.dump();
+  stop_classify_after_epoch_1(f);
   two.push_back("--resume");
   CliResult r = run(f, two);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -315,12 +320,7 @@ TEST(StageCaching, AStoppedStageResumedWithAChangedEntrySaysWhatChanged) {
                                  "--set", "stages.classify.checkpoint.keep_epochs=true",
                                  "--set", "stages.classify.clip_norm=1"};
   ASSERT_EQ(run(f, began).exit_code, 0);
-  fs::copy_file(f.out + "/checkpoints/classify/epoch_001.safetensors",
-                f.out + "/checkpoints/classify/last.safetensors",
-                fs::copy_options::overwrite_existing);
-  nlohmann::json rec = nlohmann::json::parse(read_text(f.out + "/stages.json"));
-  for (auto& s : {"classify", "codings", "recon"}) rec.erase(s);
-  std::ofstream(f.out + "/stages.json") << rec.dump();
+  stop_classify_after_epoch_1(f);
   CliResult r = run(f, {"--resume", "--set", "stages.classify.epochs=2", "--set",
                         "stages.classify.clip_value=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
