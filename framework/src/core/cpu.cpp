@@ -8,12 +8,15 @@
 namespace loom {
 
 std::string cpu_flags() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0 && line.find(':') != std::string::npos)
-      return line.substr(line.find(':') + 1) + " ";
-  return "";
+  static const std::string flags = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("flags", 0) == 0 && line.find(':') != std::string::npos)
+        return line.substr(line.find(':') + 1) + " ";
+    return std::string();
+  }();
+  return flags;
 }
 
 std::string cpu_isa_text() {

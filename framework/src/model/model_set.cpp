@@ -12,6 +12,19 @@ namespace {
 
 const std::set<std::string> kLayerReserved{"type", "name", "inputs", "model", "trainable"};
 
+constexpr int64_t kMaxSampleValues = int64_t(1) << 31;  // of a data sample or a layer's output
+
+// The number of values of a shape of positive sizes, or -1 when a size is not positive or the
+// count would pass `limit` (checked before each product, so it never overflows).
+int64_t bounded_count(const Shape& s, int64_t limit) {
+  int64_t count = 1;
+  for (int64_t v : s) {
+    if (v <= 0 || v > limit / count) return -1;
+    count *= v;
+  }
+  return count;
+}
+
 Shape read_shape(const YAML::Node& n, const std::string& file, const std::string& path) {
   Shape s;
   if (!n.IsSequence()) throw Error(location_of(n, file), path, "expected a shape such as [28, 28]");
@@ -21,14 +34,9 @@ Shape read_shape(const YAML::Node& n, const std::string& file, const std::string
       throw Error(location_of(e, file), path, "shape entries must be positive integers");
     s.push_back(v);
   }
-  // Bounded, so that no product of the sizes overflows (2^31 values per sample).
-  int64_t count = 1;
-  for (int64_t v : s) {
-    if (v > (int64_t(1) << 31) / count)
-      throw Error(location_of(n, file), path,
-                  "the shape holds more than 2^31 values per sample; no sample is that large");
-    count *= v;
-  }
+  if (bounded_count(s, kMaxSampleValues) < 0)
+    throw Error(location_of(n, file), path,
+                "the shape holds more than 2^31 values per sample; no sample is that large");
   if (s.empty()) throw Error(location_of(n, file), path, "expected a shape such as [28, 28]");
   return s;
 }
@@ -50,13 +58,10 @@ std::string byte_text(int64_t bytes) {
 
 // A layer's output shape: positive sizes, at most 2^31 values per sample (as data shapes).
 void check_output(const Shape& s) {
-  int64_t count = 1;
-  for (int64_t v : s) {
+  for (int64_t v : s)
     if (v <= 0) throw Error("its output would have shape " + to_string(s) + ": empty");
-    if (v > (int64_t(1) << 31) / count)
-      throw Error("its output would hold more than 2^31 values per sample");
-    count *= v;
-  }
+  if (bounded_count(s, kMaxSampleValues) < 0)
+    throw Error("its output would hold more than 2^31 values per sample");
 }
 
 }  // namespace
@@ -109,13 +114,10 @@ class NodeBuilder : public LayerBuilder {
  private:
   // Counts the parameter against the models' memory budget before it is allocated.
   void reserve(const std::string& local, const Shape& shape) {
-    int64_t count = 1;
-    for (int64_t v : shape) {
-      if (v <= 0 || v > (int64_t(1) << 40) / count)
-        throw Error("its " + local + " of shape " + to_string(shape) +
-                    " is too large to hold in memory");
-      count *= v;
-    }
+    int64_t count = bounded_count(shape, int64_t(1) << 40);
+    if (count < 0)
+      throw Error("its " + local + " of shape " + to_string(shape) +
+                  " is too large to hold in memory");
     int64_t bytes = count * int64_t(2 * sizeof(float));  // value and gradient
     int64_t budget = set_.budget_ > 0 ? set_.budget_ : physical_memory();
     if (set_.param_bytes_ + bytes > budget)

@@ -67,17 +67,20 @@ std::string flow(const YAML::Node& n) {
   return e.c_str();
 }
 
-// What changed in a stage's entry since the run folder's pipeline.yaml was written (the keys of
-// an unfinished stage that continues from its checkpoint: no record says what it started with):
-// "ema: 0.999 -> (none), lr_schedule: ..."; "" when nothing did, or the file is unreadable.
-std::string entry_changes(const std::string& run_dir, const std::string& stage,
-                          const YAML::Node& now) {
-  YAML::Node old;
+// The stages of the run folder's pipeline.yaml, as the run began (before this run rewrites it);
+// an empty node when it is missing or unreadable.
+YAML::Node stages_as_begun(const std::string& run_dir) {
   try {
-    old = load_yaml_file((fs::path(run_dir) / "pipeline.yaml").string())["stages"][stage];
+    return load_yaml_file((fs::path(run_dir) / "pipeline.yaml").string())["stages"];
   } catch (const std::exception&) {
-    return "";
+    return YAML::Node();
   }
+}
+
+// What changed in a stage's entry from `old` (as the run began) to `now` (the keys of an
+// unfinished stage that continues from its checkpoint: no record says what it started with):
+// "ema: 0.999 -> (none), lr_schedule: ..."; "" when nothing did, or the old entry is unknown.
+std::string entry_changes(const YAML::Node& old, const YAML::Node& now) {
   if (!old || !old.IsMap() || !now.IsMap()) return "";
   std::map<std::string, std::pair<YAML::Node, YAML::Node>> keys;
   for (auto kv = old.begin(); kv != old.end(); ++kv) keys[kv->first.Scalar()].first = kv->second;
@@ -205,6 +208,11 @@ void Runtime::decide_fates() {
   for (StageDecl* s : order) fates_[s->name] = Fate::Run;
   if (!opt_.resume) return;
   records_ = read_stage_records(out_dir_);
+  const YAML::Node begun = stages_as_begun(out_dir_);
+  auto changes = [&](const std::string& stage) {
+    return begun && begun.IsMap() ? entry_changes(begun[stage], file_.root["stages"][stage])
+                                  : std::string();
+  };
   std::set<std::string> forced(opt_.rerun.begin(), opt_.rerun.end());
   std::map<std::string, std::string> why;
   for (StageDecl* s : order) {
@@ -224,8 +232,7 @@ void Runtime::decide_fates() {
       why[s->name] = "runs again from the start (stage '" + before + "' before it runs again)";
     } else if (rec == records_.end()) {
       fate = Fate::Run;
-      std::string changed =
-          has_checkpoint ? entry_changes(out_dir_, s->name, file_.root["stages"][s->name]) : "";
+      std::string changed = has_checkpoint ? changes(s->name) : "";
       why[s->name] = has_checkpoint ? "runs (it did not finish; continuing from its checkpoint)"
                                     : "runs (it has not finished in this folder)";
       if (!changed.empty())
@@ -243,9 +250,7 @@ void Runtime::decide_fates() {
                                         : said(rec->second.inputs.length) + " before, " +
                                               said(now.length) + " now";
       if (now.entry != rec->second.inputs.entry)
-        if (std::string d = entry_changes(out_dir_, s->name, file_.root["stages"][s->name]);
-            !d.empty())
-          what += ": " + d;
+        if (std::string d = changes(s->name); !d.empty()) what += ": " + d;
       why[s->name] = has_checkpoint
                          ? "runs (" + what + "; continuing from its checkpoint, --rerun " +
                                s->name + " starts it over)"

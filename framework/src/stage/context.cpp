@@ -33,10 +33,7 @@ class Context : public StageContext {
   int64_t epochs_override() const override { return rt_.options().epochs; }
   bool resume() const override { return rt_.options().resume; }
   bool quiet() const override { return rt_.options().quiet; }
-  bool bf16() const override {
-    if (params_.given("precision")) return params_.s("precision") == "bf16";
-    return rt_.pipeline().precision == "bf16";
-  }
+  bool bf16() const override { return rt_.precision(params_) == "bf16"; }
   const BenchSettings* bench() const override {
     return rt_.options().benchmark ? &rt_.options().bench : nullptr;
   }

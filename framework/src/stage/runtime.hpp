@@ -78,6 +78,10 @@ class LOOM_API Runtime {
   Runtime(const std::string& pipeline, RunOptions options);
   ~Runtime();
   const PipelineFile& pipeline() const { return file_; }
+  // A training stage's arithmetic: its own `precision:`, else the pipeline's.
+  std::string precision(const Params& stage) const {
+    return stage.given("precision") ? stage.s("precision") : file_.precision;
+  }
   ModelSet& models() { return *models_; }
   const Registry& registry() const;
   std::string summary();

@@ -300,7 +300,7 @@ void Runtime::validate_stages(Problems& problems) {
       if (t->spec.find("precision")) {
         bool own = s->params.given("precision");
         std::string why;
-        if ((own ? s->params.s("precision") : file_.precision) == "bf16" && !bf16_available(why))
+        if (precision(s->params) == "bf16" && !bf16_available(why))
           local.add(location_of(own ? node["precision"] : file_.root["precision"], file_.path),
                     own ? path + ".precision" : "precision",
                     why + " (`loom --version` shows what oneDNN uses); train in fp32 here");

@@ -7,15 +7,7 @@ namespace loom::dnn {
 template <bool Deconv>
 void Convolution<Deconv>::init(const ConvGeom& g, bool bias, const dnnl::post_ops& ops,
                                Scratchpad& sp, bool bf16) {
-  if (bf16) {
-    try {
-      make(g, bias, ops, sp, dt::bf16);
-      return;
-    } catch (const dnnl::error&) {
-      // No bf16 kernel for this geometry on this CPU: fp32.
-    }
-  }
-  make(g, bias, ops, sp, dt::f32);
+  with_compute_type(bf16, [&](dt c) { make(g, bias, ops, sp, c); });
 }
 
 template <bool Deconv>
@@ -118,21 +110,14 @@ void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpa
   // Wr (IC × OC·KH·KW). (A batched product of N small (OC·KH·KW × IC)·(IC × IH·IW) matrices, as
   // before, ran at a third of the rate.) bf16: the operands converted by the ports (x's
   // conversion to NHWC is the same reorder), the product summed and written in fp32.
-  dt c = bf16 ? dt::bf16 : dt::f32;
   int64_t rows = g.n * hw_;
   md c_md({rows, m_}, dt::f32, tag::ab);
   dnnl::matmul::primitive_desc mpd;
-  try {
+  dt c = with_compute_type(bf16, [&](dt t) {
     mpd = dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(md({rows, g.ic}, c, tag::ab), md({g.ic, m_}, c, tag::ab), c_md),
+        dnnl::matmul::desc(md({rows, g.ic}, t, tag::ab), md({g.ic, m_}, t, tag::ab), c_md),
         Scratchpad::attr(), eng);
-  } catch (const dnnl::error&) {
-    if (!bf16) throw;
-    c = dt::f32;
-    mpd = dnnl::matmul::primitive_desc(
-        dnnl::matmul::desc(md({rows, g.ic}, c, tag::ab), md({g.ic, m_}, c, tag::ab), c_md),
-        Scratchpad::attr(), eng);
-  }
+  });
   x_in_.init(plain4(g.n, g.ic, g.ih, g.iw), md({g.n, g.ic, g.ih, g.iw}, c, tag::nhwc), sp);
   w_in_.init(md({g.ic, m_}, dt::f32, tag::ab), md({g.ic, m_}, c, tag::ab), sp);
   xm_ = unbound(md({rows, g.ic}, c, tag::ab));

@@ -51,6 +51,23 @@ class Scratchpad {
   dnnl::memory mem_;
 };
 
+// The operand type of a primitive asked to compute in bf16 (`precision: bf16`): `make(dt::bf16)`
+// when asked and oneDNN has a bf16 kernel for it (else it throws dnnl::error), otherwise
+// `make(dt::f32)`. Returns the type used.
+template <class Make>
+dt with_compute_type(bool bf16, Make&& make) {
+  if (bf16) {
+    try {
+      make(dt::bf16);
+      return dt::bf16;
+    } catch (const dnnl::error&) {
+      // No bf16 kernel for this shape on this CPU: fp32.
+    }
+  }
+  make(dt::f32);
+  return dt::f32;
+}
+
 // A reorder between two descriptors (optionally adding into the destination), with its scratchpad.
 dnnl::reorder make_reorder(const md& from, const md& to, Scratchpad& sp, bool accumulate = false);
 

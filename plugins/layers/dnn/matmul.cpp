@@ -19,18 +19,14 @@ void Gemm::init(const md& src, const md& wei, const md& dst, bool bias, const dn
   };
   md s = src, w = wei;
   dnnl::matmul::primitive_desc pd;
-  if (bf16) {
-    try {
+  with_compute_type(bf16, [&](dt c) {
+    if (c == dt::bf16)
       s = low(src), w = low(wei);
-      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(s, w, bias_md, dst),
-                                        Scratchpad::attr(ops), engine());
-    } catch (const dnnl::error&) {
+    else
       s = src, w = wei;
-    }
-  }
-  if (!pd)
     pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(s, w, bias_md, dst), Scratchpad::attr(ops),
                                       engine());
+  });
   sp.reserve(pd);
   prim_ = dnnl::matmul(pd);
   src_.init(src, s, sp);
