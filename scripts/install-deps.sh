@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential cmake ninja-build pkg-config libdnnl-dev libyaml-cpp-dev libtbb-dev \
 libboost-dev libboost-filesystem-dev libgtest-dev zlib1g-dev libpng-dev nlohmann-json3-dev \
 dataset-fashion-mnist ocl-icd-opencl-dev libcli11-dev ccache chromium \
-libcairo2-dev fonts-dejavu-core"
+libcairo2-dev fonts-dejavu-core libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = fuzz ]; then
   PACKAGES="$PACKAGES clang libclang-rt-14-dev"
 fi

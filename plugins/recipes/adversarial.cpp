@@ -157,7 +157,7 @@ class AdversarialRecipe : public Recipe {
     // The fixed codings of the per-epoch grid (and labels: one row per class).
     int64_t cols = p.i("grid_cols");
     int64_t grid_n = conditional ? classes * cols : p.i("samples");
-    Tensor zfix = step.codings(grid_n, hash_string("grid") ^ ctx.seed());
+    Tensor zfix = step.codings(grid_n, hash_string("grid") ^ ctx.seed(), 0);
     Tensor yfix({grid_n, 1});
     for (int64_t i = 0; i < grid_n; ++i) yfix[i] = conditional ? float(i / cols) : 0.f;
     GridLabels grid_labels;  // the class at the left of each row

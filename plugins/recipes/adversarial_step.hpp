@@ -95,12 +95,13 @@ class AdversarialStep {
         seed_(seed),
         per_(numel(D.input_shape())) {}
 
-  // Codings for `n` images from the latent sampler, in the stream `stream`.
-  Tensor codings(int64_t n, uint64_t stream) const {
+  // Codings for `n` images from the latent sampler, in the stream `stream`, as rows first ..
+  // first + n - 1 of the step (a rank's part of the batch in data-parallel training).
+  Tensor codings(int64_t n, uint64_t stream, int64_t first) const {
     Shape s = G_.input_shape(0);
     s.insert(s.begin(), n);
     Tensor z(s);
-    latent_.sample(z, stream, 0);
+    latent_.sample(z, stream, first);
     return z;
   }
 
@@ -117,7 +118,7 @@ class AdversarialStep {
     DiscriminatorStats st;
     uint64_t base = stream_base(rc.step);
     for (int64_t k = 0; k < s_.d_steps; ++k) {
-      Tensor z = codings(B, mix64(base + 2 * uint64_t(k) + 1));
+      Tensor z = codings(B, mix64(base + 2 * uint64_t(k) + 1), rc.first);
       RunContext g_rc = rc;
       g_rc.salt = 1;
       g_rc.frozen = true;
@@ -140,6 +141,9 @@ class AdversarialStep {
       }
       RunContext d_rc = rc;
       d_rc.salt = 2 + uint64_t(k);
+      // Fakes, then reals: on N ranks, rows of the step's N·B fakes and of its N·B reals.
+      d_rc.part = B;
+      d_rc.stride = B * (rc.ranks ? rc.ranks->world() : 1);
       trainer_.zero_grad("discriminator");
       D_.forward(d_rc, d_in);
       const float* logits = D_.output().data();
@@ -163,7 +167,7 @@ class AdversarialStep {
   // optimizer slots and running statistics stay as they are), back-propagated through D into G;
   // G steps. Returns the generator's loss. `batch` images, `labels` (batch x 1) when conditional.
   double generator_phase(int64_t batch, const Tensor* labels, const RunContext& rc) {
-    Tensor z = codings(batch, mix64(stream_base(rc.step)));
+    Tensor z = codings(batch, mix64(stream_base(rc.step)), rc.first);
     RunContext g_rc = rc;
     g_rc.salt = 100;
     std::vector<const Tensor*> g_in{&z};

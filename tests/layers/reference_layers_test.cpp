@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "loom/rng.hpp"
+#include "loom/training.hpp"
 #include "support/harness.hpp"
 
 using loom::Shape;
@@ -454,6 +455,59 @@ TEST(LayerReference, Pooling) {
 }
 
 // ---- batch_norm ----
+
+loom::Param& param_of(loom::Model& m, const std::string& name) {
+  for (auto& p : m.params())
+    if (p->name == name) return *p;
+  throw std::runtime_error("no parameter " + name);
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  return std::vector<double>(t.data(), t.data() + t.size());
+}
+
+// Data-parallel training: with RunContext::ranks the layer sums its statistics over the ranks
+// (plain loops, not oneDNN). On one rank that must be exactly the oneDNN layer: outputs, moving
+// statistics, input and parameter gradients; and its own gradients pass the finite-difference
+// check (the two-rank equivalence is tested end to end in tests/cli/mpi_test.cpp).
+TEST(LayerReference, BatchNormSummedOverRanksIsTheBatchNormOfOneProcess) {
+  loom::GradientReducer one_rank;
+  for (const char* layer : {"{type: batch_norm, epsilon: 0.01}", "{type: batch_norm, center: false}",
+                            "{type: batch_norm, scale: false}"})
+    for (const char* shape : {"[8, 4, 5]", "[6]"}) {
+      SCOPED_TRACE(std::string(layer) + " " + shape);
+      std::string yaml = std::string("m: {input: ") + shape + ", layers: [" + layer + "]}";
+      auto a = model_from_yaml(yaml, "m"), b = model_from_yaml(yaml, "m");
+      randomize(*a);
+      for (auto& p : a->params()) param_of(*b, p->name).value.copy_from(p->value);
+      Tensor x = input(a->input_shape(), 5);
+      loom::RunContext plain;
+      plain.training = true;
+      loom::RunContext summed = plain;
+      summed.ranks = &one_rank;
+      a->forward(plain, {&x});
+      b->forward(summed, {&x});
+      expect_close(b->output(), to_doubles(a->output()), "output", 1e-5);
+      for (auto& p : a->params())
+        expect_close(param_of(*b, p->name).value, to_doubles(p->value), p->name, 1e-5);
+      Tensor g = input(a->output_shape(), 5);
+      for (auto* m : {a.get(), b.get()}) {
+        m->zero_grads();
+        Tensor& seed = m->seed_grad(m->output_node());
+        seed.copy_from(g.reshaped(seed.shape()));
+      }
+      a->backward(plain, true);
+      b->backward(summed, true);
+      expect_close(b->input_grad(0), to_doubles(a->input_grad(0)), "dx", 1e-4);
+      for (auto& p : a->params())
+        if (p->trainable)
+          expect_close(param_of(*b, p->name).grad, to_doubles(p->grad), p->name + " gradient", 1e-4);
+      loom::test::GradCheck opts;
+      opts.ranks = &one_rank;
+      check_layer_gradients(shape, layer, 3, opts);
+    }
+}
+
 
 TEST(LayerReference, BatchNormTrainingAndInference) {
   for (const char* shape : {"[3, 4, 5]", "[6]"}) {

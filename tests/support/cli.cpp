@@ -37,9 +37,12 @@ std::string read_text(const std::string& path) {
 
 std::string source_path(const std::string& rel) { return std::string(LOOM_SOURCE_DIR) + "/" + rel; }
 
-CliResult run_loom(const std::vector<std::string>& args, const std::string& env) {
+namespace {
+
+CliResult run_command(const std::string& program, const std::vector<std::string>& args,
+                      const std::string& env) {
   std::string dir = temp_dir("cli");
-  std::string cmd = env + " " + std::string(LOOM_BINARY_DIR) + "/bin/loom";
+  std::string cmd = env + " " + program;
   for (auto& a : args) {
     cmd += ' ';
     cmd += quote(a);
@@ -52,6 +55,20 @@ CliResult run_loom(const std::vector<std::string>& args, const std::string& env)
   r.err = read_text(dir + "/err");
   fs::remove_all(dir);
   return r;
+}
+
+}  // namespace
+
+CliResult run_loom(const std::vector<std::string>& args, const std::string& env) {
+  return run_command(std::string(LOOM_BINARY_DIR) + "/bin/loom", args, env);
+}
+
+CliResult run_mpi(int ranks, const std::vector<std::string>& args, const std::string& env) {
+  // --oversubscribe: CI machines may report fewer slots than ranks; a time limit so that a hang
+  // fails the test instead of the whole suite.
+  return run_command("timeout 300 mpirun --allow-run-as-root --oversubscribe --bind-to none -np " +
+                         std::to_string(ranks) + " " + std::string(LOOM_BINARY_DIR) + "/bin/loom",
+                     args, env);
 }
 
 std::vector<MetricLine> read_metrics(const std::string& path) {

@@ -14,6 +14,10 @@ struct CliResult {
 // Runs build/bin/loom with `args` (shell-quoted here) and optional environment assignments.
 CliResult run_loom(const std::vector<std::string>& args, const std::string& env = "");
 
+// Runs build/bin/loom on `ranks` MPI processes (mpirun, one core each; as root too), with
+// optional environment assignments.
+CliResult run_mpi(int ranks, const std::vector<std::string>& args, const std::string& env = "");
+
 // A fresh, empty temporary folder (removed by the caller or left under /tmp).
 std::string temp_dir(const std::string& tag);
 

@@ -67,6 +67,7 @@ static void compare(const std::string& what, int64_t i, double analytic, double 
 
 void check_gradients(Model& model, int64_t batch, const GradCheck& o) {
   RunContext ctx{o.training, 7, 3};
+  ctx.ranks = o.ranks;
   Rng rng(11, "gradcheck", 0, 0);
   Shape xs = model.input_shape();
   xs.insert(xs.begin(), batch);

@@ -34,6 +34,7 @@ struct GradCheck {
   int max_checks = 60;   // elements checked per tensor (randomly chosen)
   bool training = true;  // run layers in training mode
   float input_lo = -1.f, input_hi = 1.f;  // uniform input range
+  GradientReducer* ranks = nullptr;       // RunContext::ranks (data-parallel layers)
 };
 
 // Checks d(Σ out·g)/d(input) and d/d(every parameter) for `batch` samples. Reports failures

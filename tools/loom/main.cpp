@@ -6,12 +6,16 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <csignal>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 
 #include "cli.hpp"
+#include "core/distributed.hpp"
 #include "loom/interrupt.hpp"
 
 namespace {
@@ -71,6 +75,8 @@ static std::string out_of_memory_message() {
            "), too little for this command; raise the limit, or lower batch_size or --threads";
   return what + ": the machine's memory ran out; lower batch_size or --threads, or free memory";
 }
+
+static int run_command(CLI::App& app, std::vector<char*>& args);
 
 int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) makes a write fail with EFBIG, reported with the file's path,
@@ -150,6 +156,36 @@ int main(int argc, char** argv) {
               << "\n`loom --help` lists the commands\n";
     return 2;
   }
+  // Started by mpirun: join the other ranks (data-parallel training, sharded generation).
+  try {
+    loom::distributed::init(&argc, &argv);
+  } catch (const loom::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  // Rank 0 speaks for every rank: the others' standard output goes nowhere (their errors and
+  // warnings still reach standard error).
+  if (loom::distributed::rank() != 0 && !std::freopen("/dev/null", "w", stdout))
+    std::cerr << "warning: rank " << loom::distributed::rank() << " prints its output too\n";
+  int code = run_command(app, args);
+  loom::distributed::finalize();
+  return code;
+}
+
+// Parses and runs the command; returns the exit code, having said why it failed. On several
+// ranks, a failure stops them all: the failing rank says why (rank 0 first when every rank fails
+// alike, e.g. on a mistake in the pipeline) and MPI ends the others.
+static int run_command(CLI::App& app, std::vector<char*>& args) {
+  auto fail = [](const std::string& text, int code, bool as_error = true) -> int {
+    if (loom::distributed::world() == 1) {
+      std::cerr << (as_error ? "\nerror: " : "\n") << text << "\n";
+      return code;
+    }
+    if (loom::distributed::rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::cerr << (as_error ? "\nerror" : "\nstopped") << " (" << loom::distributed::where()
+              << "): " << text << std::endl;
+    loom::distributed::abort(code);
+  };
   try {
     app.parse(int(args.size()), args.data());
     return 0;
@@ -167,16 +203,12 @@ int main(int argc, char** argv) {
   } catch (const loom::cli::UsageError& e) {
     return usage_error(app, e.what());
   } catch (const loom::Interrupted& e) {
-    std::cerr << "\n" << e.what() << "\n";
-    return e.exit_code();
+    return fail(e.what(), e.exit_code(), false);
   } catch (const loom::Error& e) {
-    std::cerr << "\nerror: " << e.what() << "\n";
-    return 1;
+    return fail(e.what(), 1);
   } catch (const std::bad_alloc&) {
-    std::cerr << "\nerror: " << out_of_memory_message() << "\n";
-    return 1;
+    return fail(out_of_memory_message(), 1);
   } catch (const std::exception& e) {
-    std::cerr << "\nerror: " << e.what() << "\n";
-    return 1;
+    return fail(e.what(), 1);
   }
 }

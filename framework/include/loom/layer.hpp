@@ -52,6 +52,8 @@ struct LOOM_API Param {
 };
 using ParamPtr = std::shared_ptr<Param>;
 
+class GradientReducer;  // loom/training.hpp
+
 // What one forward/backward call is. Stochastic layers draw from counter-based streams keyed by
 // stream(layer key) and row(b), so a result never depends on threads, and backward can
 // regenerate the noise of its forward instead of storing it.
@@ -72,10 +74,22 @@ struct RunContext {
   // round their inputs and weights to bf16 and sum in fp32; tensors between layers, parameters
   // and gradients stay fp32. Layers that cannot ignore it.
   bool bf16 = false;
+  // Data-parallel training (mpirun): the ranks that share this training step, each with its part
+  // of the batch, for layers whose output depends on the whole batch (batch normalisation sums
+  // its statistics over them). Null on one process and outside training steps.
+  GradientReducer* ranks = nullptr;
   // The random stream of a layer (key = hash_string(layer name)) for this call.
   uint64_t stream(uint64_t key) const { return salt ? key ^ (0x9e3779b97f4a7c15ULL * salt) : key; }
-  // The stream index of row b of the batch: unique across the batches of one pass.
-  uint64_t row(int64_t b) const { return uint64_t(first + b); }
+  // A call whose batch is made of parts of `part` rows each (a discriminator's fakes, then its
+  // reals), each part being this rank's rows `first` .. of a part of `stride` rows of the whole
+  // step: row b of the call is row (b / part)·stride + first + b % part of the step. 0: one part.
+  int64_t part = 0, stride = 0;
+  // The stream index of row b of the batch: unique across the batches of one pass, and the same
+  // on N ranks as on one process with their whole batch.
+  uint64_t row(int64_t b) const {
+    if (part <= 0) return uint64_t(first + b);
+    return uint64_t((b / part) * stride + first + b % part);
+  }
 };
 
 // Given to Layer::build by the framework.

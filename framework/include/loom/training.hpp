@@ -55,6 +55,12 @@ class LOOM_API GradientReducer {
   virtual void reduce_terms(LossTerms& terms) { (void)terms; }
   // Makes every rank's values equal rank 0's (parameters at start, after a resume).
   virtual void broadcast(const std::vector<Tensor*>& tensors) { (void)tensors; }
+  // Replaces each of the n values by its sum over the ranks (a layer's statistics over the whole
+  // batch of a step: batch normalisation).
+  virtual void sum(double* values, int64_t n) {
+    (void)values;
+    (void)n;
+  }
 };
 
 class LOOM_API StageContext {

@@ -16,6 +16,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/distributed.hpp"
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 
@@ -424,6 +425,17 @@ std::unique_ptr<DatasetWriter> DatasetWriter::open(const std::string& path, cons
   if (!(hi > lo))
     throw Error(path + ": empty value range [" + std::to_string(lo) + ", " + std::to_string(hi) +
                 "]");
+  // Of the ranks of a data-parallel run, rank 0 alone writes.
+  if (!distributed::writer()) {
+    struct Nowhere : DatasetWriter {
+      explicit Nowhere(std::string p) : path(std::move(p)) {}
+      void write(const float*, int32_t) override {}
+      void close() override {}
+      std::string describe() const override { return path; }
+      std::string path;
+    };
+    return std::make_unique<Nowhere>(path);
+  }
   switch (format_of(path, false)) {
     case Format::Npy:
       return std::make_unique<NpyWriter>(path, shape, labelled);

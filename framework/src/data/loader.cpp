@@ -131,9 +131,13 @@ BatchLoader::BatchLoader(DataSplit split, DataSplit paired, LoaderOptions option
   if (opt_.world > 1) {
     // Rank r takes every world-th block of batch_size samples of the epoch's permutation, so
     // step k of N ranks with batch b sees exactly the samples of step k of one rank with N·b.
+    // Every rank takes the same number of steps: the epoch's last N·b samples that do not fill
+    // a whole step are left out (a different few each epoch, as the permutation changes).
     std::vector<int64_t> shard;
-    for (size_t i = 0; i < order_.size(); ++i)
-      if (int64_t(i) / opt_.batch_size % opt_.world == opt_.rank) shard.push_back(order_[i]);
+    int64_t whole = opt_.batch_size * opt_.world;
+    int64_t used = int64_t(order_.size()) / whole * whole;
+    for (int64_t i = 0; i < used; ++i)
+      if (i / opt_.batch_size % opt_.world == opt_.rank) shard.push_back(order_[size_t(i)]);
     order_ = std::move(shard);
   }
   count_ = int64_t(order_.size());

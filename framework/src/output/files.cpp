@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/distributed.hpp"
 #include "loom/error.hpp"
 #include "loom/io.hpp"
 #include "output/scatter.hpp"
@@ -47,6 +48,9 @@ void remove_stale_temps(const std::string& path) {
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write) {
   namespace fs = std::filesystem;
+  // Of the ranks of a data-parallel run, rank 0 alone writes (every file goes through here or
+  // through a DatasetWriter).
+  if (!distributed::writer()) return;
   fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
   remove_stale_temps(path);

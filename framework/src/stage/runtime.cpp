@@ -12,6 +12,7 @@
 #include <iostream>
 #include <set>
 
+#include "core/distributed.hpp"
 #include "loom/augmenter.hpp"
 #include "loom/create.hpp"
 #include "loom/interrupt.hpp"
@@ -53,6 +54,8 @@ Runtime::Runtime(const std::string& pipeline, RunOptions options) : opt_(std::mo
 
 Runtime::~Runtime() = default;
 
+bool Runtime::writes() const { return !opt_.benchmark && distributed::writer(); }
+
 const Registry& Runtime::registry() const { return global_registry(); }
 
 std::string Runtime::out_path(const std::string& rel) {
@@ -75,19 +78,21 @@ std::string Runtime::out_path(const std::string& rel) {
                     "into real files and folders there (remove the link)");
     }
   }
-  // A benchmark (`loom bench`, `loom plan`) writes nothing: no folder is made for it.
-  if (p.has_parent_path() && !opt_.benchmark) fs::create_directories(p.parent_path());
+  // A benchmark (`loom bench`, `loom plan`) writes nothing: no folder is made for it. Of the
+  // ranks of a data-parallel run, rank 0 alone writes.
+  if (p.has_parent_path() && writes()) fs::create_directories(p.parent_path());
   return p.string();
 }
 
 void Runtime::log(const std::string& line) {
+  if (!distributed::writer()) return;  // rank 0 speaks for every rank
   std::lock_guard<std::mutex> lock(mutex_);
   // A benchmark's standard output is its figures (`--json`): what its stages say goes aside.
   (opt_.benchmark ? std::cerr : std::cout) << line << std::endl;
 }
 
 void Runtime::metric(const std::string& stage, const std::string& json) {
-  if (opt_.benchmark) return;  // a benchmark writes nothing
+  if (!writes()) return;  // a benchmark writes nothing; nor do ranks other than 0
   std::lock_guard<std::mutex> lock(mutex_);
   std::string path = (fs::path(out_dir_) / "metrics.jsonl").string();
   if (fs::is_symlink(path))
@@ -113,6 +118,7 @@ void Runtime::add_bench_validation(const std::string& stage, double images_per_s
 }
 
 void Runtime::save_weights() {
+  if (!writes()) return;
   std::vector<std::pair<std::string, const Tensor*>> t;
   for (auto& [name, p] : models_->params()) t.push_back({name, &p->value});
   for (auto& [name, p] : models_->params())
@@ -182,16 +188,25 @@ void Runtime::run() {
     run_stage(*chosen);
     return;
   }
-  lock_run_folder(out_dir_);
-  check_run_folder(out_dir_, opt_);  // again, under the lock
+  // Of several ranks, rank 0 prepares the folder; every rank decides the stages' fates from the
+  // folder as it was, before rank 0 changes it, and reads it (checkpoints) only once it is ready.
+  if (writes()) {
+    lock_run_folder(out_dir_);
+    check_run_folder(out_dir_, opt_);  // again, under the lock
+  }
+  distributed::barrier();
   decide_fates();
+  distributed::barrier();
   std::set<std::string> reused, restarted;
   for (auto& [name, fate] : fates_) {
     if (fate == Fate::Reuse) reused.insert(name);
     if (fate == Fate::Restart) restarted.insert(name);
   }
-  start_run_folder(out_dir_, file_, opt_, *models_, reused, restarted);
-  write_stage_records(out_dir_, records_);
+  if (writes()) {
+    start_run_folder(out_dir_, file_, opt_, *models_, reused, restarted);
+    write_stage_records(out_dir_, records_);
+  }
+  distributed::barrier();
   // report.html, written again as each stage ends (stages may end concurrently).
   ReportInput report;
   report.run_dir = out_dir_;
@@ -204,6 +219,7 @@ void Runtime::run() {
   }
   std::mutex report_mutex;
   auto write_stage_report = [&](const std::string& stage, const std::string* failure) {
+    if (!writes()) return;
     std::lock_guard<std::mutex> lock(report_mutex);
     if (failure)
       record_stage_failure(out_dir_, stage, *failure);
@@ -227,6 +243,9 @@ void Runtime::run() {
             std::lock_guard<std::mutex> lock(err_mutex);
             bool stop = stop_requested() != 0;  // asked to stop: start nothing new
             for (auto& a : s->after) stop = stop || failed.count(a);
+            // Ranks run the stages one after another and stop at the first failure (the
+            // command then stops every rank).
+            if (distributed::world() > 1) stop = stop || !failed.empty();
             if (stop) {
               failed.insert(s->name);
               return;
@@ -245,12 +264,12 @@ void Runtime::run() {
             } else {
               auto t0 = std::chrono::steady_clock::now();
               run_stage(*s);
-              save_stage_weights(*s);
+              if (writes()) save_stage_weights(*s);
               double secs =
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
               std::lock_guard<std::mutex> lock(records_mutex_);
               records_[s->name] = {inputs_.at(s->name), utc_now(), secs, report.threads};
-              write_stage_records(out_dir_, records_);
+              if (writes()) write_stage_records(out_dir_, records_);
             }
           } catch (const Interrupted& e) {
             std::lock_guard<std::mutex> lock(err_mutex);
@@ -274,9 +293,18 @@ void Runtime::run() {
         });
   }
   std::vector<tbb::flow::continue_node<tbb::flow::continue_msg>*> roots;
+  // Stages that MPI ranks run must call the collectives in the same order on every rank: with
+  // several ranks, each stage also waits for the one before it (in an order that respects
+  // `after:`).
+  std::map<std::string, std::set<std::string>> before;
+  for (auto& s : stages_) before[s->name].insert(s->after.begin(), s->after.end());
+  if (distributed::world() > 1) {
+    std::vector<StageDecl*> order = stages_in_order();
+    for (size_t i = 1; i < order.size(); ++i) before[order[i]->name].insert(order[i - 1]->name);
+  }
   for (auto& s : stages_) {
-    for (auto& a : s->after) tbb::flow::make_edge(*nodes[a], *nodes[s->name]);
-    if (s->after.empty()) roots.push_back(nodes[s->name].get());
+    for (auto& a : before[s->name]) tbb::flow::make_edge(*nodes[a], *nodes[s->name]);
+    if (before[s->name].empty()) roots.push_back(nodes[s->name].get());
   }
   for (auto* r : roots) r->try_put(tbb::flow::continue_msg());
   g.wait_for_all();

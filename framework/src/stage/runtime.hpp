@@ -108,6 +108,9 @@ class LOOM_API Runtime {
   void log(const std::string& line);
   std::string out_path(const std::string& rel);
   const RunOptions& options() const { return opt_; }
+  // Whether this process writes the run folder: not in a benchmark, and of the ranks of a
+  // data-parallel run only rank 0.
+  bool writes() const;
   void add_bench_report(BenchReport r);
   void add_bench_validation(const std::string& stage, double images_per_s);
   void publish(const std::string& name, std::shared_ptr<const Dataset> data,

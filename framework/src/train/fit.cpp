@@ -248,6 +248,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
   };
 
   int64_t resume_batches = 0, resume_images = 0;  // of a checkpoint written within an epoch
+  int64_t resume_world = 1;                          // by this many ranks
   Averager resume_avg;
   if (ctx.resume() && std::filesystem::exists(last_path)) {
     auto meta = trainer.load(last_path, true);
@@ -258,6 +259,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
       if (meta.count("partial.batches")) {
         resume_batches = std::stoll(meta["partial.batches"]);
         resume_images = std::stoll(meta["partial.images"]);
+        if (meta.count("partial.world")) resume_world = std::stoll(meta["partial.world"]);
         resume_avg.weight = std::stod(meta["partial.weight"]);
         int64_t terms = std::stoll(meta["partial.terms"]);
         for (int64_t i = 0; i < terms; ++i) {
@@ -267,6 +269,20 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
       }
     } catch (...) {
       throw Error(last_path + ": the checkpoint's epoch/best entries are damaged");
+    }
+    // Written by another number of ranks: the steps done were as many whole batches of
+    // theirs, which this many ranks continue from when they are a whole number of its own.
+    int64_t was = resume_world;
+    if (was != reducer.world() && resume_batches) {
+      if (resume_batches * was % reducer.world())
+        throw Error(last_path + ": stopped within an epoch after " +
+                    std::to_string(resume_batches) + " steps of " + std::to_string(was) +
+                    " rank(s), which is not a whole number of steps of " +
+                    std::to_string(reducer.world()) + "; resume it with " +
+                    std::to_string(was) + " rank(s) (or with a number that divides " +
+                    std::to_string(resume_batches * was) + ")");
+      resume_batches = resume_batches * was / reducer.world();
+      resume_images = resume_images * was / reducer.world();
     }
     ctx.log("resuming '" + ctx.name() + "' after epoch " + std::to_string(start_epoch) +
             (resume_batches ? " and " + std::to_string(resume_batches) + " batches of the next"
@@ -290,6 +306,10 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     rc.bf16 = ctx.bf16();
     rc.seed = ctx.seed();
     rc.step = trainer.step_count();
+    // On N ranks, this rank's rows are rows rank·b .. rank·b + b - 1 of the step's whole batch:
+    // per-row random streams (noise, dropout, latent codes) are those of one process with N·b.
+    rc.first = int64_t(reducer.rank()) * batch_size;
+    if (reducer.world() > 1) rc.ranks = &reducer;
     LossTerms terms;
     try {
       terms = hooks.step(b, rc);
@@ -387,6 +407,15 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     return result;
   }
 
+  // A stop request (SIGINT, SIGTERM) is acted on by every rank at the same step: they may receive
+  // it steps apart.
+  auto stopping = [&]() -> int {
+    int sig = stop_requested();
+    if (reducer.world() == 1) return sig;
+    double v = sig;
+    reducer.sum(&v, 1);
+    return v > 0 ? (sig ? sig : SIGTERM) : 0;
+  };
   bool tty = isatty(2) && !ctx.quiet() && writer;
   double log_every = p.f("log_every");
   double train_time = 0;
@@ -410,11 +439,14 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     while (auto b = loader.next()) {
       ++k;
       LossTerms terms = train_step(*b, epoch);
-      avg.add(terms, double(b->size));
+      // Weighed by the step's whole batch (all ranks'), so that a resume with another number of
+      // ranks keeps the epoch's mean right.
+      avg.add(terms, double(b->size) * reducer.world());
       images += b->size;
-      if (int sig = stop_requested()) {
+      if (int sig = stopping()) {
         std::vector<std::pair<std::string, std::string>> partial{
             {"partial.batches", std::to_string(k)},
+            {"partial.world", std::to_string(reducer.world())},
             {"partial.images", std::to_string(images)},
             {"partial.weight", fmt("%.17g", avg.weight)},
             {"partial.terms", std::to_string(avg.sums.size())}};
@@ -520,7 +552,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
       std::snprintf(file, sizeof file, "/epoch_%03lld.safetensors", (long long)(epoch + 1));
       save(ctx.out_path("checkpoints/" + ctx.name() + file), epoch + 1);
     }
-    if (hooks.on_epoch_end) hooks.on_epoch_end(epoch + 1);
+    if (hooks.on_epoch_end && writer) hooks.on_epoch_end(epoch + 1);  // pictures: rank 0's
     if (early && since_best >= patience) {
       ctx.log(ctx.name() + ": early stopping after epoch " + std::to_string(epoch + 1) +
               " (no improvement for " + std::to_string(patience) + " epochs; best " +

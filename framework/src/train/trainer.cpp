@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/distributed.hpp"
 #include "loom/create.hpp"
 #include "loom/optimizer.hpp"
 #include "loom/training.hpp"
@@ -13,10 +14,7 @@ namespace loom {
 
 GradientReducer::~GradientReducer() = default;
 
-GradientReducer& StageContext::reducer() {
-  static GradientReducer single_process;
-  return single_process;
-}
+GradientReducer& StageContext::reducer() { return distributed::reducer(); }
 
 std::vector<std::string> StageContext::freeze() const {
   if (!params().given("freeze")) return {};

@@ -11,15 +11,22 @@
 // moving variance only). Backward in training mode recomputes the batch statistics when called
 // for an input buffer other than the last one forwarded (a layer used twice in a graph).
 //
+// Data-parallel training on N ranks (RunContext::ranks): the batch statistics are those of the
+// whole step's batch, summed over the ranks, and backward sums its per-channel terms over them
+// too, so N ranks with batch b compute what one process computes with batch N·b.
+//
 // Feature maps with a multiple of 8 channels are normalised in oneDNN's blocked layout nChw8c,
 // reordered at the layer's edges: on plain NCHW oneDNN 2.6 runs a generic kernel (measured on
 // AVX2: 4.8 ms for the forward pass over 32 x 32 x 32 x 32, where a reorder takes 0.6 ms).
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <unordered_map>
 
 #include "common.hpp"
 #include "loom/layer.hpp"
+#include "loom/training.hpp"
 
 namespace loom::conv {
 namespace {
@@ -53,11 +60,18 @@ class BatchNormLayer : public Layer {
   }
 
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
-    Prims& k = prims(in[0]->dim(0), ctx.training);
-    run_forward(k, in[0]->data(), out.data());
+    const float *bm = nullptr, *bv = nullptr;
+    if (ctx.training && ctx.ranks) {
+      synced_forward(*ctx.ranks, *in[0], out.data());
+      bm = sync_.mean.data();
+      bv = sync_.var.data();
+    } else {
+      Prims& k = prims(in[0]->dim(0), ctx.training);
+      run_forward(k, in[0]->data(), out.data());
+      bm = static_cast<const float*>(k.mean.get_data_handle());
+      bv = static_cast<const float*>(k.var.get_data_handle());
+    }
     if (ctx.training && !ctx.frozen) {  // a frozen layer normalises by the batch, keeps its stats
-      const float* bm = static_cast<const float*>(k.mean.get_data_handle());
-      const float* bv = static_cast<const float*>(k.var.get_data_handle());
       float* mm = mean_->value.data();
       float* mv = var_->value.data();
       for (int64_t c = 0; c < c_; ++c) {
@@ -69,6 +83,10 @@ class BatchNormLayer : public Layer {
 
   void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor&,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
+    if (ctx.training && ctx.ranks) {
+      synced_backward(ctx, *in[0], dout, din[0]);
+      return;
+    }
     Prims& k = prims(in[0]->dim(0), ctx.training);
     if (k.last_in != in[0]->data()) {
       if (ctx.training) {
@@ -125,6 +143,100 @@ class BatchNormLayer : public Layer {
     const float* last_in = nullptr;
     Tensor scratch;
   };
+
+  // Data-parallel training (RunContext::ranks): the statistics of the whole batch, summed over
+  // the ranks, and the backward pass that goes with them. Plain loops over (N, C, spatial):
+  // oneDNN's primitives see one rank's part of the batch only.
+  struct Synced {
+    std::vector<float> mean, var, inv;
+    const float* last_in = nullptr;
+    double count = 0;  // values per channel over every rank
+  } sync_;
+
+  void synced_forward(GradientReducer& ranks, const Tensor& xt, float* y) {
+    int64_t n = xt.dim(0), S = spatial_;
+    const float* x = xt.data();
+    std::vector<double> st(size_t(2 * c_ + 1), 0.0);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t c = 0; c < c_; ++c) {
+        const float* p = x + (b * c_ + c) * S;
+        double s1 = 0, s2 = 0;
+        for (int64_t i = 0; i < S; ++i) {
+          s1 += p[i];
+          s2 += double(p[i]) * p[i];
+        }
+        st[size_t(c)] += s1;
+        st[size_t(c_ + c)] += s2;
+      }
+    st[size_t(2 * c_)] = double(n * S);
+    ranks.sum(st.data(), int64_t(st.size()));
+    double m = st[size_t(2 * c_)];
+    sync_.count = m;
+    sync_.mean.assign(size_t(c_), 0.f);
+    sync_.var.assign(size_t(c_), 0.f);
+    sync_.inv.assign(size_t(c_), 0.f);
+    for (int64_t c = 0; c < c_; ++c) {
+      double mu = st[size_t(c)] / m, var = std::max(0.0, st[size_t(c_ + c)] / m - mu * mu);
+      sync_.mean[size_t(c)] = float(mu);
+      sync_.var[size_t(c)] = float(var);
+      sync_.inv[size_t(c)] = float(1.0 / std::sqrt(var + double(eps_)));
+    }
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t c = 0; c < c_; ++c) {
+        float g = scale_ ? gamma_->value[c] : 1.f, be = center_ ? beta_->value[c] : 0.f;
+        float mu = sync_.mean[size_t(c)], a = g * sync_.inv[size_t(c)];
+        const float* p = x + (b * c_ + c) * S;
+        float* q = y + (b * c_ + c) * S;
+        for (int64_t i = 0; i < S; ++i) q[i] = a * (p[i] - mu) + be;
+      }
+    sync_.last_in = x;
+  }
+
+  void synced_backward(const RunContext& ctx, const Tensor& xt, const Tensor& dout, Tensor* din) {
+    if (sync_.last_in != xt.data()) {  // a layer used twice: this call's statistics again
+      scratch_tensor_.resize(dout.shape());
+      synced_forward(*ctx.ranks, xt, scratch_tensor_.data());
+    }
+    int64_t n = xt.dim(0), S = spatial_;
+    const float *x = xt.data(), *dy = dout.data();
+    // Per channel: the sums of dy and of dy·x̂ over this rank's values (the gradients of beta and
+    // gamma, averaged over the ranks later like every gradient), then over every rank's.
+    std::vector<double> st(size_t(2 * c_), 0.0);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t c = 0; c < c_; ++c) {
+        float mu = sync_.mean[size_t(c)], inv = sync_.inv[size_t(c)];
+        const float* p = x + (b * c_ + c) * S;
+        const float* d = dy + (b * c_ + c) * S;
+        double s1 = 0, s2 = 0;
+        for (int64_t i = 0; i < S; ++i) {
+          s1 += d[i];
+          s2 += double(d[i]) * (p[i] - mu) * inv;
+        }
+        st[size_t(c)] += s1;
+        st[size_t(c_ + c)] += s2;
+      }
+    if (!ctx.frozen) {
+      for (int64_t c = 0; c < c_; ++c) {
+        if (center_ && beta_->trainable) beta_->grad[c] += float(st[size_t(c)]);
+        if (scale_ && gamma_->trainable) gamma_->grad[c] += float(st[size_t(c_ + c)]);
+      }
+    }
+    if (!din) return;
+    ctx.ranks->sum(st.data(), int64_t(st.size()));
+    float* dx = din->data();
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t c = 0; c < c_; ++c) {
+        float mu = sync_.mean[size_t(c)], inv = sync_.inv[size_t(c)];
+        float a = (scale_ ? gamma_->value[c] : 1.f) * inv;
+        float mdy = float(st[size_t(c)] / sync_.count);
+        float mdyx = float(st[size_t(c_ + c)] / sync_.count);
+        const float* p = x + (b * c_ + c) * S;
+        const float* d = dy + (b * c_ + c) * S;
+        float* q = dx + (b * c_ + c) * S;
+        for (int64_t i = 0; i < S; ++i) q[i] = a * (d[i] - mdy - (p[i] - mu) * inv * mdyx);
+      }
+  }
+  Tensor scratch_tensor_;
 
   void run_forward(Prims& k, const float* x, float* y) {
     if (!k.training) {

@@ -1,0 +1,153 @@
+// Data-parallel processes on MPI: joining the ranks, and the MPI GradientReducer.
+#include "core/distributed.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <vector>
+
+#include "loom/error.hpp"
+
+namespace loom::distributed {
+namespace {
+
+int g_rank = 0, g_world = 1;
+bool g_started = false;
+double g_reduce_seconds = 0;
+int64_t g_reduce_calls = 0;
+
+// Gradients travel in buckets of at most this many floats (4 MiB): each bucket's all-reduce
+// starts as soon as it is packed, while the next one is packed.
+constexpr int64_t kBucket = int64_t(1) << 20;
+
+class MpiReducer : public GradientReducer {
+ public:
+  int rank() const override { return g_rank; }
+  int world() const override { return g_world; }
+
+  void reduce_gradients(const std::vector<ParamPtr>& params) override {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t total = 0;
+    for (auto& p : params) total += p->grad.size();
+    if (int64_t(buffer_.size()) < total) buffer_.resize(size_t(total));
+    std::vector<MPI_Request> requests;
+    int64_t start = 0, at = 0;
+    auto send = [&] {
+      if (at == start) return;
+      requests.emplace_back();
+      MPI_Iallreduce(MPI_IN_PLACE, buffer_.data() + start, int(at - start), MPI_FLOAT, MPI_SUM,
+                     MPI_COMM_WORLD, &requests.back());
+      start = at;
+    };
+    for (auto& p : params) {
+      const float* g = p->grad.data();
+      int64_t n = p->grad.size();
+      std::copy(g, g + n, buffer_.data() + at);
+      at += n;
+      if (at - start >= kBucket) send();
+    }
+    send();
+    MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    float scale = 1.f / float(g_world);
+    at = 0;
+    for (auto& p : params) {
+      float* g = p->grad.data();
+      for (int64_t i = 0; i < p->grad.size(); ++i) g[i] = buffer_[size_t(at + i)] * scale;
+      at += p->grad.size();
+    }
+    g_reduce_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++g_reduce_calls;
+  }
+
+  void reduce_terms(LossTerms& terms) override {
+    std::vector<double> v;
+    for (auto& t : terms) v.push_back(t.second);
+    // Every rank must have the same terms; the count goes first so that a mismatch is an error
+    // here rather than a hang.
+    int n = int(v.size()), lo = 0, hi = 0;
+    MPI_Allreduce(&n, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&n, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (lo != hi)
+      throw Error("the ranks disagree on the number of loss terms (" + std::to_string(lo) +
+                  " and " + std::to_string(hi) + ")");
+    MPI_Allreduce(MPI_IN_PLACE, v.data(), n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    for (size_t i = 0; i < v.size(); ++i) terms[i].second = v[i] / g_world;
+  }
+
+  void broadcast(const std::vector<Tensor*>& tensors) override {
+    for (Tensor* t : tensors)
+      for (int64_t at = 0; at < t->size(); at += kBucket)
+        MPI_Bcast(t->data() + at, int(std::min(kBucket, t->size() - at)), MPI_FLOAT, 0,
+                  MPI_COMM_WORLD);
+  }
+
+  void sum(double* values, int64_t n) override {
+    MPI_Allreduce(MPI_IN_PLACE, values, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  }
+
+ private:
+  std::vector<float> buffer_;
+};
+
+bool started_by_mpirun() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+}  // namespace
+
+int init(int* argc, char*** argv) {
+  if (g_started || !started_by_mpirun()) return g_world;
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
+    throw Error("started by mpirun, but MPI did not start");
+  g_started = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+  // Stages call MPI from oneTBB's worker threads, one at a time.
+  if (provided < MPI_THREAD_SERIALIZED && g_world > 1)
+    throw Error("this MPI library cannot be called from the threads Loom runs its stages on");
+  return g_world;
+}
+
+void finalize() {
+  if (g_started) MPI_Finalize();
+  g_started = false;
+}
+
+int rank() { return g_rank; }
+int world() { return g_world; }
+
+std::string where() {
+  return g_world > 1 ? "rank " + std::to_string(g_rank) + " of " + std::to_string(g_world) : "";
+}
+
+GradientReducer& reducer() {
+  static GradientReducer single_process;
+  static MpiReducer mpi;
+  if (g_world > 1) return mpi;
+  return single_process;
+}
+
+void barrier() {
+  if (g_world > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
+void abort(int code) {
+  if (g_started) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+int64_t sum(int64_t v) {
+  if (g_world > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return v;
+}
+
+double reduce_seconds() { return g_reduce_seconds; }
+int64_t reduce_calls() { return g_reduce_calls; }
+
+}  // namespace loom::distributed
