@@ -228,7 +228,8 @@ class SampleProgress {
 Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t seed,
                        int64_t batch_size, const std::vector<int32_t>* labels,
                        SampleProgress* progress = nullptr, int64_t frames = 0,
-                       std::vector<std::string>* frame_names = nullptr, int64_t only = -1) {
+                       std::vector<std::string>* frame_names = nullptr, int64_t only = -1,
+                       GradientReducer* ranks = nullptr) {
   DiffusionSampler sampler(d.schedule, d.target, d.sampling);
   Shape image = m.input_shape(0), all = image, chunk_shape = image;
   int64_t per = numel(image), keep = std::max<int64_t>(frames, 1);
@@ -257,6 +258,7 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
   };
   for (first = 0; first < n; first += batch_size) {
     if (only >= 0 && (only < first || only >= first + batch_size)) continue;
+    if (ranks && !ranks->owns(first / batch_size)) continue;
     rows = std::min(batch_size, n - first);
     if (labels)
       for (int64_t i = 0; i < batch_size; ++i)
@@ -267,6 +269,7 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
                 out.data() + ((first + i) * keep + keep - 1) * per);
     if (progress) progress->done(first + rows);
   }
+  if (ranks) ranks->gather_rows(out.data(), n, batch_size, keep * per);
   return out;
 }
 
@@ -475,8 +478,10 @@ class DiffusionSampleRecipe : public Recipe {
     if (only >= 0 && frames > 1) p.fail("only_index", "regenerates a sample, not a trajectory");
     SampleProgress progress(ctx, n);
     std::vector<std::string> frame_names;
+    // On several MPI ranks, each denoises its share of the batches and rank 0 writes them all.
     Tensor out = generate_images(m, d, n, seed, bs, d.conditional ? &labels : nullptr,
-                                 only >= 0 ? nullptr : &progress, frames, &frame_names, only);
+                                 only >= 0 ? nullptr : &progress, frames, &frame_names, only,
+                                 only >= 0 ? nullptr : &ctx.reducer());
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     DiffusionSampler info(d.schedule, d.target, d.sampling);
     char timing[64];

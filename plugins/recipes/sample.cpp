@@ -28,7 +28,9 @@ class SampleRecipe : public Recipe {
     int64_t only = only_index(p, n);
     AveragedWeights averaged(*model, p.b("ema"));
     int64_t bs = p.i("batch_size");
-    Tensor out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr, only);
+    // On several MPI ranks, each decodes its share of the batches and rank 0 writes them all.
+    Tensor out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr,
+                          only >= 0 ? only : kShardAcrossRanks);
     std::string what = std::to_string(n) + " x " + to_string(model->output_shape()) + " from " +
                        p.entry_type("sampler") + " codings " + to_string(model->input_shape()) +
                        (averaged.count() ? " (averaged weights)" : "");

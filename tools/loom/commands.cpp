@@ -570,7 +570,9 @@ void sample_codings(const SampleOptions& o, const CLI::App& cmd, TrainedRun& run
   std::vector<int32_t> labels;
   if (!interpolate) {
     if (conditional) labels = class_labels(n, o.num_classes, has_class ? o.label : -1);
-    out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr);
+    // On several MPI ranks, each decodes its share of the batches and rank 0 writes them all.
+    out = generate(*model, *sampler, n, seed, bs, 0, conditional ? &labels : nullptr,
+                   kShardAcrossRanks);
     // One row per class when a conditional generator draws every class.
     cols = given(cmd, "--cols")        ? o.cols
            : conditional && !has_class ? (n + o.num_classes - 1) / o.num_classes

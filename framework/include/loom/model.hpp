@@ -104,6 +104,10 @@ class LOOM_API Model {
 // A model with a second input of shape (1) — a class label — takes one label per sample from
 // `labels`. With only >= 0, only the batch holding sample `only` is run (the other rows of the
 // result stay zero): sample `only` is then computed exactly as in the whole run.
+// `only` of predict(), decode() and generate(): -1 runs every batch; this value runs the batches
+// this process owns when several MPI ranks generate together (batch k: rank k mod N), and rank 0
+// then holds every row, the same bytes as one process computes.
+inline constexpr int64_t kShardAcrossRanks = -2;
 LOOM_API Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_sample,
                         int node = -1, int64_t batch_size = 256, uint64_t seed = 0,
                         const float* labels = nullptr, int64_t only = -1);

@@ -61,6 +61,16 @@ class LOOM_API GradientReducer {
     (void)values;
     (void)n;
   }
+  // Sharded generation: batch k of a sequence belongs to rank k mod N; each rank computes the
+  // batches it owns into its copy of the whole output (`rows` rows of `row_floats` floats, in
+  // batches of `rows_per_batch`), and gather_rows() then gives rank 0 every other rank's rows.
+  bool owns(int64_t batch) const { return batch % world() == rank(); }
+  virtual void gather_rows(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats) {
+    (void)out;
+    (void)rows;
+    (void)rows_per_batch;
+    (void)row_floats;
+  }
 };
 
 class LOOM_API StageContext {

@@ -88,6 +88,11 @@ class MpiReducer : public GradientReducer {
     MPI_Allreduce(MPI_IN_PLACE, values, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   }
 
+  void gather_rows(float* out, int64_t rows, int64_t rows_per_batch,
+                   int64_t row_floats) override {
+    gather(out, rows, rows_per_batch, row_floats);
+  }
+
  private:
   std::vector<float> buffer_;
 };
@@ -145,6 +150,27 @@ void abort(int code) {
 int64_t sum(int64_t v) {
   if (g_world > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
   return v;
+}
+
+bool owns(int64_t batch) { return g_world == 1 || batch % g_world == g_rank; }
+
+void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats) {
+  if (g_world == 1) return;
+  int64_t batches = (rows + rows_per_batch - 1) / rows_per_batch;
+  for (int64_t k = 0; k < batches; ++k) {
+    int owner = int(k % g_world);
+    if (owner == 0) continue;
+    int64_t first = k * rows_per_batch, n = std::min(rows_per_batch, rows - first);
+    float* at = out + first * row_floats;
+    // Messages of at most 2^30 floats (MPI counts are int).
+    for (int64_t done = 0, total = n * row_floats; done < total; done += int64_t(1) << 30) {
+      int count = int(std::min<int64_t>(int64_t(1) << 30, total - done));
+      if (g_rank == 0)
+        MPI_Recv(at + done, count, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      else if (g_rank == owner)
+        MPI_Send(at + done, count, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
+    }
+  }
 }
 
 double reduce_seconds() { return g_reduce_seconds; }

@@ -32,6 +32,13 @@ inline bool writer() { return rank() == 0; }
 // A sum of 64-bit integers over the ranks (sample counts).
 LOOM_API int64_t sum(int64_t v);
 
+// Sharded generation: batch k of a sequence of batches belongs to rank k mod N (one process owns
+// every batch). Each rank computes the batches it owns into its copy of the whole output, then
+// gather() gives rank 0 the others' rows (bytes as they were computed: the output does not depend
+// on N). `row_floats` floats per row, `rows_per_batch` rows per batch, `rows` rows in all.
+LOOM_API bool owns(int64_t batch);
+LOOM_API void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats);
+
 // The time spent in all-reduces of gradients so far, and how many there were (bench, metrics).
 LOOM_API double reduce_seconds();
 LOOM_API int64_t reduce_calls();
