@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/distributed.hpp"
 #include "config/yaml_util.hpp"
 #include "data/loader.hpp"
 #include "loom/create.hpp"
@@ -429,6 +430,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     Averager avg;
     auto t0 = Clock::now();
     auto last_log = t0;
+    double reduce_s0 = distributed::reduce_seconds();  // all-reduces of gradients (several ranks)
     int64_t nb = loader.batches(), k = 0, images = 0;
     if (skip) {
       for (; k < skip && loader.next(); ++k) {
@@ -503,6 +505,10 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
         if (i > 0 || terms[i].first != "loss") j[terms[i].first] = terms[i].second;
       }
       if (with_rate) j["images_per_s"] = rate;
+      // Several ranks: the time per step spent all-reducing gradients (waiting for the slowest
+      // rank included).
+      if (with_rate && reducer.world() > 1 && k > 0)
+        j["allreduce_ms"] = (distributed::reduce_seconds() - reduce_s0) * 1e3 / double(k);
       // The rate the last update used: "lr", and with several groups also "lr_<group>" each
       // ("lr" is then the first group's).
       for (size_t g = 0; g < groups.size(); ++g) {
