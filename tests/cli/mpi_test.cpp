@@ -23,14 +23,14 @@ struct Trained {
 };
 
 // Trains `pipeline` for one epoch of `subset` samples on `ranks` processes with `batch` per rank.
-Trained train(const std::string& dir, const std::string& pipeline, int ranks, int batch,
-              int subset, const std::vector<std::string>& more = {}) {
-  std::vector<std::string> args{"run",      source_path(pipeline),
-                                "--out",    dir,
-                                "--subset", std::to_string(subset),
-                                "--epochs", "1",
+Trained train(const std::string& dir, const std::string& pipeline, int ranks, int batch, int subset,
+              const std::vector<std::string>& more = {}) {
+  std::vector<std::string> args{"run",       source_path(pipeline),
+                                "--out",     dir,
+                                "--subset",  std::to_string(subset),
+                                "--epochs",  "1",
                                 "--threads", "1",
-                                "--set",    "stages.train.batch_size=" + std::to_string(batch)};
+                                "--set",     "stages.train.batch_size=" + std::to_string(batch)};
   args.insert(args.end(), more.begin(), more.end());
   CliResult r = ranks == 1 ? run_loom(args) : run_mpi(ranks, args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -102,10 +102,10 @@ TEST(Mpi, TwoRanksTrainAsOneProcessWithTheWholeBatch) {
 
 TEST(Mpi, OnlyRankZeroWritesTheRunFolder) {
   std::string dir = temp_dir("mpi-writer");
-  std::vector<std::string> args{"run",      source_path("pipelines/stacked_ae.yaml"),
-                                "--out",    dir + "/run",
-                                "--subset", "640",
-                                "--epochs", "2",
+  std::vector<std::string> args{"run",       source_path("pipelines/stacked_ae.yaml"),
+                                "--out",     dir + "/run",
+                                "--subset",  "640",
+                                "--epochs",  "2",
                                 "--threads", "1"};
   CliResult r = run_mpi(2, args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -150,8 +150,8 @@ TEST(Mpi, AFailingRankStopsEveryRank) {
     SCOPED_TRACE(how);
     std::string dir = temp_dir("mpi-fault");
     std::string pipeline = faulty_pipeline(dir, how, 25);
-    CliResult r = run_mpi(2, {"run", pipeline, "--out", dir + "/run", "--subset", "640",
-                              "--threads", "1"});
+    CliResult r =
+        run_mpi(2, {"run", pipeline, "--out", dir + "/run", "--subset", "640", "--threads", "1"});
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.exit_code, 124) << "timed out: the ranks hung";  // timeout's code
     if (std::string(how) == "throw") {
@@ -160,12 +160,10 @@ TEST(Mpi, AFailingRankStopsEveryRank) {
     }
     ASSERT_TRUE(fs::exists(dir + "/run/checkpoints/train/last.safetensors"));
     // One process (no ranks: the layer passes through) resumes from the checkpoint and finishes.
-    CliResult resumed =
-        run_loom({"run", pipeline, "--out", dir + "/run", "--resume", "--subset", "640",
-                  "--threads", "1", "--set", "stages.train.batch_size=32"});
+    CliResult resumed = run_loom({"run", pipeline, "--out", dir + "/run", "--resume", "--subset",
+                                  "640", "--threads", "1", "--set", "stages.train.batch_size=32"});
     EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
-    EXPECT_NE(resumed.out.find("resuming 'train' after epoch 1"), std::string::npos)
-        << resumed.out;
+    EXPECT_NE(resumed.out.find("resuming 'train' after epoch 1"), std::string::npos) << resumed.out;
     fs::remove_all(dir);
   }
 }
@@ -202,8 +200,8 @@ TEST(Mpi, ResumeContinuesWithAnotherNumberOfRanks) {
 // codings and a diffusion model's DDIM denoising alike.
 TEST(Mpi, ShardedSamplingWritesTheBytesOfOneProcess) {
   std::string dir = temp_dir("mpi-sample");
-  std::vector<std::string> brief{"--subset", "64", "--epochs", "1", "--max-steps", "1",
-                                 "--threads", "1"};
+  std::vector<std::string> brief{"--subset",    "64", "--epochs",  "1",
+                                 "--max-steps", "1",  "--threads", "1"};
   auto train = [&](const std::string& pipeline, const std::string& out,
                    std::vector<std::string> sets) {
     std::vector<std::string> a{"run", source_path(pipeline), "--out", out};
@@ -220,9 +218,10 @@ TEST(Mpi, ShardedSamplingWritesTheBytesOfOneProcess) {
     std::string run;
     std::vector<std::string> options;
   };
-  for (const Case& c : {Case{dir + "/gan", {"--n", "100", "--batch-size", "16"}},
-                        Case{dir + "/ddpm", {"--sampler", "ddim", "--steps", "3", "--n", "40",
-                                             "--batch-size", "8"}}}) {
+  for (const Case& c :
+       {Case{dir + "/gan", {"--n", "100", "--batch-size", "16"}},
+        Case{dir + "/ddpm",
+             {"--sampler", "ddim", "--steps", "3", "--n", "40", "--batch-size", "8"}}}) {
     SCOPED_TRACE(c.run);
     std::string want;
     for (int ranks : {1, 2, 3}) {

@@ -472,8 +472,9 @@ std::vector<double> to_doubles(const Tensor& t) {
 // check (the two-rank equivalence is tested end to end in tests/cli/mpi_test.cpp).
 TEST(LayerReference, BatchNormSummedOverRanksIsTheBatchNormOfOneProcess) {
   loom::GradientReducer one_rank;
-  for (const char* layer : {"{type: batch_norm, epsilon: 0.01}", "{type: batch_norm, center: false}",
-                            "{type: batch_norm, scale: false}"})
+  for (const char* layer :
+       {"{type: batch_norm, epsilon: 0.01}", "{type: batch_norm, center: false}",
+        "{type: batch_norm, scale: false}"})
     for (const char* shape : {"[8, 4, 5]", "[6]"}) {
       SCOPED_TRACE(std::string(layer) + " " + shape);
       std::string yaml = std::string("m: {input: ") + shape + ", layers: [" + layer + "]}";
@@ -501,13 +502,13 @@ TEST(LayerReference, BatchNormSummedOverRanksIsTheBatchNormOfOneProcess) {
       expect_close(b->input_grad(0), to_doubles(a->input_grad(0)), "dx", 1e-4);
       for (auto& p : a->params())
         if (p->trainable)
-          expect_close(param_of(*b, p->name).grad, to_doubles(p->grad), p->name + " gradient", 1e-4);
+          expect_close(param_of(*b, p->name).grad, to_doubles(p->grad), p->name + " gradient",
+                       1e-4);
       loom::test::GradCheck opts;
       opts.ranks = &one_rank;
       check_layer_gradients(shape, layer, 3, opts);
     }
 }
-
 
 TEST(LayerReference, BatchNormTrainingAndInference) {
   for (const char* shape : {"[3, 4, 5]", "[6]"}) {

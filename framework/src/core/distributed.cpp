@@ -88,8 +88,7 @@ class MpiReducer : public GradientReducer {
     MPI_Allreduce(MPI_IN_PLACE, values, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   }
 
-  void gather_rows(float* out, int64_t rows, int64_t rows_per_batch,
-                   int64_t row_floats) override {
+  void gather_rows(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats) override {
     gather(out, rows, rows_per_batch, row_floats);
   }
 

@@ -9,8 +9,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "core/distributed.hpp"
 #include "config/yaml_util.hpp"
+#include "core/distributed.hpp"
 #include "data/loader.hpp"
 #include "loom/create.hpp"
 #include "loom/interrupt.hpp"
@@ -249,7 +249,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
   };
 
   int64_t resume_batches = 0, resume_images = 0;  // of a checkpoint written within an epoch
-  int64_t resume_world = 1;                          // by this many ranks
+  int64_t resume_world = 1;                       // by this many ranks
   Averager resume_avg;
   if (ctx.resume() && std::filesystem::exists(last_path)) {
     auto meta = trainer.load(last_path, true);
@@ -279,8 +279,8 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
         throw Error(last_path + ": stopped within an epoch after " +
                     std::to_string(resume_batches) + " steps of " + std::to_string(was) +
                     " rank(s), which is not a whole number of steps of " +
-                    std::to_string(reducer.world()) + "; resume it with " +
-                    std::to_string(was) + " rank(s) (or with a number that divides " +
+                    std::to_string(reducer.world()) + "; resume it with " + std::to_string(was) +
+                    " rank(s) (or with a number that divides " +
                     std::to_string(resume_batches * was) + ")");
       resume_batches = resume_batches * was / reducer.world();
       resume_images = resume_images * was / reducer.world();
