@@ -24,7 +24,7 @@ LOOM_API GradientReducer& reducer();
 // Every rank waits for every other.
 LOOM_API void barrier();
 // An error on this rank: every rank stops (MPI_Abort), after this rank has printed its message.
-LOOM_API [[noreturn]] void abort(int code);
+[[noreturn]] LOOM_API void abort(int code);
 // True when the pipeline runs on several ranks and this one is rank 0, or on one process: the
 // process that writes the run folder.
 inline bool writer() { return rank() == 0; }
