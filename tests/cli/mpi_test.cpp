@@ -240,3 +240,32 @@ TEST(Mpi, ShardedSamplingWritesTheBytesOfOneProcess) {
   }
   fs::remove_all(dir);
 }
+
+// `mpirun -np N loom augment`: chunk k is augmented by rank k mod N and rank 0 writes every
+// chunk in order: the same images and labels as one process, at 2 and 3 ranks.
+TEST(Mpi, ShardedAugmentationWritesTheBytesOfOneProcess) {
+  std::string dir = temp_dir("mpi-augment");
+  std::string input = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+  std::string chain =
+      "[{type: horizontal_flip}, {type: rotate, degrees: 15}, {type: gaussian_noise, std: 0.05}]";
+  std::string want, want_labels;
+  for (int ranks : {1, 2, 3}) {
+    std::string out = dir + "/aug_" + std::to_string(ranks) + ".npy";
+    std::vector<std::string> a{"augment", input, "--out",     out, "--copies",    "2",
+                               "--seed",  "3",   "--threads", "1", "--transform", chain};
+    CliResult r = ranks == 1 ? run_loom(a) : run_mpi(ranks, a);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("wrote 20,000 images"), std::string::npos) << r.out;
+    std::string got = read_text(out),
+                labels = read_text(dir + "/aug_" + std::to_string(ranks) + ".labels.npy");
+    ASSERT_GT(got.size(), 20000u * 784u);
+    if (ranks == 1) {
+      want = got;
+      want_labels = labels;
+    } else {
+      EXPECT_TRUE(got == want) << ranks << " ranks wrote other images than one process";
+      EXPECT_TRUE(labels == want_labels) << ranks << " ranks wrote other labels";
+    }
+  }
+  fs::remove_all(dir);
+}

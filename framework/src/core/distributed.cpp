@@ -172,6 +172,20 @@ void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats
   }
 }
 
+void send(const void* data, int64_t bytes, int peer, int tag) {
+  const char* p = static_cast<const char*>(data);
+  for (int64_t done = 0; done < bytes; done += int64_t(1) << 30)
+    MPI_Send(p + done, int(std::min<int64_t>(int64_t(1) << 30, bytes - done)), MPI_BYTE, peer, tag,
+             MPI_COMM_WORLD);
+}
+
+void receive(void* data, int64_t bytes, int peer, int tag) {
+  char* p = static_cast<char*>(data);
+  for (int64_t done = 0; done < bytes; done += int64_t(1) << 30)
+    MPI_Recv(p + done, int(std::min<int64_t>(int64_t(1) << 30, bytes - done)), MPI_BYTE, peer, tag,
+             MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+}
+
 double reduce_seconds() { return g_reduce_seconds; }
 int64_t reduce_calls() { return g_reduce_calls; }
 

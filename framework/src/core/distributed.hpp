@@ -39,6 +39,11 @@ LOOM_API int64_t sum(int64_t v);
 LOOM_API bool owns(int64_t batch);
 LOOM_API void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats);
 
+// Point to point, for sharded writers: `bytes` bytes to or from rank `peer` (blocking; messages
+// between two ranks arrive in the order they were sent).
+LOOM_API void send(const void* data, int64_t bytes, int peer, int tag);
+LOOM_API void receive(void* data, int64_t bytes, int peer, int tag);
+
 // The time spent in all-reduces of gradients so far, and how many there were (bench, metrics).
 LOOM_API double reduce_seconds();
 LOOM_API int64_t reduce_calls();

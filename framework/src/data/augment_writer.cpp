@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/distributed.hpp"
 #include "loom/augment.hpp"
 #include "loom/error.hpp"
 #include "loom/io.hpp"
@@ -32,6 +33,7 @@ ImageGeometry geometry(const Shape& ss) {
 
 struct Chunk {
   int64_t first = 0, n = 0;
+  int owner = 0;  // the rank that augments it
   std::vector<float> x;
   std::vector<int32_t> labels;
 };
@@ -71,8 +73,12 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
   const size_t tokens = size_t(o.tokens > 0 ? o.tokens : 2 * threads + 2);
   const int64_t total = count * outs;
 
+  // Several MPI ranks: chunk k is augmented by rank k mod N; rank 0 receives the others' in
+  // order and writes every chunk, the bytes one process writes.
+  const int rank = distributed::rank(), world = distributed::world();
+  const int64_t step = rank == 0 ? 1 : world;
   tbb::concurrent_queue<std::shared_ptr<Chunk>> pool;  // recycled buffers
-  int64_t next = 0, written = 0;
+  int64_t next = rank, written = 0;
   tbb::parallel_pipeline(
       tokens,
       tbb::make_filter<void, int64_t>(tbb::filter_mode::serial_in_order,
@@ -81,7 +87,9 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
                                           fc.stop();
                                           return 0;
                                         }
-                                        return next++;
+                                        int64_t k = next;
+                                        next += step;
+                                        return k;
                                       }) &
           tbb::make_filter<int64_t, std::shared_ptr<Chunk>>(
               tbb::filter_mode::parallel,
@@ -92,6 +100,8 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
                 c->n = std::min(chunk, count - c->first);
                 c->x.resize(size_t(c->n * outs * per));
                 c->labels.resize(size_t(c->n));
+                c->owner = int(k % world);
+                if (c->owner != rank) return c;  // rank 0 receives it when writing
                 for (int64_t i = 0; i < c->n; ++i) {
                   int64_t idx = begin + c->first + i;  // index in the dataset: the random key
                   const float* src = data.sample(idx);
@@ -110,6 +120,22 @@ AugmentStats augment_dataset(const Dataset& data, int64_t begin, int64_t count,
               }) &
           tbb::make_filter<std::shared_ptr<Chunk>, void>(
               tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Chunk> c) {
+                if (world > 1) {
+                  int tag = int(c->first / chunk % (int64_t(1) << 30));
+                  int64_t xb = int64_t(c->x.size() * sizeof(float)),
+                          lb = int64_t(c->labels.size() * sizeof(int32_t));
+                  if (rank != 0) {  // a chunk of this rank's: to rank 0, which writes it
+                    distributed::send(c->x.data(), xb, 0, tag);
+                    distributed::send(c->labels.data(), lb, 0, tag);
+                    written += c->n * outs;
+                    pool.push(std::move(c));
+                    return;
+                  }
+                  if (c->owner != 0) {
+                    distributed::receive(c->x.data(), xb, c->owner, tag);
+                    distributed::receive(c->labels.data(), lb, c->owner, tag);
+                  }
+                }
                 for (int64_t i = 0; i < c->n; ++i)
                   for (int64_t j = 0; j < outs; ++j) {
                     const float* s = c->x.data() + (i * outs + j) * per;
