@@ -94,6 +94,9 @@ class LOOM_API Model {
   std::vector<ParamPtr> params_;
   std::vector<Tensor> values_, grads_, scratch_;
   std::vector<char> has_grad_, trainable_below_, frozen_;
+  // Per node: the parameters whose gradients are complete once its backward has run (their
+  // last node in backward order), for RunContext::ranks->gradient_ready.
+  std::vector<std::vector<Param*>> complete_at_;
   std::vector<uint64_t> serials_;  // each node's forward serial of the last forward
   std::vector<std::vector<int>> consumers_;
 };

@@ -51,6 +51,13 @@ class LOOM_API GradientReducer {
   virtual int world() const { return 1; }
   // Replaces each gradient by its mean over the ranks.
   virtual void reduce_gradients(const std::vector<ParamPtr>& params) { (void)params; }
+  // Called by Model::backward (training steps on several ranks) as soon as a parameter's
+  // gradient is complete for this step, so that its all-reduce can start while the layers below
+  // run backward; reduce_gradients() then finishes it. A parameter gets its gradient from one
+  // backward pass per step: a recipe that runs backward twice over the same parameters before
+  // stepping them clears RunContext::ranks for all but the last pass (the MPI reducer refuses a
+  // gradient handed over twice).
+  virtual void gradient_ready(Param& p) { (void)p; }
   // Replaces each loss term by its mean over the ranks (what every rank then logs).
   virtual void reduce_terms(LossTerms& terms) { (void)terms; }
   // Makes every rank's values equal rank 0's (parameters at start, after a resume).

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
+#include <set>
 #include <vector>
 
 #include "loom/error.hpp"
@@ -18,45 +20,55 @@ bool g_started = false;
 double g_reduce_seconds = 0;
 int64_t g_reduce_calls = 0;
 
-// Gradients travel in buckets of at most this many floats (4 MiB): each bucket's all-reduce
-// starts as soon as it is packed, while the next one is packed.
-constexpr int64_t kBucket = int64_t(1) << 20;
+// Gradients travel in buckets of about this many floats (1 MiB): a bucket's all-reduce starts
+// as soon as the backward pass has completed that much, while the layers below run.
+constexpr int64_t kBucket = int64_t(1) << 18;
 
 class MpiReducer : public GradientReducer {
  public:
   int rank() const override { return g_rank; }
   int world() const override { return g_world; }
 
+  // Gradients handed over during backward (gradient_ready) are packed into buckets whose
+  // all-reduces start as soon as they fill; reduce_gradients() sends what is left, waits for
+  // every bucket and writes the means back.
+  void gradient_ready(Param& p) override {
+    if (!sent_.insert(&p).second)
+      throw Error("parameter '" + p.name +
+                  "' received gradients from two backward passes in one step; on several "
+                  "ranks a recipe clears RunContext::ranks for all but the last of them");
+    auto t0 = std::chrono::steady_clock::now();
+    waiting_.push_back(&p);
+    waiting_floats_ += p.grad.size();
+    if (waiting_floats_ >= kBucket) start_bucket();
+    progress();
+    g_reduce_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   void reduce_gradients(const std::vector<ParamPtr>& params) override {
     auto t0 = std::chrono::steady_clock::now();
-    int64_t total = 0;
-    for (auto& p : params) total += p->grad.size();
-    if (int64_t(buffer_.size()) < total) buffer_.resize(size_t(total));
+    for (auto& p : params)
+      if (!sent_.count(p.get())) {
+        waiting_.push_back(p.get());
+        waiting_floats_ += p->grad.size();
+      }
+    start_bucket();
     std::vector<MPI_Request> requests;
-    int64_t start = 0, at = 0;
-    auto send = [&] {
-      if (at == start) return;
-      requests.emplace_back();
-      MPI_Iallreduce(MPI_IN_PLACE, buffer_.data() + start, int(at - start), MPI_FLOAT, MPI_SUM,
-                     MPI_COMM_WORLD, &requests.back());
-      start = at;
-    };
-    for (auto& p : params) {
-      const float* g = p->grad.data();
-      int64_t n = p->grad.size();
-      std::copy(g, g + n, buffer_.data() + at);
-      at += n;
-      if (at - start >= kBucket) send();
-    }
-    send();
+    for (auto& b : buckets_) requests.push_back(b.request);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
     float scale = 1.f / float(g_world);
-    at = 0;
-    for (auto& p : params) {
-      float* g = p->grad.data();
-      for (int64_t i = 0; i < p->grad.size(); ++i) g[i] = buffer_[size_t(at + i)] * scale;
-      at += p->grad.size();
+    for (auto& b : buckets_) {
+      size_t at = 0;
+      for (Param* p : b.params) {
+        float* g = p->grad.data();
+        for (int64_t i = 0; i < p->grad.size(); ++i) g[i] = b.data[at + size_t(i)] * scale;
+        at += size_t(p->grad.size());
+      }
+      spare_.push_back(std::move(b.data));
     }
+    buckets_.clear();
+    sent_.clear();
     g_reduce_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++g_reduce_calls;
@@ -93,7 +105,50 @@ class MpiReducer : public GradientReducer {
   }
 
  private:
-  std::vector<float> buffer_;
+  struct Bucket {
+    std::vector<float> data;
+    std::vector<Param*> params;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+
+  // Packs the waiting gradients into a bucket and starts its all-reduce.
+  void start_bucket() {
+    if (waiting_.empty()) return;
+    Bucket b;
+    if (!spare_.empty()) {
+      b.data = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    b.data.resize(size_t(waiting_floats_));
+    size_t at = 0;
+    for (Param* p : waiting_) {
+      std::copy(p->grad.data(), p->grad.data() + p->grad.size(), b.data.data() + at);
+      at += size_t(p->grad.size());
+    }
+    b.params = std::move(waiting_);
+    waiting_.clear();
+    waiting_floats_ = 0;
+    buckets_.push_back(std::move(b));
+    Bucket& s = buckets_.back();
+    MPI_Iallreduce(MPI_IN_PLACE, s.data.data(), int(s.data.size()), MPI_FLOAT, MPI_SUM,
+                   MPI_COMM_WORLD, &s.request);
+  }
+
+  // MPI moves non-blocking collectives along only inside MPI calls: one test of the started
+  // buckets per layer keeps them going during the backward pass.
+  void progress() {
+    for (auto& b : buckets_) {
+      int done = 0;
+      MPI_Test(&b.request, &done, MPI_STATUS_IGNORE);
+      if (!done) break;
+    }
+  }
+
+  std::vector<Param*> waiting_;
+  int64_t waiting_floats_ = 0;
+  std::set<Param*> sent_;
+  std::deque<Bucket> buckets_;
+  std::vector<std::vector<float>> spare_;
 };
 
 bool started_by_mpirun() {

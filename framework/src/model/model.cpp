@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <sstream>
+
+#include "loom/training.hpp"
 
 namespace loom {
 
@@ -212,6 +215,15 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
     }
     trainable_below_[i] = t;
   }
+  if (ctx.ranks && complete_at_.size() != n) {
+    // A parameter used by several nodes (tied weights) is complete after the lowest of them.
+    std::map<Param*, size_t> last;
+    for (size_t i = 0; i < n; ++i)
+      for (auto& p : nodes_[i].params)
+        if (!last.count(p.get())) last[p.get()] = i;
+    complete_at_.assign(n, {});
+    for (auto& [p, i] : last) complete_at_[i].push_back(p);
+  }
   std::vector<const Tensor*> in;
   std::vector<Tensor*> din;
   std::vector<int> pending;
@@ -255,6 +267,10 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
     } catch (...) {
       rethrow_located(node, "backward");
     }
+    // Data-parallel training: these gradients can travel while the layers below run backward.
+    if (ctx.ranks && !local.frozen)
+      for (Param* p : complete_at_[k])
+        if (p->trainable) ctx.ranks->gradient_ready(*p);
     for (int a : pending) {
       Tensor& g = grads_[node.inputs[a]];
       const Tensor& s = *din[a];
