@@ -269,3 +269,13 @@ TEST(Mpi, ShardedAugmentationWritesTheBytesOfOneProcess) {
   }
   fs::remove_all(dir);
 }
+
+// `mpirun -np 2 loom bench`: rank 0's clock closes each window on both ranks (so they take the
+// same steps and finish), and the figure is the job's: the images of both ranks.
+TEST(Mpi, BenchReportsTheWholeJobsRate) {
+  CliResult r =
+      run_mpi(2, {"bench", source_path("pipelines/stacked_ae.yaml"), "--threads", "1", "--warmup",
+                  "5", "--windows", "3", "--steps", "30", "--set", "stages.train.batch_size=16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("median of 3 windows of 30 steps, batch 32"), std::string::npos) << r.out;
+}

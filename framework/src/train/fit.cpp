@@ -371,8 +371,15 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
           continue;
         }
         double secs = seconds_since(window_start) - paused;
-        if (++in_window >= bs->steps && secs >= bs->min_window_s) {
-          rates.push_back(double(in_window * batch_size) / secs);
+        bool close = ++in_window >= bs->steps && secs >= bs->min_window_s;
+        if (reducer.world() > 1) {  // rank 0's clock decides, so every rank takes as many steps
+          double v = reducer.rank() == 0 && close ? 1 : 0;
+          reducer.sum(&v, 1);
+          close = v > 0;
+        }
+        if (close) {
+          // The images of every rank: the whole job's rate.
+          rates.push_back(double(in_window * batch_size * reducer.world()) / secs);
           in_window = 0;
           paused = 0;
           window_start = Clock::now();
@@ -382,7 +389,7 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
         throw Error("stage '" + ctx.name() + "': the training data holds fewer than one batch of " +
                     std::to_string(batch_size) + " samples; nothing to benchmark");
     }
-    ctx.bench_result(rates, batch_size);
+    ctx.bench_result(rates, batch_size * reducer.world());
     // The validation pass, at its own batch size: a forward pass in inference mode over a batch
     // of 256 runs 3 to 10 times a training step's images/s. Evaluated on a growing part of the
     // split (after one batch to warm up) until it takes 0.2 s or the split is done.
