@@ -18,7 +18,6 @@ namespace {
 int g_rank = 0, g_world = 1;
 bool g_started = false;
 double g_reduce_seconds = 0;
-int64_t g_reduce_calls = 0;
 
 // Gradients travel in buckets of about this many floats (1 MiB): a bucket's all-reduce starts
 // as soon as the backward pass has completed that much, while the layers below run.
@@ -37,17 +36,15 @@ class MpiReducer : public GradientReducer {
       throw Error("parameter '" + p.name +
                   "' received gradients from two backward passes in one step; on several "
                   "ranks a recipe clears RunContext::ranks for all but the last of them");
-    auto t0 = std::chrono::steady_clock::now();
+    Timed timed;
     waiting_.push_back(&p);
     waiting_floats_ += p.grad.size();
     if (waiting_floats_ >= kBucket) start_bucket();
     progress();
-    g_reduce_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   void reduce_gradients(const std::vector<ParamPtr>& params) override {
-    auto t0 = std::chrono::steady_clock::now();
+    Timed timed;
     for (auto& p : params)
       if (!sent_.count(p.get())) {
         waiting_.push_back(p.get());
@@ -69,9 +66,6 @@ class MpiReducer : public GradientReducer {
     }
     buckets_.clear();
     sent_.clear();
-    g_reduce_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ++g_reduce_calls;
   }
 
   void reduce_terms(LossTerms& terms) override {
@@ -100,11 +94,29 @@ class MpiReducer : public GradientReducer {
     MPI_Allreduce(MPI_IN_PLACE, values, int(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   }
 
+  // Rank 0 receives the rows of every batch another rank owns, in batch order.
   void gather_rows(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats) override {
-    gather(out, rows, rows_per_batch, row_floats);
+    for (int64_t first = 0, k = 0; first < rows; first += rows_per_batch, ++k) {
+      int owner = int(k % g_world);
+      if (owner == 0 || (g_rank != 0 && g_rank != owner)) continue;
+      int64_t bytes = std::min(rows_per_batch, rows - first) * row_floats * int64_t(sizeof(float));
+      if (g_rank == 0)
+        receive(out + first * row_floats, bytes, owner, 7);
+      else
+        send(out + first * row_floats, bytes, 0, 7);
+    }
   }
 
  private:
+  // Adds its lifetime to the time spent reducing gradients (reduce_seconds()).
+  struct Timed {
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    ~Timed() {
+      g_reduce_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  };
+
   struct Bucket {
     std::vector<float> data;
     std::vector<Param*> params;
@@ -201,32 +213,6 @@ void abort(int code) {
   std::_Exit(code);
 }
 
-int64_t sum(int64_t v) {
-  if (g_world > 1) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-  return v;
-}
-
-bool owns(int64_t batch) { return g_world == 1 || batch % g_world == g_rank; }
-
-void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats) {
-  if (g_world == 1) return;
-  int64_t batches = (rows + rows_per_batch - 1) / rows_per_batch;
-  for (int64_t k = 0; k < batches; ++k) {
-    int owner = int(k % g_world);
-    if (owner == 0) continue;
-    int64_t first = k * rows_per_batch, n = std::min(rows_per_batch, rows - first);
-    float* at = out + first * row_floats;
-    // Messages of at most 2^30 floats (MPI counts are int).
-    for (int64_t done = 0, total = n * row_floats; done < total; done += int64_t(1) << 30) {
-      int count = int(std::min<int64_t>(int64_t(1) << 30, total - done));
-      if (g_rank == 0)
-        MPI_Recv(at + done, count, MPI_FLOAT, owner, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      else if (g_rank == owner)
-        MPI_Send(at + done, count, MPI_FLOAT, 0, 7, MPI_COMM_WORLD);
-    }
-  }
-}
-
 void send(const void* data, int64_t bytes, int peer, int tag) {
   const char* p = static_cast<const char*>(data);
   for (int64_t done = 0; done < bytes; done += int64_t(1) << 30)
@@ -242,6 +228,5 @@ void receive(void* data, int64_t bytes, int peer, int tag) {
 }
 
 double reduce_seconds() { return g_reduce_seconds; }
-int64_t reduce_calls() { return g_reduce_calls; }
 
 }  // namespace loom::distributed

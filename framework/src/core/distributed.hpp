@@ -29,23 +29,12 @@ LOOM_API void barrier();
 // process that writes the run folder.
 inline bool writer() { return rank() == 0; }
 
-// A sum of 64-bit integers over the ranks (sample counts).
-LOOM_API int64_t sum(int64_t v);
-
-// Sharded generation: batch k of a sequence of batches belongs to rank k mod N (one process owns
-// every batch). Each rank computes the batches it owns into its copy of the whole output, then
-// gather() gives rank 0 the others' rows (bytes as they were computed: the output does not depend
-// on N). `row_floats` floats per row, `rows_per_batch` rows per batch, `rows` rows in all.
-LOOM_API bool owns(int64_t batch);
-LOOM_API void gather(float* out, int64_t rows, int64_t rows_per_batch, int64_t row_floats);
-
 // Point to point, for sharded writers: `bytes` bytes to or from rank `peer` (blocking; messages
 // between two ranks arrive in the order they were sent).
 LOOM_API void send(const void* data, int64_t bytes, int peer, int tag);
 LOOM_API void receive(void* data, int64_t bytes, int peer, int tag);
 
-// The time spent in all-reduces of gradients so far, and how many there were (bench, metrics).
+// The time spent reducing gradients so far (metrics.jsonl's allreduce_ms).
 LOOM_API double reduce_seconds();
-LOOM_API int64_t reduce_calls();
 
 }  // namespace loom::distributed

@@ -41,7 +41,7 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
   bool shard = only == kShardAcrossRanks;
   for (int64_t first = 0; first < n; first += batch_size) {
     if (only >= 0 && (only < first || only >= first + batch_size)) continue;
-    if (shard && !distributed::owns(first / batch_size)) continue;
+    if (shard && !distributed::reducer().owns(first / batch_size)) continue;
     // Every call runs a full batch (the last one padded with zeros): a sample's result must not
     // depend on how many are predicted with it, and oneDNN's kernels may round differently for
     // different batch sizes (measured on AVX2: sample 0 of 3 and of 20 differed in the last bit).
@@ -63,7 +63,7 @@ Tensor predict(Model& model, const float* samples, int64_t n, int64_t per_in, in
     const Tensor& v = model.value(target);
     std::copy(v.data(), v.data() + m * per_out, out.data() + first * per_out);
   }
-  if (shard) distributed::gather(out.data(), n, batch_size, per_out);
+  if (shard) distributed::reducer().gather_rows(out.data(), n, batch_size, per_out);
   return out;
 }
 

@@ -273,17 +273,16 @@ FitResult fit(StageContext& ctx, Trainer& trainer, const TrainHooks& hooks) {
     }
     // Written by another number of ranks: the steps done were as many whole batches of
     // theirs, which this many ranks continue from when they are a whole number of its own.
-    int64_t was = resume_world;
-    if (was != reducer.world() && resume_batches) {
-      if (resume_batches * was % reducer.world())
+    if (resume_world != reducer.world() && resume_batches) {
+      if (resume_batches * resume_world % reducer.world())
         throw Error(last_path + ": stopped within an epoch after " +
-                    std::to_string(resume_batches) + " steps of " + std::to_string(was) +
+                    std::to_string(resume_batches) + " steps of " + std::to_string(resume_world) +
                     " rank(s), which is not a whole number of steps of " +
-                    std::to_string(reducer.world()) + "; resume it with " + std::to_string(was) +
-                    " rank(s) (or with a number that divides " +
-                    std::to_string(resume_batches * was) + ")");
-      resume_batches = resume_batches * was / reducer.world();
-      resume_images = resume_images * was / reducer.world();
+                    std::to_string(reducer.world()) + "; resume it with " +
+                    std::to_string(resume_world) + " rank(s) (or with a number that divides " +
+                    std::to_string(resume_batches * resume_world) + ")");
+      resume_batches = resume_batches * resume_world / reducer.world();
+      resume_images = resume_images * resume_world / reducer.world();
     }
     ctx.log("resuming '" + ctx.name() + "' after epoch " + std::to_string(start_epoch) +
             (resume_batches ? " and " + std::to_string(resume_batches) + " batches of the next"
