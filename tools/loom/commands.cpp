@@ -190,6 +190,7 @@ void add_bench_command(CLI::App& app) {
     std::vector<std::string> sets;
     int64_t warmup = 50, windows = 7, steps = 200, threads = 0, images = 20000;
     bool json = false, augment = false, sample = false;
+    std::string layouts = "blocked";
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
@@ -211,9 +212,16 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--sample", o->sample,
                 "measure a diffusion stage's denoising steps (its model in inference on one batch) "
                 "instead of its training");
+  cmd->add_option("--layouts", o->layouts,
+                  "blocked: feature maps stay in oneDNN's channel-blocked layout between the "
+                  "layers that take it; plain: every tensor plain NCHW (for comparison)")
+      ->type_name("LAYOUTS")
+      ->default_str("blocked")
+      ->check(CLI::IsMember({"blocked", "plain"}));
   cmd->callback([o, cmd] {
     if (o->augment) {
-      for (const char* only_training : {"--stage", "--warmup", "--steps", "--set", "--sample"})
+      for (const char* only_training :
+           {"--stage", "--warmup", "--steps", "--set", "--sample", "--layouts"})
         if (given(*cmd, only_training))
           throw UsageError(std::string(only_training) +
                            " measures a pipeline's training; it does not go with --augment");
@@ -240,6 +248,7 @@ void add_bench_command(CLI::App& app) {
     ro.bench.windows = o->windows;
     ro.bench.steps = o->steps;
     ro.bench.sampling = o->sample;
+    Model::set_blocked_layouts_default(o->layouts == "blocked");
     std::string budget = set_threads(o->threads, given(*cmd, "--threads"));
     Runtime rt(o->pipeline, ro);
     rt.run();

@@ -26,7 +26,12 @@
 //   run concurrently); inside forward/backward a layer may use oneDNN's threads freely.
 // - Per-channel parameters (biases, batch-norm scale) take fan_in = fan_out = the channel count;
 //   kernels take fan_in = inputs per output unit x receptive field, fan_out likewise.
-// Layers own their oneDNN primitives and create them once per input shape.
+// - Layouts: a layer that can read and write channel-blocked feature maps (Tensor::blocked())
+//   says so with layout_role(); the model then keeps such maps blocked between the layers that
+//   all accept them, and converts nowhere else (model inputs, outputs and every tensor a Plain
+//   layer touches are plain). Each call's tensors carry their layout: a layer shared by several
+//   nodes may see both.
+// Layers own their oneDNN primitives and create them once per input shape (and layout).
 #pragma once
 #include <cmath>
 #include <limits>
@@ -116,6 +121,14 @@ struct ValueRange {
   std::string str() const;
 };
 
+// How a layer takes channel-blocked feature maps (Tensor::blocked()).
+enum class LayoutRole {
+  Plain,    // never: its inputs and output are plain (the default)
+  Follows,  // its output and its (C, H, W) inputs share one layout, either (element-wise
+            // layers, batch norm, pooling, channel concat); other inputs are plain
+  Any,      // each input and the output may be either (convolutions reorder as they need)
+};
+
 class LOOM_API Layer {
  public:
   static constexpr Kind kind = Kind::Layer;
@@ -138,6 +151,8 @@ class LOOM_API Layer {
   // Floating-point operations of one sample's forward pass (a multiply-add counts 2), after
   // infer; `loom plan` adds them up. The default counts one per output value.
   virtual double flops(const std::vector<Shape>& inputs, const Shape& output) const;
+  // Which layouts the layer takes (after infer).
+  virtual LayoutRole layout_role() const { return LayoutRole::Plain; }
   // The layer's qualified name, set by the framework before build().
   const std::string& name() const { return name_; }
   void set_name(const std::string& n) { name_ = n; }

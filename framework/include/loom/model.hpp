@@ -68,13 +68,22 @@ class LOOM_API Model {
   // Runs the graph. Inputs are batch-first tensors matching input_shape(i).
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs);
   const Tensor& output(size_t i = 0) const { return values_[outputs_[i]]; }
-  const Tensor& value(int node) const { return values_[node]; }
+  // A node's value of the last forward, plain (converted here when the model keeps it blocked).
+  const Tensor& value(int node) const;
   // Sum of the layers' regularisation penalties of the last forward.
   double penalty() const;
 
   // The gradient buffer of a node for the coming backward(), zeroed on first use after a
-  // forward(); callers add (or write) the loss gradient into it.
+  // forward(); callers add (or write) the loss gradient into it, plain.
   Tensor& seed_grad(int node);
+  // Whether node's feature maps are kept channel-blocked between layers (Tensor::blocked()),
+  // decided at the first forward from the layers' layout_role(): a map is blocked when it is
+  // not a model input or output and every layer that writes or reads it takes the layout.
+  bool blocked(int node) const { return size_t(node) < blocked_.size() && blocked_[node]; }
+  // Off: every tensor plain, as before layouts were kept (for comparisons). Before the first
+  // forward; the default for new models is set_blocked_layouts_default's (on).
+  void set_blocked_layouts(bool on);
+  static void set_blocked_layouts_default(bool on);
   // Back-propagates the seeded gradients; parameter gradients are ADDED to Param::grad.
   // With input_grads, input_grad(i) holds d(loss)/d(input i) afterwards.
   void backward(const RunContext& ctx, bool input_grads = false);
@@ -98,6 +107,15 @@ class LOOM_API Model {
   // last node in backward order), for RunContext::ranks->gradient_ready.
   std::vector<std::vector<Param*>> complete_at_;
   std::vector<uint64_t> serials_;  // each node's forward serial of the last forward
+  // Layouts (see blocked()): planned at the first forward.
+  void plan_layouts();
+  Tensor& zeroed_grad(int node);
+  bool layouts_on_ = true, planned_ = false;
+  std::vector<char> blocked_;
+  mutable std::vector<Tensor> plain_;      // value() of blocked nodes
+  mutable std::vector<char> plain_valid_;  // plain_[i] holds the last forward's value
+  std::vector<Tensor> seeds_;              // seed_grad() of blocked nodes, plain
+  std::vector<char> seeded_;
   std::vector<std::vector<int>> consumers_;
 };
 

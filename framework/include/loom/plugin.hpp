@@ -20,7 +20,8 @@ namespace loom {
 
 // Bumped whenever a public header changes in a way that breaks compiled plugins.
 inline constexpr uint32_t kAbiVersion =
-    5;  // 5: RunContext::ranks; 4: Dataset::class_names; 3: Recipe::check, ...
+    6;  // 6: Tensor::blocked, Layer::layout_role; 5: RunContext::ranks; 4: Dataset::class_names; 3:
+        // Recipe::check, ...
 
 struct PluginManifest {
   uint32_t abi_version;

@@ -1,5 +1,10 @@
-// Dense float32 tensors in plain row-major layout (batch first). Buffers are 64-byte aligned and
-// shared between views; resize() reuses capacity so per-step activations do not reallocate.
+// Dense float32 tensors, batch first. Buffers are 64-byte aligned and shared between views;
+// resize() reuses capacity so per-step activations do not reallocate.
+//
+// Layout: plain row-major, except a batch of feature maps (N, C, H, W) that the model keeps
+// channel-blocked between layers that can take it (blocked(): oneDNN's nChw16c, C a multiple of
+// kChannelBlock, element (n, c, h, w) at ((n·C/16 + c/16)·H·W + h·W + w)·16 + c%16). The shape is
+// the logical (N, C, H, W) either way, and each sample still occupies C·H·W consecutive values.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,6 +16,9 @@
 namespace loom {
 
 using Shape = std::vector<int64_t>;
+
+// The channel block of the blocked layout (16 floats: one AVX-512 register).
+inline constexpr int64_t kChannelBlock = 16;
 
 LOOM_API int64_t numel(const Shape& s);
 LOOM_API std::string to_string(const Shape& s);  // "(28, 28)"
@@ -41,6 +49,9 @@ class LOOM_API Tensor {
   void fill(float v);
   void zero() { fill(0.f); }
   void copy_from(const Tensor& other);  // same size required
+  // Channel-blocked (see above). Set by the model graph; layers read it. Views share it.
+  bool blocked() const { return blocked_; }
+  void set_blocked(bool b) { blocked_ = b; }
 
  private:
   Shape shape_;
@@ -48,6 +59,11 @@ class LOOM_API Tensor {
   int64_t capacity_ = 0;
   std::shared_ptr<float> buffer_;
   float* data_ = nullptr;
+  bool blocked_ = false;
 };
+
+// Layout conversions of n feature maps of c channels (a multiple of kChannelBlock) and hw pixels.
+LOOM_API void to_blocked(const float* plain, float* blocked, int64_t n, int64_t c, int64_t hw);
+LOOM_API void to_plain(const float* blocked, float* plain, int64_t n, int64_t c, int64_t hw);
 
 }  // namespace loom

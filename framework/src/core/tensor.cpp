@@ -61,6 +61,7 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
 
 Tensor Tensor::clone() const {
   Tensor t(shape_);
+  t.blocked_ = blocked_;
   if (size_) std::memcpy(t.data_, data_, size_ * sizeof(float));
   return t;
 }
@@ -78,6 +79,30 @@ void Tensor::copy_from(const Tensor& other) {
     throw Error("tensor copy: size " + std::to_string(other.size_) + " into " +
                 std::to_string(size_));
   if (size_ && data_ != other.data_) std::memcpy(data_, other.data_, size_ * sizeof(float));
+}
+
+void to_blocked(const float* plain, float* blocked, int64_t n, int64_t c, int64_t hw) {
+  const int64_t B = kChannelBlock, cb = c / B;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < cb; ++k) {
+      const float* src = plain + (i * c + k * B) * hw;
+      float* dst = blocked + (i * cb + k) * hw * B;
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t j = 0; j < B; ++j) dst[p * B + j] = src[j * hw + p];
+    }
+}
+
+void to_plain(const float* blocked, float* plain, int64_t n, int64_t c, int64_t hw) {
+  const int64_t B = kChannelBlock, cb = c / B;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < cb; ++k) {
+      const float* src = blocked + (i * cb + k) * hw * B;
+      float* dst = plain + (i * c + k * B) * hw;
+      for (int64_t j = 0; j < B; ++j)
+        for (int64_t p = 0; p < hw; ++p) dst[j * hw + p] = src[p * B + j];
+    }
 }
 
 }  // namespace loom

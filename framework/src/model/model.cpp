@@ -15,7 +15,15 @@ uint64_t next_forward_serial() {
   static std::atomic<uint64_t> serial{0};
   return ++serial;
 }
+std::atomic<bool> blocked_default{true};
 }  // namespace
+
+void Model::set_blocked_layouts_default(bool on) { blocked_default = on; }
+
+void Model::set_blocked_layouts(bool on) {
+  layouts_on_ = on;
+  planned_ = false;
+}
 
 Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> inputs,
              std::vector<int> outputs)
@@ -29,6 +37,7 @@ Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> in
   frozen_.assign(n, 0);
   serials_.assign(n, 0);
   for (size_t i = 0; i < n; ++i) frozen_[i] = nodes_[i].frozen;
+  layouts_on_ = blocked_default;
   consumers_.resize(n);
   std::set<Param*> seen;
   for (size_t i = 0; i < n; ++i) {
@@ -124,7 +133,59 @@ std::vector<std::string> Model::set_frozen(const std::vector<std::string>& names
   return unmatched;
 }
 
+// Groups of nodes that share a layout: a Follows layer's output with its (C, H, W) inputs. A group
+// is kept blocked when each of its maps has a multiple of kChannelBlock channels, is neither a
+// model input nor output, and every layer that writes or reads it takes the layout.
+void Model::plan_layouts() {
+  size_t n = nodes_.size();
+  planned_ = true;
+  blocked_.assign(n, 0);
+  plain_.resize(n);
+  plain_valid_.assign(n, 0);
+  seeds_.resize(n);
+  seeded_.assign(n, 0);
+  if (!layouts_on_) return;
+  std::vector<LayoutRole> role(n, LayoutRole::Plain);
+  for (size_t i = 0; i < n; ++i)
+    if (nodes_[i].layer) role[i] = nodes_[i].layer->layout_role();
+  std::vector<size_t> parent(n);
+  for (size_t i = 0; i < n; ++i) parent[i] = i;
+  auto root = [&](size_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  for (size_t i = 0; i < n; ++i)
+    if (role[i] == LayoutRole::Follows)
+      for (int j : nodes_[i].inputs)
+        if (nodes_[size_t(j)].shape.size() == 3) parent[root(size_t(j))] = root(i);
+  std::vector<char> edge(n, 0);
+  for (int i : inputs_) edge[size_t(i)] = 1;
+  for (int i : outputs_) edge[size_t(i)] = 1;
+  std::vector<char> ok(n, 1);
+  for (size_t i = 0; i < n; ++i) {
+    const Shape& s = nodes_[i].shape;
+    bool fine = role[i] != LayoutRole::Plain && !edge[i] && s.size() == 3 && s[0] > 0 &&
+                s[0] % kChannelBlock == 0;
+    for (int k : consumers_[i]) fine = fine && role[size_t(k)] != LayoutRole::Plain;
+    if (!fine) ok[root(i)] = 0;
+  }
+  for (size_t i = 0; i < n; ++i) blocked_[i] = nodes_[i].layer && ok[root(i)];
+}
+
+const Tensor& Model::value(int node) const {
+  if (!blocked(node)) return values_[size_t(node)];
+  Tensor& p = plain_[size_t(node)];
+  if (!plain_valid_[size_t(node)]) {
+    const Tensor& v = values_[size_t(node)];
+    p.resize(v.shape());
+    to_plain(v.data(), p.data(), v.dim(0), v.dim(1), v.dim(2) * v.dim(3));
+    plain_valid_[size_t(node)] = 1;
+  }
+  return p;
+}
+
 void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inputs) {
+  if (!planned_) plan_layouts();
   if (inputs.size() != inputs_.size())
     throw Error("model '" + name_ + "' takes " + std::to_string(inputs_.size()) +
                 " input(s), got " + std::to_string(inputs.size()));
@@ -145,6 +206,8 @@ void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inp
   uint64_t serial = next_forward_serial();
   for (size_t i = 0; i < nodes_.size(); ++i) {
     has_grad_[i] = 0;
+    seeded_[i] = 0;
+    plain_valid_[i] = 0;
     ModelNode& node = nodes_[i];
     if (!node.layer) continue;
     in.clear();
@@ -152,6 +215,7 @@ void Model::forward(const RunContext& ctx, const std::vector<const Tensor*>& inp
     Shape s = node.shape;
     s.insert(s.begin(), batch);
     values_[i].resize(s);
+    values_[i].set_blocked(blocked_[i]);
     local.frozen = ctx.frozen || frozen_[i];
     try {
       node.layer->forward(local, in, values_[i]);
@@ -186,13 +250,26 @@ double Model::penalty() const {
   return p;
 }
 
-Tensor& Model::seed_grad(int node) {
+Tensor& Model::zeroed_grad(int node) {
   if (!has_grad_[node]) {
     grads_[node].resize(values_[node].shape());
+    grads_[node].set_blocked(values_[node].blocked());
     grads_[node].zero();
     has_grad_[node] = 1;
   }
   return grads_[node];
+}
+
+Tensor& Model::seed_grad(int node) {
+  if (!blocked(node)) return zeroed_grad(node);
+  // A blocked node takes a plain seed, converted at backward.
+  Tensor& s = seeds_[size_t(node)];
+  if (!seeded_[size_t(node)]) {
+    s.resize(values_[size_t(node)].shape());
+    s.zero();
+    seeded_[size_t(node)] = 1;
+  }
+  return s;
 }
 
 void Model::zero_grads() {
@@ -224,6 +301,15 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
     complete_at_.assign(n, {});
     for (auto& [p, i] : last) complete_at_[i].push_back(p);
   }
+  for (size_t i = 0; i < n; ++i)
+    if (seeded_[i]) {
+      Tensor& g = zeroed_grad(int(i));
+      std::vector<float> b(size_t(g.size()));
+      to_blocked(seeds_[i].data(), b.data(), g.dim(0), g.dim(1), g.dim(2) * g.dim(3));
+      float* gd = g.data();
+      for (int64_t e = 0; e < g.size(); ++e) gd[e] += b[size_t(e)];
+      seeded_[i] = 0;
+    }
   std::vector<const Tensor*> in;
   std::vector<Tensor*> din;
   std::vector<int> pending;
@@ -251,13 +337,15 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
       for (size_t b = 0; b < a; ++b) repeated |= node.inputs[b] == j;
       if (!has_grad_[j] && !repeated) {
         grads_[j].resize(values_[j].shape());
+        grads_[j].set_blocked(values_[j].blocked());
         din.push_back(&grads_[j]);
         has_grad_[j] = 1;
       } else {
-        if (!has_grad_[j]) seed_grad(j);
+        if (!has_grad_[j]) zeroed_grad(j);
         // accumulate through a scratch buffer
         Tensor& s = scratch_[j];
         s.resize(values_[j].shape());
+        s.set_blocked(values_[j].blocked());
         din.push_back(&s);
         pending.push_back(int(a));
       }

@@ -70,9 +70,14 @@ class ActivatedLayer : public Layer {
   explicit ActivatedLayer(const Params& p)
       : act_(dnn::activation_param(p)), fused_(dnn::fusable(act_.act)) {}
 
+  // Reads and writes channel-blocked maps as they come (the primitives' ports convert).
+  LayoutRole layout_role() const override { return LayoutRole::Any; }
+
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t n = in[0]->dim(0);
     bf16_ = ctx.bf16;
+    in_blocked_ = in[0]->blocked();
+    out_blocked_ = out.blocked();
     before_forward(ctx);
     if (act_.act == Act::Linear || fused_) {
       compute(n, in[0]->data(), out.data());
@@ -87,6 +92,8 @@ class ActivatedLayer : public Layer {
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     int64_t n = in[0]->dim(0);
     bf16_ = ctx.bf16;
+    in_blocked_ = in[0]->blocked();
+    out_blocked_ = out.blocked();
     const float* dz = dout.data();
     if (act_.act != Act::Linear) {
       dz_.resize({out.size()});
@@ -111,11 +118,20 @@ class ActivatedLayer : public Layer {
   dnnl::post_ops last_ops() const { return fused_ ? dnn::post_ops(act_) : dnnl::post_ops(); }
   static float* grad_of(const ParamPtr& p) { return p && p->trainable ? p->grad.data() : nullptr; }
 
-  // The primitives of a batch size and precision (RunContext::bf16 of the current call).
-  int64_t key(int64_t n) const { return 2 * n + (bf16_ ? 1 : 0); }
+  // The primitives of a batch size, precision (RunContext::bf16) and layouts of the current call.
+  int64_t key(int64_t n) const {
+    return ((2 * n + (bf16_ ? 1 : 0)) * 2 + (in_blocked_ ? 1 : 0)) * 2 + (out_blocked_ ? 1 : 0);
+  }
+  // The geometry g for a batch of n in the current call's layouts.
+  static Geom at(Geom g, int64_t n, bool in_blocked, bool out_blocked) {
+    g.n = n;
+    g.in_blocked = in_blocked;
+    g.out_blocked = out_blocked;
+    return g;
+  }
   Activation act_;
   bool fused_ = false;
-  bool bf16_ = false;
+  bool bf16_ = false, in_blocked_ = false, out_blocked_ = false;
   dnn::Scratchpad scratch_;  // declared before the primitives that use it
 
  private:
@@ -181,11 +197,8 @@ class Conv2DLayer : public ActivatedLayer {
   dnn::Convolution<false>& core(int64_t n) {
     auto& c = cache_[key(n)];
     if (!c) c = std::make_unique<dnn::Convolution<false>>();
-    if (!c->ready()) {
-      Geom g = g_;
-      g.n = n;
-      c->init(g, use_bias_, last_ops(), scratch_, bf16_);
-    }
+    if (!c->ready())
+      c->init(at(g_, n, in_blocked_, out_blocked_), use_bias_, last_ops(), scratch_, bf16_);
     return *c;
   }
   int64_t filters_;
@@ -243,11 +256,8 @@ class Conv2DTransposeLayer : public ActivatedLayer {
  protected:
   void compute(int64_t n, const float* x, float* y) override {
     dnn::DeconvForwardGemm& f = gemm_[key(n)];
-    if (!f.ready()) {
-      Geom g = g_;
-      g.n = n;
-      f.init(g, fused_ ? act_ : Activation{}, scratch_, bf16_);
-    }
+    if (!f.ready())
+      f.init(at(g_, n, in_blocked_, out_blocked_), fused_ ? act_ : Activation{}, scratch_, bf16_);
     f.run(x, kernel_->value.data(), use_bias_ ? bias_->value.data() : nullptr, y);
   }
   void compute_backward(int64_t n, const float* x, const float* dz, float* dx) override {
@@ -259,11 +269,8 @@ class Conv2DTransposeLayer : public ActivatedLayer {
   dnn::Convolution<true>& core(int64_t n) {
     auto& c = cache_[key(n)];
     if (!c) c = std::make_unique<dnn::Convolution<true>>();
-    if (!c->ready()) {
-      Geom g = g_;
-      g.n = n;
-      c->init(g, use_bias_, last_ops(), scratch_, bf16_);
-    }
+    if (!c->ready())
+      c->init(at(g_, n, in_blocked_, out_blocked_), use_bias_, last_ops(), scratch_, bf16_);
     return *c;
   }
   int64_t filters_;
@@ -323,7 +330,7 @@ class SeparableConv2DLayer : public ActivatedLayer {
     Cores& c = cores(n);
     mid_.resize({n * pg_.ic * pg_.ih * pg_.iw});
     c.depthwise.forward(x, depthwise_->value.data(), nullptr, mid_.data());
-    mid_of_ = {x, n, bf16_};
+    mid_of_ = {x, key(n)};
     c.pointwise.forward(mid_.data(), pointwise_->value.data(),
                         use_bias_ ? bias_->value.data() : nullptr, y);
   }
@@ -333,9 +340,9 @@ class SeparableConv2DLayer : public ActivatedLayer {
     dmid_.resize(mid_.shape());
     // The depthwise output of the last forward serves when it was computed from this input
     // (the weights have not moved between a forward and its backward).
-    if (mid_of_ != Mid{x, n, bf16_}) {
+    if (mid_of_ != Mid{x, key(n)}) {
       c.depthwise.forward(x, depthwise_->value.data(), nullptr, mid_.data());
-      mid_of_ = {x, n, bf16_};
+      mid_of_ = {x, key(n)};
     }
     c.pointwise.backward(mid_.data(), dz, pointwise_->value.data(), dmid_.data(),
                          grad_of(pointwise_), grad_of(bias_));
@@ -351,10 +358,11 @@ class SeparableConv2DLayer : public ActivatedLayer {
     auto& c = cache_[key(n)];
     if (!c) {
       c = std::make_unique<Cores>();
-      Geom d = dg_, q = pg_;
-      d.n = q.n = n;
-      c->depthwise.init(d, false, {}, scratch_, bf16_);
-      c->pointwise.init(q, use_bias_, last_ops(), scratch_, bf16_);
+      // The depthwise output, between the two products, is the layer's own: blocked when its
+      // channels allow.
+      bool mid = pg_.ic % kChannelBlock == 0;
+      c->depthwise.init(at(dg_, n, in_blocked_, mid), false, {}, scratch_, bf16_);
+      c->pointwise.init(at(pg_, n, mid, out_blocked_), use_bias_, last_ops(), scratch_, bf16_);
     }
     return *c;
   }
@@ -367,9 +375,8 @@ class SeparableConv2DLayer : public ActivatedLayer {
   Tensor mid_, dmid_;
   struct Mid {
     const float* x = nullptr;
-    int64_t n = 0;
-    bool bf16 = false;
-    bool operator!=(const Mid& o) const { return x != o.x || n != o.n || bf16 != o.bf16; }
+    int64_t key = -1;  // batch, precision and layouts
+    bool operator!=(const Mid& o) const { return x != o.x || key != o.key; }
   } mid_of_;  // what mid_ was computed from
   std::map<int64_t, std::unique_ptr<Cores>> cache_;
 };

@@ -33,6 +33,12 @@ class PoolLayer : public Layer {
       sh_ = kh_, sw_ = kw_;
   }
 
+  // Blocked maps pool as they come (the output in the same layout); a global pool's output is a
+  // plain vector whatever its input.
+  LayoutRole layout_role() const override {
+    return global_ ? LayoutRole::Any : LayoutRole::Follows;
+  }
+
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
     c_ = in[0][0];
@@ -53,14 +59,14 @@ class PoolLayer : public Layer {
   }
 
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
-    Prims& k = prims(in[0]->dim(0));
+    Prims& k = prims(in[0]->dim(0), in[0]->blocked());
     run_forward(k, in[0]->data(), out.data());
   }
 
   void backward(const RunContext&, const std::vector<const Tensor*>& in, const Tensor&,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     if (!din[0]) return;
-    Prims& k = prims(in[0]->dim(0));
+    Prims& k = prims(in[0]->dim(0), in[0]->blocked());
     if (k.ws && k.last_in != in[0]->data()) {
       k.scratch.resize(dout.shape());
       run_forward(k, in[0]->data(), k.scratch.data());
@@ -92,14 +98,17 @@ class PoolLayer : public Layer {
     k.last_in = x;
   }
 
-  Prims& prims(int64_t n) {
-    auto& p = cache_[n];
+  Prims& prims(int64_t n, bool blocked) {
+    auto& p = cache_[2 * n + int(blocked)];
     if (p) return *p;
     p = std::make_unique<Prims>();
     auto& eng = dnn::engine();
-    md src = plain4(n, c_, ih_, iw_), dst = plain4(n, c_, oh_, ow_);
+    md src = dnn::map4(n, c_, ih_, iw_, blocked),
+       dst = dnn::map4(n, c_, oh_, ow_, blocked && !global_);
     md in = src, out = dst;
-    if (c_ % 8 == 0) {
+    if (blocked) {
+      if (global_) out = md({n, c_, oh_, ow_}, dnn::dt::f32, dnn::tag::nChw16c);
+    } else if (c_ % 8 == 0) {
       in = md({n, c_, ih_, iw_}, dnn::dt::f32, dnn::tag::nChw8c);
       out = md({n, c_, oh_, ow_}, dnn::dt::f32, dnn::tag::nChw8c);
     }
@@ -130,7 +139,7 @@ class PoolLayer : public Layer {
   int64_t c_ = 0, ih_ = 0, iw_ = 0, oh_ = 0, ow_ = 0;
   dims pad_l_{0, 0}, pad_r_{0, 0};
   dnn::Scratchpad scratch_;
-  std::map<int64_t, std::unique_ptr<Prims>> cache_;
+  std::map<int64_t, std::unique_ptr<Prims>> cache_;  // by 2·batch + blocked
 };
 
 Spec pool_spec(const std::string& doc) {

@@ -23,6 +23,8 @@ class UpSampling2DLayer : public Layer {
     std::tie(fh_, fw_) = pair_param(p, "size");
   }
 
+  LayoutRole layout_role() const override { return LayoutRole::Follows; }
+
   Shape infer(const std::vector<Shape>& in) override {
     expect_chw(in);
     c_ = in[0][0], ih_ = in[0][1], iw_ = in[0][2];
@@ -30,7 +32,7 @@ class UpSampling2DLayer : public Layer {
   }
 
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
-    Prims& k = prims(in[0]->dim(0));
+    Prims& k = prims(in[0]->dim(0), in[0]->blocked());
     k.src.set_data_handle(const_cast<float*>(in[0]->data()));
     k.dst.set_data_handle(out.data());
     scratch_.run(k.fwd, {{DNNL_ARG_SRC, k.src}, {DNNL_ARG_DST, k.dst}});
@@ -40,10 +42,14 @@ class UpSampling2DLayer : public Layer {
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     if (!din[0]) return;
     if (alg_ == dnnl::algorithm::resampling_nearest) {
-      nearest_backward(in[0]->dim(0) * c_, dout.data(), din[0]->data());
+      if (in[0]->blocked())
+        nearest_backward<kChannelBlock>(in[0]->dim(0) * c_ / kChannelBlock, dout.data(),
+                                        din[0]->data());
+      else
+        nearest_backward<1>(in[0]->dim(0) * c_, dout.data(), din[0]->data());
       return;
     }
-    Prims& k = prims(in[0]->dim(0));
+    Prims& k = prims(in[0]->dim(0), in[0]->blocked());
     k.dst.set_data_handle(const_cast<float*>(dout.data()));
     k.src.set_data_handle(din[0]->data());
     scratch_.run(k.bwd, {{DNNL_ARG_DIFF_DST, k.dst}, {DNNL_ARG_DIFF_SRC, k.src}});
@@ -55,12 +61,13 @@ class UpSampling2DLayer : public Layer {
     dnnl::resampling_backward bwd;
     dnnl::memory src, dst;
   };
-  Prims& prims(int64_t n) {
-    auto& p = cache_[n];
+  Prims& prims(int64_t n, bool blocked) {
+    auto& p = cache_[2 * n + int(blocked)];
     if (p) return *p;
     p = std::make_unique<Prims>();
     auto& eng = dnn::engine();
-    md src = plain4(n, c_, ih_, iw_), dst = plain4(n, c_, ih_ * fh_, iw_ * fw_);
+    md src = dnn::map4(n, c_, ih_, iw_, blocked),
+       dst = dnn::map4(n, c_, ih_ * fh_, iw_ * fw_, blocked);
     dnnl::resampling_forward::primitive_desc fpd(
         dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, alg_, src, dst),
         dnn::Scratchpad::attr(), eng);
@@ -78,20 +85,23 @@ class UpSampling2DLayer : public Layer {
   // Nearest upsampling's gradient: each input pixel receives the sum of the size_h x size_w
   // output pixels that copied it. oneDNN 2.6 has only a generic implementation of this backward
   // pass (measured: 21 ms for a 32 x 96 x 32 x 32 gradient, 12% of a DDPM UNet training step);
-  // this loop over the planes does it in a few hundredths of that.
+  // this loop over the planes does it in a few hundredths of that. A plane holds B values per
+  // pixel: 1 plain, kChannelBlock for a block of a channel-blocked map.
+  template <int64_t B>
   void nearest_backward(int64_t planes, const float* dy, float* dx) const {
     int64_t oh = ih_ * fh_, ow = iw_ * fw_;
-#pragma omp parallel for schedule(static) if (planes * oh * ow >= (1 << 16))
+#pragma omp parallel for schedule(static) if (planes * oh * ow * B >= (1 << 16))
     for (int64_t p = 0; p < planes; ++p) {
-      float* x = dx + p * ih_ * iw_;
-      const float* y = dy + p * oh * ow;
+      float* x = dx + p * ih_ * iw_ * B;
+      const float* y = dy + p * oh * ow * B;
       for (int64_t i = 0; i < ih_; ++i) {
-        float* xr = x + i * iw_;
-        for (int64_t j = 0; j < iw_; ++j) xr[j] = 0.f;
+        float* xr = x + i * iw_ * B;
+        for (int64_t j = 0; j < iw_ * B; ++j) xr[j] = 0.f;
         for (int64_t a = 0; a < fh_; ++a) {
-          const float* yr = y + (i * fh_ + a) * ow;
+          const float* yr = y + (i * fh_ + a) * ow * B;
           for (int64_t j = 0; j < iw_; ++j)
-            for (int64_t b = 0; b < fw_; ++b) xr[j] += yr[j * fw_ + b];
+            for (int64_t b = 0; b < fw_; ++b)
+              for (int64_t c = 0; c < B; ++c) xr[j * B + c] += yr[(j * fw_ + b) * B + c];
         }
       }
     }
@@ -100,7 +110,7 @@ class UpSampling2DLayer : public Layer {
   dnnl::algorithm alg_;
   int64_t fh_ = 2, fw_ = 2, c_ = 0, ih_ = 0, iw_ = 0;
   dnn::Scratchpad scratch_;
-  std::map<int64_t, std::unique_ptr<Prims>> cache_;
+  std::map<int64_t, std::unique_ptr<Prims>> cache_;  // by 2·batch + blocked
 };
 
 // Copies between the planes of a big (bh, bw) and a small (sh, sw) tensor, the small one sitting

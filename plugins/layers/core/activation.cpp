@@ -22,6 +22,8 @@ class ActivationLayer : public Layer {
     return dnn::range_of(act_, in[0]);
   }
   explicit ActivationLayer(const Activation& act) : act_(act) {}
+  // Element-wise: any layout.
+  LayoutRole layout_role() const override { return LayoutRole::Follows; }
   Shape infer(const std::vector<Shape>& in) override { return in[0]; }
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
     if (act_.act == Act::Linear) {

@@ -40,6 +40,8 @@ class DropoutLayer : public Layer {
       : rate_(float(p.f("rate"))),
         threshold_(uint32_t(std::min(double(rate_) * 4294967296.0, 4294967295.0))) {}
   Shape infer(const std::vector<Shape>& in) override { return in[0]; }
+  // Any layout: a channel-blocked map draws each element's mask from its plain index.
+  LayoutRole layout_role() const override { return LayoutRole::Follows; }
 
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     const Tensor& x = *in[0];
@@ -48,6 +50,9 @@ class DropoutLayer : public Layer {
       return;
     }
     int64_t batch = x.dim(0), per = x.size() / batch;
+    // Blocked: position (k, p, j) of a sample (block k, pixel p, channel j of the block) holds
+    // plain element (k·B + j)·hw + p.
+    const int64_t hw = x.blocked() ? x.dim(2) * x.dim(3) : 0, B = kChannelBlock;
     mask_.resize(size_t(x.size()));
     const uint64_t stream = ctx.stream(hash_string(name()));
     const float keep = 1.f / (1.f - rate_);
@@ -60,9 +65,18 @@ class DropoutLayer : public Layer {
       float* __restrict yb = out.data() + b * per;
       uint8_t* __restrict mb = mask_.data() + b * per;
       const uint32_t n = uint32_t(per);
-      for (uint32_t i = 0; i < n; ++i) {
-        uint32_t h = hash32(hash32(i + lo) ^ hi);
-        mb[i] = h >= threshold;
+      if (hw == 0) {
+        for (uint32_t i = 0; i < n; ++i) {
+          uint32_t h = hash32(hash32(i + lo) ^ hi);
+          mb[i] = h >= threshold;
+        }
+      } else {
+        for (int64_t k = 0; k < per / (hw * B); ++k)
+          for (int64_t p = 0; p < hw; ++p)
+            for (int64_t j = 0; j < B; ++j) {
+              uint32_t i = uint32_t((k * B + j) * hw + p);
+              mb[(k * hw + p) * B + j] = hash32(hash32(i + lo) ^ hi) >= threshold;
+            }
       }
       for (uint32_t i = 0; i < n; ++i) yb[i] = xb[i] * (float(mb[i]) * keep);
     }

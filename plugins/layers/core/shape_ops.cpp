@@ -66,6 +66,7 @@ class AddLayer : public Layer {
  public:
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return 64; }
+  LayoutRole layout_role() const override { return LayoutRole::Follows; }  // element-wise
   Shape infer(const std::vector<Shape>& in) override {
     for (auto& s : in)
       if (s != in[0])
@@ -125,8 +126,15 @@ class ConcatLayer : public Layer {
   explicit ConcatLayer(const Params& p) : axis_(p.i("axis")) {}
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return 64; }
+  // Channels of (C, H, W) maps: each sample's input i is the same C_i·H·W consecutive values in
+  // the blocked layout as in the plain one when C_i is a multiple of the block (the model blocks
+  // no other), so the same copies serve.
+  LayoutRole layout_role() const override {
+    return ax_ == 0 && rank_ == 3 ? LayoutRole::Follows : LayoutRole::Plain;
+  }
   Shape infer(const std::vector<Shape>& in) override {
     int64_t rank = int64_t(in[0].size());
+    rank_ = rank;
     int64_t a = axis_ < 0 ? axis_ + rank : axis_;
     if (a < 0 || a >= rank)
       throw Error("axis " + std::to_string(axis_) + " is out of range for " + to_string(in[0]));
@@ -176,7 +184,7 @@ class ConcatLayer : public Layer {
   }
 
  private:
-  int64_t axis_, ax_ = 0, inner_ = 1, total_ = 0;
+  int64_t axis_, ax_ = 0, rank_ = 0, inner_ = 1, total_ = 0;
   std::vector<int64_t> sizes_;
 };
 

@@ -1,7 +1,8 @@
 // broadcast_add: feature maps (C, ...) plus one vector (C) per sample, added to every position of
 // its channel: y[c, p] = x[c, p] + v[c]. The chapter adds the encoded time step to every pixel of
 // each UNet block this way (time[:, tf.newaxis, tf.newaxis, :] + Z). The two inputs may come in
-// either order. Backward: dx = dy, dv[c] = sum over p of dy[c, p].
+// either order. Backward: dx = dy, dv[c] = sum over p of dy[c, p]. Channel-blocked maps
+// (Tensor::blocked()) are read and written as they come.
 #include <cstring>
 
 #include "loom/layer.hpp"
@@ -12,6 +13,7 @@ class BroadcastAddLayer : public Layer {
  public:
   int min_inputs() const override { return 2; }
   int max_inputs() const override { return 2; }
+  LayoutRole layout_role() const override { return LayoutRole::Follows; }
 
   Shape infer(const std::vector<Shape>& in) override {
     auto fits = [](const Shape& maps, const Shape& vec) {
@@ -35,6 +37,17 @@ class BroadcastAddLayer : public Layer {
     const float* x = in[size_t(maps_)]->data();
     const float* v = in[size_t(1 - maps_)]->data();
     float* y = out.data();
+    if (out.blocked()) {  // per sample: C/16 blocks of inner_ pixels × 16 channels
+      const int64_t B = kChannelBlock, blocks = out.size() / (inner_ * B);
+      for (int64_t k = 0; k < blocks; ++k) {
+        const float* vk = v + k * B;  // blocks of a sample follow each other, as v's rows do
+        const float* xk = x + k * inner_ * B;
+        float* yk = y + k * inner_ * B;
+        for (int64_t p = 0; p < inner_; ++p)
+          for (int64_t j = 0; j < B; ++j) yk[p * B + j] = xk[p * B + j] + vk[j];
+      }
+      return;
+    }
     int64_t rows = out.size() / inner_;  // batch x channels
     for (int64_t r = 0; r < rows; ++r) {
       float add = v[r];
@@ -49,6 +62,17 @@ class BroadcastAddLayer : public Layer {
     if (Tensor* dx = din[size_t(maps_)])
       std::memcpy(dx->data(), dout.data(), size_t(dout.size()) * sizeof(float));
     if (Tensor* dv = din[size_t(1 - maps_)]) {
+      if (dout.blocked()) {
+        const int64_t B = kChannelBlock, blocks = dout.size() / (inner_ * B);
+        for (int64_t k = 0; k < blocks; ++k) {
+          const float* d = dout.data() + k * inner_ * B;
+          double s[kChannelBlock] = {};
+          for (int64_t p = 0; p < inner_; ++p)
+            for (int64_t j = 0; j < B; ++j) s[j] += d[p * B + j];
+          for (int64_t j = 0; j < B; ++j) (*dv)[k * B + j] = float(s[j]);
+        }
+        return;
+      }
       int64_t rows = dout.size() / inner_;
       for (int64_t r = 0; r < rows; ++r) {
         const float* d = dout.data() + r * inner_;

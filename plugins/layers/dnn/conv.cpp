@@ -19,7 +19,8 @@ void Convolution<Deconv>::make(const ConvGeom& g, bool bias, const dnnl::post_op
       Deconv ? dnnl::algorithm::deconvolution_direct : dnnl::algorithm::convolution_direct;
   // Inputs of the products in the compute type c; what the primitives write (dst, diff_src,
   // diff_weights) in fp32.
-  md src_plain = plain4(g.n, g.ic, g.ih, g.iw), dst_plain = plain4(g.n, g.oc, g.oh, g.ow);
+  md src_plain = map4(g.n, g.ic, g.ih, g.iw, g.in_blocked),
+     dst_plain = map4(g.n, g.oc, g.oh, g.ow, g.out_blocked);
   md src_any({g.n, g.ic, g.ih, g.iw}, c, tag::any), dst_any = any4(g.n, g.oc, g.oh, g.ow);
   md ddst_any({g.n, g.oc, g.oh, g.ow}, c, tag::any), dsrc_any = any4(g.n, g.ic, g.ih, g.iw);
   dims wd = g.groups > 1 ? dims{g.groups, g.oc / g.groups, g.ic / g.groups, g.kh, g.kw}
@@ -99,6 +100,43 @@ void Convolution<Deconv>::backward(const float* x, const float* dz, const float*
 template class Convolution<false>;
 template class Convolution<true>;
 
+namespace {
+
+// col2im of DeconvForwardGemm, one image per thread: input pixel (iy, ix) adds its OC·KH·KW row
+// of cols to the output cells its kernel covers. Each image's output (OC·OH·OW values) stays in
+// cache, and its sums run in the same order whatever the thread count. Channel oc of output pixel
+// p is at (oc / B)·OH·OW·B + p·B + oc % B: B = 1 plain, kChannelBlock blocked.
+template <int64_t B>
+void col2im(const ConvGeom& g, const float* cols, const float* b, float* y) {
+  const int64_t ohw = g.oh * g.ow, rh = g.dh + 1, rw = g.dw + 1, ob = g.oc / B;
+  const int64_t k = g.kh * g.kw, m = g.oc * k, hw = g.ih * g.iw;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.n; ++n) {
+    float* yn = y + n * g.oc * ohw;
+    for (int64_t o = 0; o < ob; ++o)
+      for (int64_t p = 0; p < ohw; ++p)
+        for (int64_t j = 0; j < B; ++j) yn[(o * ohw + p) * B + j] = b ? b[o * B + j] : 0.f;
+    for (int64_t iy = 0; iy < g.ih; ++iy)
+      for (int64_t ix = 0; ix < g.iw; ++ix) {
+        const float* row = cols + (n * hw + iy * g.iw + ix) * m;
+        for (int64_t ky = 0; ky < g.kh; ++ky) {
+          int64_t oy = iy * g.sh - g.pt + ky * rh;
+          if (oy < 0 || oy >= g.oh) continue;
+          for (int64_t kx = 0; kx < g.kw; ++kx) {
+            int64_t ox = ix * g.sw - g.pl + kx * rw;
+            if (ox < 0 || ox >= g.ow) continue;
+            const float* r = row + ky * g.kw + kx;
+            float* out = yn + (oy * g.ow + ox) * B;
+            for (int64_t o = 0; o < ob; ++o)
+              for (int64_t j = 0; j < B; ++j) out[o * ohw * B + j] += r[(o * B + j) * k];
+          }
+        }
+      }
+  }
+}
+
+}  // namespace
+
 void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpad& sp, bool bf16) {
   sp_ = &sp;
   g_ = g;
@@ -118,7 +156,8 @@ void DeconvForwardGemm::init(const ConvGeom& g, const Activation& act, Scratchpa
         dnnl::matmul::desc(md({rows, g.ic}, t, tag::ab), md({g.ic, m_}, t, tag::ab), c_md),
         Scratchpad::attr(), eng);
   });
-  x_in_.init(plain4(g.n, g.ic, g.ih, g.iw), md({g.n, g.ic, g.ih, g.iw}, c, tag::nhwc), sp);
+  x_in_.init(map4(g.n, g.ic, g.ih, g.iw, g.in_blocked), md({g.n, g.ic, g.ih, g.iw}, c, tag::nhwc),
+             sp);
   w_in_.init(md({g.ic, m_}, dt::f32, tag::ab), md({g.ic, m_}, c, tag::ab), sp);
   xm_ = unbound(md({rows, g.ic}, c, tag::ab));
   sp.reserve(mpd);
@@ -151,34 +190,10 @@ void DeconvForwardGemm::run(const float* x, const float* w, const float* b, floa
   xm_.set_data_handle(x_in_(x).get_data_handle());
   cm_.set_data_handle(cols_.data());
   sp_->run(mm_, {{DNNL_ARG_SRC, xm_}, {DNNL_ARG_WEIGHTS, w_in_(wr_.data())}, {DNNL_ARG_DST, cm_}});
-  // col2im, one image per thread: input pixel (iy, ix) adds its OC·KH·KW row of cols to the
-  // output cells its kernel covers. Each image's output (OC·OH·OW values) stays in cache, and
-  // its sums run in the same order whatever the thread count.
-  const int64_t ohw = g.oh * g.ow, rh = g.dh + 1, rw = g.dw + 1;
-  const float* cols = cols_.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.n; ++n) {
-    float* yn = y + n * g.oc * ohw;
-    for (int64_t oc = 0; oc < g.oc; ++oc) {
-      float bias = b ? b[oc] : 0.f;
-      std::fill(yn + oc * ohw, yn + (oc + 1) * ohw, bias);
-    }
-    for (int64_t iy = 0; iy < g.ih; ++iy)
-      for (int64_t ix = 0; ix < g.iw; ++ix) {
-        const float* row = cols + (n * hw_ + iy * g.iw + ix) * m_;
-        for (int64_t ky = 0; ky < g.kh; ++ky) {
-          int64_t oy = iy * g.sh - g.pt + ky * rh;
-          if (oy < 0 || oy >= g.oh) continue;
-          for (int64_t kx = 0; kx < g.kw; ++kx) {
-            int64_t ox = ix * g.sw - g.pl + kx * rw;
-            if (ox < 0 || ox >= g.ow) continue;
-            const float* r = row + ky * g.kw + kx;
-            float* out = yn + oy * g.ow + ox;
-            for (int64_t oc = 0; oc < g.oc; ++oc) out[oc * ohw] += r[oc * k_];
-          }
-        }
-      }
-  }
+  if (g.out_blocked)
+    col2im<kChannelBlock>(g, cols_.data(), b, y);
+  else
+    col2im<1>(g, cols_.data(), b, y);
   if (act_) {
     ym_.set_data_handle(y);
     sp_->run(act_, {{DNNL_ARG_SRC, ym_}, {DNNL_ARG_DST, ym_}});

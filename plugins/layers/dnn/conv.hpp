@@ -17,9 +17,14 @@ struct ConvGeom {
   int64_t dh = 0, dw = 0;  // oneDNN dilation (rate - 1)
   int64_t pt = 0, pb = 0, pl = 0, pr = 0;
   int64_t groups = 1;
+  // How the caller stores the input (and its gradient) and the output (and its gradient):
+  // channel-blocked (Tensor::blocked()) or plain NCHW.
+  bool in_blocked = false, out_blocked = false;
 };
 
-// One convolution (Deconv = false) or deconvolution with its backward primitives. The weights are
+// One convolution (Deconv = false) or deconvolution with its backward primitives, on the layouts
+// oneDNN prefers; the ports reorder from and to the caller's (ConvGeom::in_blocked, out_blocked)
+// only where they differ. The weights are
 // plain (OC, IC, KH, KW) (or (G, OC/G, IC/G, KH, KW) when grouped). With bf16, the primitives
 // take bf16 inputs and weights (the ports convert), and write fp32 outputs and gradients.
 template <bool Deconv>

@@ -28,6 +28,10 @@ md plain(const Shape& s);
 inline md plain4(int64_t n, int64_t c, int64_t h, int64_t w) {
   return md({n, c, h, w}, dt::f32, tag::nchw);
 }
+// A batch of feature maps as Loom stores it: plain NCHW, or channel-blocked (Tensor::blocked()).
+inline md map4(int64_t n, int64_t c, int64_t h, int64_t w, bool blocked) {
+  return md({n, c, h, w}, dt::f32, blocked ? tag::nChw16c : tag::nchw);
+}
 inline md any4(int64_t n, int64_t c, int64_t h, int64_t w) {
   return md({n, c, h, w}, dt::f32, tag::any);
 }
