@@ -31,7 +31,7 @@ const std::map<std::string, std::vector<std::string>>& options_by_command() {
       {"plugins", {}},
       {"bench",
        {"--set", "--precision", "--stage", "--warmup", "--windows", "--steps", "--threads",
-        "--json", "--augment", "--images", "--sample"}},
+        "--json", "--augment", "--images", "--sample", "--layouts"}},
       {"predict",
        {"--input", "--out", "--model", "--output", "--range", "--scatter", "--round",
         "--batch-size", "--threads"}},

@@ -94,6 +94,7 @@ class ActivatedLayer : public Layer {
     bf16_ = ctx.bf16;
     in_blocked_ = in[0]->blocked();
     out_blocked_ = out.blocked();
+    frozen_ = ctx.frozen;
     const float* dz = dout.data();
     if (act_.act != Act::Linear) {
       dz_.resize({out.size()});
@@ -116,7 +117,11 @@ class ActivatedLayer : public Layer {
   virtual void compute(int64_t n, const float* x, float* y) = 0;
   virtual void compute_backward(int64_t n, const float* x, const float* dz, float* dx) = 0;
   dnnl::post_ops last_ops() const { return fused_ ? dnn::post_ops(act_) : dnnl::post_ops(); }
-  static float* grad_of(const ParamPtr& p) { return p && p->trainable ? p->grad.data() : nullptr; }
+  // Where backward adds p's gradient: nowhere for a frozen layer (ctx.frozen: a discriminator
+  // while its generator trains) or a parameter that does not train.
+  float* grad_of(const ParamPtr& p) const {
+    return p && p->trainable && !frozen_ ? p->grad.data() : nullptr;
+  }
 
   // The primitives of a batch size, precision (RunContext::bf16) and layouts of the current call.
   int64_t key(int64_t n) const {
@@ -131,7 +136,7 @@ class ActivatedLayer : public Layer {
   }
   Activation act_;
   bool fused_ = false;
-  bool bf16_ = false, in_blocked_ = false, out_blocked_ = false;
+  bool bf16_ = false, in_blocked_ = false, out_blocked_ = false, frozen_ = false;
   dnn::Scratchpad scratch_;  // declared before the primitives that use it
 
  private:

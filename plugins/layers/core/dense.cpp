@@ -58,12 +58,15 @@ class DenseBase : public Layer {
       k.act.backward(fused() ? out.data() : pre_.data(), out.data(), dout.data(), dz_.data());
       dz = dz_.data();
     }
-    if (kernel_->trainable) {
+    // A frozen layer (ctx.frozen: a discriminator while its generator trains) adds no
+    // parameter gradients: they would be discarded.
+    const bool train = !ctx.frozen;
+    if (train && kernel_->trainable) {
       float* gw = sn_ ? sn_->grad_target(*kernel_) : kernel_->grad.data();
       k.dw.run(weights_grad_src(in[0]->data(), dz), weights_grad_wei(in[0]->data(), dz), gw);
       if (sn_) sn_->finish_grad(*kernel_);
     }
-    if (use_bias_ && bias_->trainable) {
+    if (train && use_bias_ && bias_->trainable) {
       if (ones_.size() < m) {
         ones_.resize({m});
         ones_.fill(1.f);
