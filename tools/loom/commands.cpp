@@ -215,9 +215,14 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--layouts", o->layouts,
                   "blocked: feature maps stay in oneDNN's channel-blocked layout between the "
                   "layers that take it; plain: every tensor plain NCHW (for comparison)")
-      ->type_name("LAYOUTS")
+      ->type_name("blocked|plain")
       ->default_str("blocked")
-      ->check(CLI::IsMember({"blocked", "plain"}));
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return v == "blocked" || v == "plain" ? ""
+                                                  : "expected blocked or plain, got '" + v + "'";
+          },
+          "", "layouts"));
   cmd->callback([o, cmd] {
     if (o->augment) {
       for (const char* only_training :
