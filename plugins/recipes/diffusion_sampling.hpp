@@ -115,8 +115,8 @@ struct SamplerSettings {
   // Model evaluations for ddim and dpm_solver_pp (1..T); ddpm always visits T-1 .. 1.
   int64_t steps = 20;
   double eta = 0;  // ddim: 0 deterministic, 1 DDPM-like noise
-  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; logsnr: leading's first step to 1, evenly
-  // in log(a_t / s_t).
+  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; linspace: T to 1 evenly; logsnr: leading's
+  // first step to 1, evenly in log(a_t / s_t).
   std::string spacing = "trailing";
   // ddim and dpm_solver_pp: clip each predicted x_0 to [lo, hi] (the data's range).
   bool clip = false;
@@ -151,6 +151,13 @@ class DiffusionSampler {
       for (int64_t i = 0; i < S; ++i)
         times_.push_back(std::max<int64_t>(
             1, int64_t(std::llround(double(T) - double(i) * double(T) / double(S)))));
+    } else if (set_.spacing == "linspace") {
+      // T down to 1 evenly (diffusers' "linspace"): trailing's start, and a last evaluation at
+      // t = 1, where the clean-image estimate is nearly exact, instead of at T/S.
+      for (int64_t i = 0; i < S; ++i)
+        times_.push_back(
+            S == 1 ? T
+                   : int64_t(std::llround(double(T) - double(i) * double(T - 1) / double(S - 1))));
     } else if (set_.spacing == "logsnr") {
       // From leading's first step down to t = 1, evenly in lambda = log(a_t / s_t) (Lu et al.'s
       // "logSNR" steps): more steps where little noise is left, fewer where the image is mostly
@@ -178,7 +185,7 @@ class DiffusionSampler {
       }
     } else {
       throw Error("unknown time-step spacing '" + set_.spacing +
-                  "' (known: leading, trailing, logsnr)");
+                  "' (known: leading, trailing, linspace, logsnr)");
     }
   }
 

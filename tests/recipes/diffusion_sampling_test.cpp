@@ -152,6 +152,13 @@ TEST(DiffusionSampler, TimeStepSpacing) {
             (std::vector<int64_t>{1000, 750, 500, 250}));
   EXPECT_EQ(DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("ddim", 3)).timesteps(),
             (std::vector<int64_t>{1000, 667, 333}));
+  EXPECT_EQ(DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("ddim", 4, 0, "linspace"))
+                .timesteps(),
+            (std::vector<int64_t>{1000, 667, 334, 1}));
+  EXPECT_EQ(
+      DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("dpm_solver_pp", 1, 0, "linspace"))
+          .timesteps(),
+      (std::vector<int64_t>{1000}));
   auto all = DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("ddim", 1000)).timesteps();
   ASSERT_EQ(all.size(), 1000u);
   EXPECT_EQ(all.front(), 1000);
