@@ -64,12 +64,14 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .doc("ddim: 0 deterministic, > 0 adds noise (1: as much as DDPM)");
   s.add("spacing", Type::String)
       .def("trailing")
-      .choices({"leading", "trailing", "linspace", "logsnr"})
+      .choices({"leading", "trailing", "linspace", "karras", "logsnr"})
       .doc(
           "ddim / dpm_solver_pp time steps: trailing (T, T-T/S, ...: from pure noise), leading "
           "(1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not yet noise alone), "
-          "linspace (T to 1 evenly: from pure noise, the last step at t = 1) or logsnr (from "
-          "leading's first step to 1, evenly in log(signal/noise))");
+          "linspace (T to 1 evenly: from pure noise, the last step at t = 1), karras (noise "
+          "levels sigma = noise/signal from min(sigma(T), 80) to sigma(1), evenly in "
+          "sigma^(1/7): every step where the image forms) or logsnr (from leading's first step "
+          "to 1, evenly in log(signal/noise))");
   s.add("clip", Type::Bool)
       .def("true")
       .doc("ddim / dpm_solver_pp: clip each predicted clean image to the data's range");

@@ -115,8 +115,9 @@ struct SamplerSettings {
   // Model evaluations for ddim and dpm_solver_pp (1..T); ddpm always visits T-1 .. 1.
   int64_t steps = 20;
   double eta = 0;  // ddim: 0 deterministic, 1 DDPM-like noise
-  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; linspace: T to 1 evenly; logsnr: leading's
-  // first step to 1, evenly in log(a_t / s_t).
+  // leading: 1, 1+k, ...; trailing: T, T-T/S, ...; linspace: T to 1 evenly; karras: noise
+  // levels from min(sigma(T), 80) to sigma(1) evenly in sigma^(1/7); logsnr: leading's first
+  // step to 1, evenly in log(a_t / s_t).
   std::string spacing = "trailing";
   // ddim and dpm_solver_pp: clip each predicted x_0 to [lo, hi] (the data's range).
   bool clip = false;
@@ -158,6 +159,34 @@ class DiffusionSampler {
         times_.push_back(
             S == 1 ? T
                    : int64_t(std::llround(double(T) - double(i) * double(T - 1) / double(S - 1))));
+    } else if (set_.spacing == "karras") {
+      // Karras et al. (2022, "EDM"): noise levels sigma = s_t / a_t from sigma_max =
+      // min(sigma(T), 80) down to sigma(1), evenly in sigma^(1/7), each rounded to the time step
+      // nearest it in log sigma. All S evaluations fall where the image is still forming: with
+      // the chapter's schedule (T = 4000, beta up to 0.02) sigma passes 80 near t = 1,850 and
+      // reaches 1e8 well before T, so trailing's and linspace's upper half draws from noise
+      // alone. Sampling starts from noise at the first step (signal weight a_t <= 1/80).
+      auto sigma = [&](int64_t t) { return sc_.noise(t) / sc_.signal(t); };
+      const double rho = 7, hi = std::pow(std::min(sigma(T), 80.0), 1 / rho),
+                   lo = std::pow(sigma(1), 1 / rho);
+      for (int64_t i = 0; i < S; ++i) {
+        double want = S == 1 ? hi : hi + (lo - hi) * double(i) / double(S - 1);
+        want = rho * std::log(want);  // log sigma
+        // sigma grows with t: the first t whose log sigma is >= want, or the one below if nearer.
+        int64_t a = 1, b = T;
+        while (a < b) {
+          int64_t m = (a + b) / 2;
+          if (std::log(sigma(m)) >= want)
+            b = m;
+          else
+            a = m + 1;
+        }
+        int64_t t = a;
+        if (t > 1 && std::abs(std::log(sigma(t - 1)) - want) < std::abs(std::log(sigma(t)) - want))
+          --t;
+        if (!times_.empty()) t = std::min(t, times_.back() - 1);
+        times_.push_back(std::max(t, S - i));
+      }
     } else if (set_.spacing == "logsnr") {
       // From leading's first step down to t = 1, evenly in lambda = log(a_t / s_t) (Lu et al.'s
       // "logSNR" steps): more steps where little noise is left, fewer where the image is mostly
@@ -185,7 +214,7 @@ class DiffusionSampler {
       }
     } else {
       throw Error("unknown time-step spacing '" + set_.spacing +
-                  "' (known: leading, trailing, linspace, logsnr)");
+                  "' (known: leading, trailing, linspace, karras, logsnr)");
     }
   }
 

@@ -173,6 +173,42 @@ TEST(DiffusionSampler, TimeStepSpacing) {
                Error);
 }
 
+// karras: noise levels sigma = s_t / a_t from 80 (or sigma(T) if lower) down to sigma(1), evenly
+// in sigma^(1/7), each the time step nearest in log sigma.
+TEST(DiffusionSampler, KarrasSpacingIsEvenInSigmaToTheOneSeventh) {
+  for (int64_t T : {4000, 50}) {
+    auto sc = linear_schedule(T);
+    auto sigma = [&](int64_t t) { return sc.noise(t) / sc.signal(t); };
+    auto root = [&](int64_t t) { return std::pow(sigma(t), 1.0 / 7); };
+    for (int64_t S : {2, 20}) {
+      SCOPED_TRACE(std::to_string(T) + " " + std::to_string(S));
+      auto ts =
+          DiffusionSampler(sc, DiffusionTarget::Epsilon, settings("dpm_solver_pp", S, 0, "karras"))
+              .timesteps();
+      ASSERT_EQ(int64_t(ts.size()), S);
+      EXPECT_EQ(ts.back(), 1);
+      for (size_t i = 1; i < ts.size(); ++i) ASSERT_LT(ts[i], ts[i - 1]);
+      double hi = std::pow(std::min(sigma(T), 80.0), 1.0 / 7), lo = root(1);
+      if (sigma(T) > 80) {  // the first step is the one nearest sigma = 80
+        EXPECT_LE(std::abs(std::log(sigma(ts[0]) / 80)), std::abs(std::log(sigma(ts[0] + 1) / 80)));
+        EXPECT_LE(std::abs(std::log(sigma(ts[0]) / 80)), std::abs(std::log(sigma(ts[0] - 1) / 80)));
+      } else {
+        EXPECT_EQ(ts[0], T);
+      }
+      for (size_t i = 1; i + 1 < ts.size(); ++i) {
+        double want = hi + (lo - hi) * double(i) / double(S - 1);
+        // Within a time step of the even value, unless the step before took that one (a short
+        // schedule has fewer time steps near t = 1 than even steps): then the next below.
+        bool near = root(ts[i] - 1) <= want + 1e-12 && root(ts[i] + 1) >= want - 1e-12;
+        EXPECT_TRUE(near || ts[i] == ts[i - 1] - 1) << "step " << i << " at t = " << ts[i];
+        if (T == 4000) {
+          EXPECT_TRUE(near) << "step " << i;
+        }
+      }
+    }
+  }
+}
+
 // logsnr: from leading's first step down to 1, each step the same length in
 // lambda = log(a_t / s_t), up to the rounding to whole time steps.
 TEST(DiffusionSampler, LogSnrSpacingIsEvenInLambda) {

@@ -723,9 +723,11 @@ void add_sample_command(CLI::App& app) {
       ->default_str("0");
   cmd->add_option("--spacing", o->spacing,
                   "diffusion, ddim and dpm_solver_pp: the time steps visited: leading, trailing, "
-                  "linspace (T to 1 evenly) or logsnr (evenly in log(signal/noise))")
-      ->type_name("leading|trailing|linspace|logsnr")
-      ->check(CLI::IsMember({"leading", "trailing", "linspace", "logsnr"}).description(""))
+                  "linspace (T to 1 evenly), karras (noise levels from 80 down, evenly in "
+                  "sigma^(1/7)) or logsnr (evenly in log(signal/noise))")
+      ->type_name("leading|trailing|linspace|karras|logsnr")
+      ->check(
+          CLI::IsMember({"leading", "trailing", "linspace", "karras", "logsnr"}).description(""))
       ->default_str("the training stage's, else trailing");
   cmd->add_flag("--no-clip", o->no_clip,
                 "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "
