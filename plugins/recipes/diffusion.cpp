@@ -63,10 +63,11 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .range(0, 1)
       .doc("ddim: 0 deterministic, > 0 adds noise (1: as much as DDPM)");
   s.add("spacing", Type::String)
-      .def("trailing")
-      .choices({"leading", "trailing", "linspace", "karras", "logsnr"})
+      .def("auto")
+      .choices({"auto", "leading", "trailing", "linspace", "karras", "logsnr"})
       .doc(
-          "ddim / dpm_solver_pp time steps: trailing (T, T-T/S, ...: from pure noise), leading "
+          "ddim / dpm_solver_pp time steps: auto (karras for dpm_solver_pp, trailing for ddim: "
+          "the best of each measured on the chapter's UNet), trailing (T, T-T/S, ...: from pure noise), leading "
           "(1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not yet noise alone), "
           "linspace (T to 1 evenly: from pure noise, the last step at t = 1), karras (noise "
           "levels sigma = noise/signal from min(sigma(T), 80) to sigma(1), evenly in "
@@ -126,6 +127,8 @@ DiffusionSetup read_setup(StageContext& ctx, float lo, float hi) {
   d.sampling.steps = p.i("sampling_steps");
   d.sampling.eta = p.f("eta");
   d.sampling.spacing = p.s("spacing");
+  if (d.sampling.spacing == "auto")
+    d.sampling.spacing = d.sampling.kind == "dpm_solver_pp" ? "karras" : "trailing";
   d.sampling.clip = p.b("clip");
   d.sampling.lo = lo;
   d.sampling.hi = hi;

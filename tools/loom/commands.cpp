@@ -728,7 +728,7 @@ void add_sample_command(CLI::App& app) {
       ->type_name("leading|trailing|linspace|karras|logsnr")
       ->check(
           CLI::IsMember({"leading", "trailing", "linspace", "karras", "logsnr"}).description(""))
-      ->default_str("the training stage's, else trailing");
+      ->default_str("the training stage's, else karras for dpm_solver_pp, trailing for ddim");
   cmd->add_flag("--no-clip", o->no_clip,
                 "diffusion, ddim and dpm_solver_pp: do not clip each predicted clean image to the "
                 "data's range");
