@@ -195,14 +195,22 @@ class RmsProp : public Optimizer {
 
 void register_types(Registry& r) {
   Spec sgd("Stochastic gradient descent with optional (Nesterov) momentum.");
-  sgd.add("lr", Type::Float).def(0.01).min(0).doc("learning rate");
+  sgd.add("lr", Type::Float)
+      .def(0.01)
+      .min(0)
+      .alias("learning_rate")
+      .doc("learning rate (also learning_rate, as Keras calls it)");
   sgd.add("momentum", Type::Float).def(0.0).range(0, 1).doc("momentum factor");
   sgd.add("nesterov", Type::Bool).def("false").doc("use Nesterov momentum");
   r.add<Optimizer>("sgd", sgd, [](const Params& p) { return std::make_unique<Sgd>(p); });
 
   auto adam_like = [](const std::string& doc) {
     Spec s(doc);
-    s.add("lr", Type::Float).def(0.001).min(0).doc("learning rate");
+    s.add("lr", Type::Float)
+        .def(0.001)
+        .min(0)
+        .alias("learning_rate")
+        .doc("learning rate (also learning_rate, as Keras calls it)");
     s.add("beta_1", Type::Float).def(0.9).range(0, 0.999999).doc("decay of the first moment");
     s.add("beta_2", Type::Float).def(0.999).range(0, 0.999999).doc("decay of the second moment");
     s.add("epsilon", Type::Float).def(1e-7).min(0).doc("numerical stability term");
@@ -214,7 +222,11 @@ void register_types(Registry& r) {
   r.add<Optimizer>("nadam", adam_like("Nadam: Adam with Nesterov momentum (Keras's update rule)."),
                    [](const Params& p) { return std::make_unique<Nadam>(p); });
   Spec rms("RMSprop, Keras defaults.");
-  rms.add("lr", Type::Float).def(0.001).min(0).doc("learning rate");
+  rms.add("lr", Type::Float)
+      .def(0.001)
+      .min(0)
+      .alias("learning_rate")
+      .doc("learning rate (also learning_rate, as Keras calls it)");
   rms.add("rho", Type::Float).def(0.9).range(0, 1).doc("decay of the squared-gradient average");
   rms.add("epsilon", Type::Float).def(1e-7).min(0).doc("numerical stability term");
   rms.add("momentum", Type::Float).def(0.0).range(0, 1).doc("momentum factor");

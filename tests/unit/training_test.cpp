@@ -53,6 +53,18 @@ TEST(Optimizers, SgdMomentumAndNesterov) {
   }
 }
 
+// Keras's name for the learning rate is accepted beside Loom's `lr`; both at once is refused.
+TEST(Optimizers, LearningRateIsAnotherNameForLr) {
+  for (const char* type : {"sgd", "adam", "nadam", "rmsprop"}) {
+    SCOPED_TRACE(type);
+    EXPECT_DOUBLE_EQ(
+        optimizer(std::string("{type: ") + type + ", learning_rate: 0.0123}")->learning_rate(),
+        0.0123);
+    EXPECT_DOUBLE_EQ(optimizer(std::string("{type: ") + type + ", lr: 0.0456}")->learning_rate(),
+                     0.0456);
+  }
+}
+
 TEST(Optimizers, AdamMatchesKeras) {
   auto opt = optimizer("{type: adam}");
   OneParam s(*opt, {0.5f, -1.0f});

@@ -39,6 +39,8 @@ struct LOOM_API ParamSpec {
   bool is_entry = false, is_entry_list = false, is_entry_map = false;
   Kind entry_kind = Kind::Layer;
   std::vector<std::string> entry_reserved;  // extra keys the caller reads (e.g. on, weight)
+  // Other names the key may be given by (Keras's learning_rate for lr); one of them at most.
+  std::vector<std::string> aliases;
 
   ParamSpec& entry(Kind k) {
     is_entry = true;
@@ -85,6 +87,10 @@ struct LOOM_API ParamSpec {
     allowed = std::move(c);
     return *this;
   }
+  ParamSpec& alias(std::string a) {
+    aliases.push_back(std::move(a));
+    return *this;
+  }
   ParamSpec& doc(std::string d) {
     help = std::move(d);
     return *this;
@@ -97,6 +103,7 @@ class LOOM_API Spec {
   explicit Spec(std::string description) : description(std::move(description)) {}
   // Adds a parameter; the returned reference is valid until the next add().
   ParamSpec& add(const std::string& name, Type type);
+  // The parameter called `name` or with `name` among its aliases.
   const ParamSpec* find(const std::string& name) const;
 
   std::string description;

@@ -130,7 +130,19 @@ ParamSpec& Spec::add(const std::string& name, Type type) {
 const ParamSpec* Spec::find(const std::string& name) const {
   for (auto& p : params)
     if (p.name == name) return &p;
+  for (auto& p : params)
+    for (auto& a : p.aliases)
+      if (a == name) return &p;
   return nullptr;
+}
+
+// The key under which `node` gives parameter p: its name, else the first alias given; "" if none.
+static std::string given_as(const YAML::Node& node, const ParamSpec& p) {
+  if (!node.IsMap()) return "";
+  if (node[p.name].IsDefined()) return p.name;
+  for (auto& a : p.aliases)
+    if (node[a].IsDefined()) return a;
+  return "";
 }
 
 bool parse_int(const YAML::Node& n, int64_t& v) {
@@ -269,8 +281,18 @@ void check_params(const YAML::Node& node, const Spec& spec, const std::string& f
     std::string why = check_value(it->second, *p);
     if (!why.empty()) problems.add(location_of(it->second, file), join_path(path, key), why);
   }
+  for (auto& p : spec.params) {
+    std::vector<std::string> names_given;
+    for (auto& n : p.aliases)
+      if (node[n]) names_given.push_back(n);
+    if (!names_given.empty() && node[p.name]) names_given.insert(names_given.begin(), p.name);
+    if (names_given.size() > 1)
+      problems.add(location_of(node[names_given[1]], file), join_path(path, names_given[1]),
+                   "'" + names_given[1] + "' is another name for '" + names_given[0] +
+                       "', which is given too: keep one");
+  }
   for (auto& p : spec.params)
-    if (p.is_required && !node[p.name])
+    if (p.is_required && given_as(node, p).empty())
       problems.add(
           location_of(node, file), path,
           "missing required key '" + p.name + "' (" + type_name(p.type) + ": " + p.help + ")");
@@ -300,13 +322,18 @@ static YAML::Node lookup(const Params::Impl& im, const std::string& key, const P
     if (v.IsDefined()) return v;
   }
   if (const ParamSpec* p = im.spec.find(key)) {
+    std::string as = given_as(im.node, *p);
+    if (!as.empty()) return im.node[as];
     if (!p->default_yaml.empty()) return YAML::Load(p->default_yaml);
   }
   self.fail("missing required key '" + key + "'");
 }
 
 bool Params::given(const std::string& key) const {
-  return impl_->node.IsMap() && impl_->node[key].IsDefined();
+  if (!impl_->node.IsMap()) return false;
+  if (impl_->node[key].IsDefined()) return true;
+  const ParamSpec* p = impl_->spec.find(key);
+  return p && !given_as(impl_->node, *p).empty();
 }
 
 bool Params::has(const std::string& key) const {
@@ -403,7 +430,13 @@ std::vector<Params> Params::items(const std::string& key) const {
 std::string Params::path(const std::string& key) const { return join_path(impl_->path, key); }
 
 Location Params::where(const std::string& key) const {
-  if (!key.empty() && given(key)) return location_of(impl_->node[key], impl_->file);
+  if (!key.empty() && impl_->node.IsMap()) {
+    std::string as = key;
+    if (!impl_->node[key].IsDefined())
+      if (const ParamSpec* p = impl_->spec.find(key)) as = given_as(impl_->node, *p);
+    if (!as.empty() && impl_->node[as].IsDefined())
+      return location_of(impl_->node[as], impl_->file);
+  }
   return location_of(impl_->node, impl_->file);
 }
 
