@@ -24,12 +24,7 @@ void check_batches(const std::string& input, const std::string& layer, const Gra
 }
 
 Tensor random_input(const Shape& sample, int64_t batch, uint64_t seed = 5) {
-  Shape s = sample;
-  s.insert(s.begin(), batch);
-  Tensor x(s);
-  loom::Rng rng(seed, "input", 0, 0);
-  for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1.f, 1.f);
-  return x;
+  return loom::test::random_batch(sample, batch, seed);
 }
 
 // Two backward passes must add up: parameter gradients double.

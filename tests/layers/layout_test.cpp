@@ -68,12 +68,7 @@ void randomize(loom::Model& m) {
 }
 
 Tensor random(const Shape& sample, int64_t batch, uint64_t seed) {
-  Shape s = sample;
-  s.insert(s.begin(), batch);
-  Tensor x(s);
-  loom::Rng rng(seed, "input", 0, 0);
-  for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1.5f, 1.5f);
-  return x;
+  return loom::test::random_batch(sample, batch, seed, -1.5f, 1.5f);
 }
 
 loom::Param& param_of(loom::Model& m, const std::string& name) {

@@ -65,6 +65,15 @@ static void compare(const std::string& what, int64_t i, double analytic, double 
       << what << "[" << i << "]: analytic " << analytic << " vs numeric " << numeric;
 }
 
+Tensor random_batch(const Shape& sample, int64_t batch, uint64_t seed, float lo, float hi) {
+  Shape s = sample;
+  s.insert(s.begin(), batch);
+  Tensor x(s);
+  Rng rng(seed, "input", 0, 0);
+  for (int64_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(lo, hi);
+  return x;
+}
+
 void check_gradients(Model& model, int64_t batch, const GradCheck& o) {
   RunContext ctx{o.training, 7, 3};
   ctx.ranks = o.ranks;

@@ -27,6 +27,10 @@ std::vector<std::shared_ptr<Model>> models_from_yaml(const std::string& models_y
 // Params over an inline YAML entry (e.g. "{type: rotate, degrees: 15}"), for create_from<>().
 Params entry_from_yaml(const std::string& yaml);
 
+// A batch of `batch` samples of shape `sample`, uniform in [lo, hi) from the seeded stream.
+Tensor random_batch(const Shape& sample, int64_t batch, uint64_t seed, float lo = -1.f,
+                    float hi = 1.f);
+
 struct GradCheck {
   double step = 1e-3;    // finite-difference step (small: kinks of relu-like functions)
   double rtol = 2e-2;    // relative tolerance
