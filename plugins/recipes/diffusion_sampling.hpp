@@ -170,48 +170,17 @@ class DiffusionSampler {
       const double rho = 7, hi = std::pow(std::min(sigma(T), 80.0), 1 / rho),
                    lo = std::pow(sigma(1), 1 / rho);
       for (int64_t i = 0; i < S; ++i) {
-        double want = S == 1 ? hi : hi + (lo - hi) * double(i) / double(S - 1);
-        want = rho * std::log(want);  // log sigma
-        // sigma grows with t: the first t whose log sigma is >= want, or the one below if nearer.
-        int64_t a = 1, b = T;
-        while (a < b) {
-          int64_t m = (a + b) / 2;
-          if (std::log(sigma(m)) >= want)
-            b = m;
-          else
-            a = m + 1;
-        }
-        int64_t t = a;
-        if (t > 1 && std::abs(std::log(sigma(t - 1)) - want) < std::abs(std::log(sigma(t)) - want))
-          --t;
-        if (!times_.empty()) t = std::min(t, times_.back() - 1);
-        times_.push_back(std::max(t, S - i));
+        double root = S == 1 ? hi : hi + (lo - hi) * double(i) / double(S - 1);
+        push_nearest(-rho * std::log(root), T, i, S);  // lambda = -log sigma
       }
     } else if (set_.spacing == "logsnr") {
       // From leading's first step down to t = 1, evenly in lambda = log(a_t / s_t) (Lu et al.'s
       // "logSNR" steps): more steps where little noise is left, fewer where the image is mostly
       // noise. Each lambda is rounded to the time step nearest it; the last step is t = 1.
-      auto lambda = [&](int64_t t) { return std::log(sc_.signal(t) / sc_.noise(t)); };
       int64_t first = 1 + (S - 1) * (T / S);
       double lo = lambda(first), hi = lambda(1);
-      for (int64_t i = 0; i < S; ++i) {
-        double want = S == 1 ? lo : lo + (hi - lo) * double(i) / double(S - 1);
-        // lambda falls as t grows: the first t in [1, first] whose lambda is <= want, or its
-        // neighbour above when that is nearer.
-        int64_t a = 1, b = first;
-        while (a < b) {
-          int64_t m = (a + b) / 2;
-          if (lambda(m) <= want)
-            b = m;
-          else
-            a = m + 1;
-        }
-        int64_t t = a;
-        if (t > 1 && std::abs(lambda(t - 1) - want) < std::abs(lambda(t) - want)) --t;
-        // Strictly decreasing, leaving room for the steps still to come.
-        if (!times_.empty()) t = std::min(t, times_.back() - 1);
-        times_.push_back(std::max(t, S - i));
-      }
+      for (int64_t i = 0; i < S; ++i)
+        push_nearest(S == 1 ? lo : lo + (hi - lo) * double(i) / double(S - 1), first, i, S);
     } else {
       throw Error("unknown time-step spacing '" + set_.spacing +
                   "' (known: leading, trailing, linspace, karras, logsnr)");
@@ -219,6 +188,8 @@ class DiffusionSampler {
   }
 
   const NoiseSchedule& schedule() const { return sc_; }
+  // lambda = log(a_t / s_t), falling as t grows.
+  double lambda(int64_t t) const { return std::log(sc_.signal(t) / sc_.noise(t)); }
   // The time steps at which the model is evaluated, in the order visited (decreasing).
   const std::vector<int64_t>& timesteps() const { return times_; }
 
@@ -245,6 +216,24 @@ class DiffusionSampler {
   }
 
  private:
+  // Appends step i of S: the time step in [1, last] whose lambda is nearest `want`, kept below
+  // the step before it and leaving room for the steps still to come.
+  void push_nearest(double want, int64_t last, int64_t i, int64_t S) {
+    // The first t whose lambda is <= want, or its neighbour above when that is nearer.
+    int64_t a = 1, b = last;
+    while (a < b) {
+      int64_t m = (a + b) / 2;
+      if (lambda(m) <= want)
+        b = m;
+      else
+        a = m + 1;
+    }
+    int64_t t = a;
+    if (t > 1 && std::abs(lambda(t - 1) - want) < std::abs(lambda(t) - want)) --t;
+    if (!times_.empty()) t = std::min(t, times_.back() - 1);
+    times_.push_back(std::max(t, S - i));
+  }
+
   void split(int64_t t, double x, double p, double& x0, double& eps) const {
     double a = sc_.signal(t), s = sc_.noise(t);
     split_prediction(target_, x, p, a, s, x0, eps);
@@ -292,7 +281,6 @@ class DiffusionSampler {
   //   D = x0_t (first step), else (1 + 1/(2r)) x0_t - 1/(2r) x0_prev, r = h_prev / h.
   // The last step, to s = 0 (lambda infinite), gives x0 of the last evaluation.
   void run_dpm_solver_pp(const Denoiser& model, Tensor& x, Tensor& pred) const {
-    auto lambda = [&](int64_t t) { return std::log(sc_.signal(t) / sc_.noise(t)); };
     std::vector<double> prev(size_t(x.size())), cur(size_t(x.size()));
     double h_prev = 0;
     for (size_t k = 0; k < times_.size(); ++k) {

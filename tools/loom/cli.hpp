@@ -58,6 +58,8 @@ CLI::Option* add_pipeline(CLI::App& cmd, std::string& path);
 void add_run_options(CLI::App& cmd, std::string& run, std::string& out, const std::string& out_doc);
 // "LOW,HIGH" (two numbers) or "I,J" (two sample indices), checked as the option is parsed.
 CLI::Validator pair_of(bool indices);
+// Accepts a or b: "expected a or b, got 'x'" otherwise.
+CLI::Validator either(const std::string& a, const std::string& b, const std::string& name);
 // Whether the option `name` ("--axis") was given to `cmd`.
 bool given(const CLI::App& cmd, const std::string& name);
 // The median of a benchmark's windows (0 for none).

@@ -217,12 +217,7 @@ void add_bench_command(CLI::App& app) {
                   "layers that take it; plain: every tensor plain NCHW (for comparison)")
       ->type_name("blocked|plain")
       ->default_str("blocked")
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            return v == "blocked" || v == "plain" ? ""
-                                                  : "expected blocked or plain, got '" + v + "'";
-          },
-          "", "layouts"));
+      ->check(either("blocked", "plain", "layouts"));
   cmd->callback([o, cmd] {
     if (o->augment) {
       for (const char* only_training :

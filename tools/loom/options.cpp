@@ -26,6 +26,14 @@ CLI::Validator integer_at_least(int64_t min) {
 
 }  // namespace
 
+CLI::Validator either(const std::string& a, const std::string& b, const std::string& name) {
+  return CLI::Validator(
+      [a, b](std::string& v) -> std::string {
+        return v == a || v == b ? "" : "expected " + a + " or " + b + ", got '" + v + "'";
+      },
+      "", name);
+}
+
 CLI::Option* add_positive(CLI::App& cmd, const std::string& name, int64_t& value,
                           const std::string& doc, const std::string& default_text) {
   return cmd.add_option(name, value, doc)
@@ -50,11 +58,7 @@ CLI::Option* add_sets(CLI::App& cmd, std::vector<std::string>& sets) {
          "(bf16 keeps fp32 weights; needs AVX512-BF16 or AMX)")
       ->type_name("PRECISION")
       ->default_str("the pipeline's, else fp32")
-      ->check(CLI::Validator(
-          [](std::string& p) -> std::string {
-            return p == "fp32" || p == "bf16" ? "" : "expected fp32 or bf16, got '" + p + "'";
-          },
-          "", "precision"));
+      ->check(either("fp32", "bf16", "precision"));
   // Both options append to `sets` (an option bound to the vector would assign it after
   // --precision's callback ran, dropping the precision).
   return cmd

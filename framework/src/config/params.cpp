@@ -282,14 +282,12 @@ void check_params(const YAML::Node& node, const Spec& spec, const std::string& f
     if (!why.empty()) problems.add(location_of(it->second, file), join_path(path, key), why);
   }
   for (auto& p : spec.params) {
-    std::vector<std::string> names_given;
-    for (auto& n : p.aliases)
-      if (node[n]) names_given.push_back(n);
-    if (!names_given.empty() && node[p.name]) names_given.insert(names_given.begin(), p.name);
-    if (names_given.size() > 1)
-      problems.add(location_of(node[names_given[1]], file), join_path(path, names_given[1]),
-                   "'" + names_given[1] + "' is another name for '" + names_given[0] +
-                       "', which is given too: keep one");
+    std::string first = given_as(node, p);
+    for (auto& a : p.aliases)
+      if (a != first && node[a])
+        problems.add(
+            location_of(node[a], file), join_path(path, a),
+            "'" + a + "' is another name for '" + first + "', which is given too: keep one");
   }
   for (auto& p : spec.params)
     if (p.is_required && given_as(node, p).empty())
@@ -316,25 +314,24 @@ Params::Params(const Params&) = default;
 Params& Params::operator=(const Params&) = default;
 Params::Params(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 
+// The key under which the node gives `key`: itself, else one of its aliases; "" if neither.
+static std::string key_given(const Params::Impl& im, const std::string& key) {
+  if (!im.node.IsMap()) return "";
+  if (im.node[key].IsDefined()) return key;
+  const ParamSpec* p = im.spec.find(key);
+  return p ? given_as(im.node, *p) : "";
+}
+
 static YAML::Node lookup(const Params::Impl& im, const std::string& key, const Params& self) {
-  if (im.node.IsMap()) {
-    YAML::Node v = im.node[key];
-    if (v.IsDefined()) return v;
-  }
+  std::string as = key_given(im, key);
+  if (!as.empty()) return im.node[as];
   if (const ParamSpec* p = im.spec.find(key)) {
-    std::string as = given_as(im.node, *p);
-    if (!as.empty()) return im.node[as];
     if (!p->default_yaml.empty()) return YAML::Load(p->default_yaml);
   }
   self.fail("missing required key '" + key + "'");
 }
 
-bool Params::given(const std::string& key) const {
-  if (!impl_->node.IsMap()) return false;
-  if (impl_->node[key].IsDefined()) return true;
-  const ParamSpec* p = impl_->spec.find(key);
-  return p && !given_as(impl_->node, *p).empty();
-}
+bool Params::given(const std::string& key) const { return !key_given(*impl_, key).empty(); }
 
 bool Params::has(const std::string& key) const {
   if (given(key)) return true;
@@ -430,13 +427,8 @@ std::vector<Params> Params::items(const std::string& key) const {
 std::string Params::path(const std::string& key) const { return join_path(impl_->path, key); }
 
 Location Params::where(const std::string& key) const {
-  if (!key.empty() && impl_->node.IsMap()) {
-    std::string as = key;
-    if (!impl_->node[key].IsDefined())
-      if (const ParamSpec* p = impl_->spec.find(key)) as = given_as(impl_->node, *p);
-    if (!as.empty() && impl_->node[as].IsDefined())
-      return location_of(impl_->node[as], impl_->file);
-  }
+  std::string as = key.empty() ? "" : key_given(*impl_, key);
+  if (!as.empty()) return location_of(impl_->node[as], impl_->file);
   return location_of(impl_->node, impl_->file);
 }
 

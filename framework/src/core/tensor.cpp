@@ -81,28 +81,33 @@ void Tensor::copy_from(const Tensor& other) {
   if (size_ && data_ != other.data_) std::memcpy(data_, other.data_, size_ * sizeof(float));
 }
 
-void to_blocked(const float* plain, float* blocked, int64_t n, int64_t c, int64_t hw) {
+namespace {
+// Copies between the plain and the channel-blocked layout of n maps of c channels and hw pixels,
+// one block of one map per task.
+template <bool ToBlocked>
+void reblock(const float* from, float* to, int64_t n, int64_t c, int64_t hw) {
   const int64_t B = kChannelBlock, cb = c / B;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t i = 0; i < n; ++i)
     for (int64_t k = 0; k < cb; ++k) {
-      const float* src = plain + (i * c + k * B) * hw;
-      float* dst = blocked + (i * cb + k) * hw * B;
-      for (int64_t p = 0; p < hw; ++p)
-        for (int64_t j = 0; j < B; ++j) dst[p * B + j] = src[j * hw + p];
+      const int64_t plain = (i * c + k * B) * hw, blocked = (i * cb + k) * hw * B;
+      for (int64_t j = 0; j < B; ++j)
+        for (int64_t p = 0; p < hw; ++p) {
+          if (ToBlocked)
+            to[blocked + p * B + j] = from[plain + j * hw + p];
+          else
+            to[plain + j * hw + p] = from[blocked + p * B + j];
+        }
     }
+}
+}  // namespace
+
+void to_blocked(const float* plain, float* blocked, int64_t n, int64_t c, int64_t hw) {
+  reblock<true>(plain, blocked, n, c, hw);
 }
 
 void to_plain(const float* blocked, float* plain, int64_t n, int64_t c, int64_t hw) {
-  const int64_t B = kChannelBlock, cb = c / B;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < cb; ++k) {
-      const float* src = blocked + (i * cb + k) * hw * B;
-      float* dst = plain + (i * c + k * B) * hw;
-      for (int64_t j = 0; j < B; ++j)
-        for (int64_t p = 0; p < hw; ++p) dst[j * hw + p] = src[p * B + j];
-    }
+  reblock<false>(blocked, plain, n, c, hw);
 }
 
 }  // namespace loom

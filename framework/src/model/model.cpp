@@ -301,13 +301,16 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
     complete_at_.assign(n, {});
     for (auto& [p, i] : last) complete_at_[i].push_back(p);
   }
+  // Plain seeds of blocked nodes, converted into the gradient (through the node's scratch buffer,
+  // free until its consumers' backward passes).
   for (size_t i = 0; i < n; ++i)
     if (seeded_[i]) {
       Tensor& g = zeroed_grad(int(i));
-      std::vector<float> b(size_t(g.size()));
+      Tensor& b = scratch_[i];
+      b.resize(g.shape());
       to_blocked(seeds_[i].data(), b.data(), g.dim(0), g.dim(1), g.dim(2) * g.dim(3));
       float* gd = g.data();
-      for (int64_t e = 0; e < g.size(); ++e) gd[e] += b[size_t(e)];
+      for (int64_t e = 0; e < g.size(); ++e) gd[e] += b[e];
       seeded_[i] = 0;
     }
   std::vector<const Tensor*> in;

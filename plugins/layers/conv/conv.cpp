@@ -75,9 +75,7 @@ class ActivatedLayer : public Layer {
 
   void forward(const RunContext& ctx, const std::vector<const Tensor*>& in, Tensor& out) override {
     int64_t n = in[0]->dim(0);
-    bf16_ = ctx.bf16;
-    in_blocked_ = in[0]->blocked();
-    out_blocked_ = out.blocked();
+    take(ctx, *in[0], out);
     before_forward(ctx);
     if (act_.act == Act::Linear || fused_) {
       compute(n, in[0]->data(), out.data());
@@ -91,10 +89,7 @@ class ActivatedLayer : public Layer {
   void backward(const RunContext& ctx, const std::vector<const Tensor*>& in, const Tensor& out,
                 const Tensor& dout, const std::vector<Tensor*>& din) override {
     int64_t n = in[0]->dim(0);
-    bf16_ = ctx.bf16;
-    in_blocked_ = in[0]->blocked();
-    out_blocked_ = out.blocked();
-    frozen_ = ctx.frozen;
+    take(ctx, *in[0], out);
     const float* dz = dout.data();
     if (act_.act != Act::Linear) {
       dz_.resize({out.size()});
@@ -136,6 +131,13 @@ class ActivatedLayer : public Layer {
   }
   Activation act_;
   bool fused_ = false;
+  // What the current call is: its precision, layouts, and whether the stage freezes the layer.
+  void take(const RunContext& ctx, const Tensor& x, const Tensor& y) {
+    bf16_ = ctx.bf16;
+    frozen_ = ctx.frozen;
+    in_blocked_ = x.blocked();
+    out_blocked_ = y.blocked();
+  }
   bool bf16_ = false, in_blocked_ = false, out_blocked_ = false, frozen_ = false;
   dnn::Scratchpad scratch_;  // declared before the primitives that use it
 

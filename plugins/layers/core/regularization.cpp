@@ -29,6 +29,21 @@ inline uint32_t hash32(uint32_t x) {
 // Dropout draws one 64-bit key per row from the row's stream and hashes (key, element index)
 // into a uniform 32-bit value per element: no generator state, no branch, vectorisable. The keep
 // mask of the last forward is kept as bytes for backward.
+// The keep mask of one row of `per` values: position (k, p, j) — block k, pixel p, channel j of
+// a block of B channels — holds plain element (k·B + j)·hw + p, so a channel-blocked map drops
+// what its plain layout drops; a plain row is B = 1, hw = per.
+template <int64_t B>
+void draw_mask(uint8_t* __restrict m, int64_t per, int64_t hw, uint32_t lo, uint32_t hi,
+               uint32_t threshold) {
+  if (hw <= 0) return;
+  for (int64_t k = 0; k < per / (hw * B); ++k)
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t j = 0; j < B; ++j) {
+        uint32_t i = uint32_t((k * B + j) * hw + p);
+        m[(k * hw + p) * B + j] = hash32(hash32(i + lo) ^ hi) >= threshold;
+      }
+}
+
 class DropoutLayer : public Layer {
  public:
   // Inference passes values through; training scales the kept ones by 1 / (1 - rate).
@@ -50,9 +65,7 @@ class DropoutLayer : public Layer {
       return;
     }
     int64_t batch = x.dim(0), per = x.size() / batch;
-    // Blocked: position (k, p, j) of a sample (block k, pixel p, channel j of the block) holds
-    // plain element (k·B + j)·hw + p.
-    const int64_t hw = x.blocked() ? x.dim(2) * x.dim(3) : 0, B = kChannelBlock;
+    const int64_t hw = x.blocked() ? x.dim(2) * x.dim(3) : per;
     mask_.resize(size_t(x.size()));
     const uint64_t stream = ctx.stream(hash_string(name()));
     const float keep = 1.f / (1.f - rate_);
@@ -65,19 +78,10 @@ class DropoutLayer : public Layer {
       float* __restrict yb = out.data() + b * per;
       uint8_t* __restrict mb = mask_.data() + b * per;
       const uint32_t n = uint32_t(per);
-      if (hw == 0) {
-        for (uint32_t i = 0; i < n; ++i) {
-          uint32_t h = hash32(hash32(i + lo) ^ hi);
-          mb[i] = h >= threshold;
-        }
-      } else {
-        for (int64_t k = 0; k < per / (hw * B); ++k)
-          for (int64_t p = 0; p < hw; ++p)
-            for (int64_t j = 0; j < B; ++j) {
-              uint32_t i = uint32_t((k * B + j) * hw + p);
-              mb[(k * hw + p) * B + j] = hash32(hash32(i + lo) ^ hi) >= threshold;
-            }
-      }
+      if (x.blocked())
+        draw_mask<kChannelBlock>(mb, per, hw, lo, hi, threshold);
+      else
+        draw_mask<1>(mb, per, hw, lo, hi, threshold);
       for (uint32_t i = 0; i < n; ++i) yb[i] = xb[i] * (float(mb[i]) * keep);
     }
   }

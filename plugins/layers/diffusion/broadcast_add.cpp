@@ -36,25 +36,10 @@ class BroadcastAddLayer : public Layer {
   void forward(const RunContext&, const std::vector<const Tensor*>& in, Tensor& out) override {
     const float* x = in[size_t(maps_)]->data();
     const float* v = in[size_t(1 - maps_)]->data();
-    float* y = out.data();
-    if (out.blocked()) {  // per sample: C/16 blocks of inner_ pixels × 16 channels
-      const int64_t B = kChannelBlock, blocks = out.size() / (inner_ * B);
-      for (int64_t k = 0; k < blocks; ++k) {
-        const float* vk = v + k * B;  // blocks of a sample follow each other, as v's rows do
-        const float* xk = x + k * inner_ * B;
-        float* yk = y + k * inner_ * B;
-        for (int64_t p = 0; p < inner_; ++p)
-          for (int64_t j = 0; j < B; ++j) yk[p * B + j] = xk[p * B + j] + vk[j];
-      }
-      return;
-    }
-    int64_t rows = out.size() / inner_;  // batch x channels
-    for (int64_t r = 0; r < rows; ++r) {
-      float add = v[r];
-      const float* xr = x + r * inner_;
-      float* yr = y + r * inner_;
-      for (int64_t p = 0; p < inner_; ++p) yr[p] = xr[p] + add;
-    }
+    if (out.blocked())
+      add<kChannelBlock>(x, v, out.data(), out.size());
+    else
+      add<1>(x, v, out.data(), out.size());
   }
 
   void backward(const RunContext&, const std::vector<const Tensor*>&, const Tensor&,
@@ -62,28 +47,37 @@ class BroadcastAddLayer : public Layer {
     if (Tensor* dx = din[size_t(maps_)])
       std::memcpy(dx->data(), dout.data(), size_t(dout.size()) * sizeof(float));
     if (Tensor* dv = din[size_t(1 - maps_)]) {
-      if (dout.blocked()) {
-        const int64_t B = kChannelBlock, blocks = dout.size() / (inner_ * B);
-        for (int64_t k = 0; k < blocks; ++k) {
-          const float* d = dout.data() + k * inner_ * B;
-          double s[kChannelBlock] = {};
-          for (int64_t p = 0; p < inner_; ++p)
-            for (int64_t j = 0; j < B; ++j) s[j] += d[p * B + j];
-          for (int64_t j = 0; j < B; ++j) (*dv)[k * B + j] = float(s[j]);
-        }
-        return;
-      }
-      int64_t rows = dout.size() / inner_;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* d = dout.data() + r * inner_;
-        double s = 0;
-        for (int64_t p = 0; p < inner_; ++p) s += d[p];
-        (*dv)[r] = float(s);
-      }
+      if (dout.blocked())
+        sum<kChannelBlock>(dout.data(), dv->data(), dout.size());
+      else
+        sum<1>(dout.data(), dv->data(), dout.size());
     }
   }
 
  private:
+  // The maps as rows of inner_ pixels × B channels (B = 1 plain; kChannelBlock blocked: a
+  // sample's blocks follow each other as its channels do in v), v's B values per row.
+  template <int64_t B>
+  void add(const float* x, const float* v, float* y, int64_t size) const {
+    for (int64_t r = 0; r < size / (inner_ * B); ++r) {
+      const float* vr = v + r * B;
+      const float* xr = x + r * inner_ * B;
+      float* yr = y + r * inner_ * B;
+      for (int64_t p = 0; p < inner_; ++p)
+        for (int64_t j = 0; j < B; ++j) yr[p * B + j] = xr[p * B + j] + vr[j];
+    }
+  }
+  template <int64_t B>
+  void sum(const float* dy, float* dv, int64_t size) const {
+    for (int64_t r = 0; r < size / (inner_ * B); ++r) {
+      const float* d = dy + r * inner_ * B;
+      double s[B] = {};
+      for (int64_t p = 0; p < inner_; ++p)
+        for (int64_t j = 0; j < B; ++j) s[j] += d[p * B + j];
+      for (int64_t j = 0; j < B; ++j) dv[r * B + j] = float(s[j]);
+    }
+  }
+
   int maps_ = 0;
   int64_t channels_ = 0, inner_ = 1;
 };
