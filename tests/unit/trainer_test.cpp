@@ -404,3 +404,37 @@ TEST(FitLoop, AStageThatTrainsNothingIsRefused) {
   // The freeze lasted for that stage only.
   EXPECT_EQ(a.model->trainable_params().size(), 2u);
 }
+
+// On several ranks each rank packs the gradients into its all-reduce buckets in the order the
+// model hands them over, so that order must be the same on every rank: the layers from the
+// output down, each layer's parameters in the order it declared them, a shared parameter once —
+// never an order that depends on where the parameters sit in memory.
+TEST(DataParallel, GradientsAreHandedOverInTheLayersOrder) {
+  struct Recorder : GradientReducer {
+    std::vector<std::string> names;
+    void gradient_ready(Param& p) override { names.push_back(p.name); }
+  };
+  auto m = models_from_yaml(
+      "m: {input: [6], layers: [{type: dense, units: 5}, {type: batch_norm}, "
+      "{type: dense, units: 4, activation: relu}, {type: dense, units: 2}]}",
+      {"m"})[0];
+  for (auto& p : m->params()) {
+    p->grad.resize(p->value.shape());
+    p->grad.zero();
+  }
+  Recorder r;
+  RunContext rc;
+  rc.training = true;
+  rc.ranks = &r;
+  Tensor x = filled({3, 6}, 0.3f);
+  for (int pass = 0; pass < 2; ++pass) {
+    r.names.clear();
+    m->forward(rc, {&x});
+    m->seed_grad(m->output_node()).fill(1.f);
+    m->backward(rc);
+    EXPECT_EQ(r.names, (std::vector<std::string>{"m.dense_3.kernel", "m.dense_3.bias",
+                                                 "m.dense_2.kernel", "m.dense_2.bias",
+                                                 "m.batch_norm_1.gamma", "m.batch_norm_1.beta",
+                                                 "m.dense_1.kernel", "m.dense_1.bias"}));
+  }
+}

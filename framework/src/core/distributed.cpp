@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "loom/error.hpp"
@@ -54,6 +56,7 @@ class MpiReducer : public GradientReducer {
     std::vector<MPI_Request> requests;
     for (auto& b : buckets_) requests.push_back(b.request);
     MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+    check_same_packing();
     float scale = 1.f / float(g_world);
     for (auto& b : buckets_) {
       size_t at = 0;
@@ -136,7 +139,9 @@ class MpiReducer : public GradientReducer {
     for (Param* p : waiting_) {
       std::copy(p->grad.data(), p->grad.data() + p->grad.size(), b.data.data() + at);
       at += size_t(p->grad.size());
+      packing_ = mix(mix(packing_, std::hash<std::string>()(p->name)), uint64_t(p->grad.size()));
     }
+    packing_ = mix(packing_, buckets_.size());
     b.params = std::move(waiting_);
     waiting_.clear();
     waiting_floats_ = 0;
@@ -144,6 +149,25 @@ class MpiReducer : public GradientReducer {
     Bucket& s = buckets_.back();
     MPI_Iallreduce(MPI_IN_PLACE, s.data.data(), int(s.data.size()), MPI_FLOAT, MPI_SUM,
                    MPI_COMM_WORLD, &s.request);
+  }
+
+  static uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h;
+  }
+
+  // Every rank must have packed the same parameters in the same order, or the all-reduce added
+  // one parameter's gradient to another's: a digest of this step's packing, compared over the
+  // ranks, turns such a fault (a defect in Loom or a plugin, never the user's) into an error
+  // instead of a silently wrong run.
+  void check_same_packing() {
+    uint64_t v[2] = {packing_, ~packing_};
+    packing_ = 0;
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (v[0] != ~v[1])
+      throw Error(
+          "the ranks sent their gradients in different orders in one step; this is a "
+          "defect of Loom or of a layer plugin, please report it with the pipeline");
   }
 
   // MPI moves non-blocking collectives along only inside MPI calls: one test of the started
@@ -158,6 +182,7 @@ class MpiReducer : public GradientReducer {
 
   std::vector<Param*> waiting_;
   int64_t waiting_floats_ = 0;
+  uint64_t packing_ = 0;  // digest of this step's buckets: parameter names, sizes, boundaries
   std::set<Param*> sent_;
   std::deque<Bucket> buckets_;
   std::vector<std::vector<float>> spare_;

@@ -294,12 +294,15 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
   }
   if (ctx.ranks && complete_at_.size() != n) {
     // A parameter used by several nodes (tied weights) is complete after the lowest of them.
-    std::map<Param*, size_t> last;
+    // Listed in the nodes' own order: every rank packs its buckets in this order, so it must not
+    // depend on where the parameters happen to sit in memory (an order by address differed
+    // between ranks now and then, and the all-reduce then added one parameter's gradient to
+    // another's).
+    std::set<Param*> seen;
+    complete_at_.assign(n, {});
     for (size_t i = 0; i < n; ++i)
       for (auto& p : nodes_[i].params)
-        if (!last.count(p.get())) last[p.get()] = i;
-    complete_at_.assign(n, {});
-    for (auto& [p, i] : last) complete_at_[i].push_back(p);
+        if (seen.insert(p.get()).second) complete_at_[i].push_back(p.get());
   }
   // Plain seeds of blocked nodes, converted into the gradient (through the node's scratch buffer,
   // free until its consumers' backward passes).
