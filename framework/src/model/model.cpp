@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <map>
 #include <set>
 #include <sstream>
 
