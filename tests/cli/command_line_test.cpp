@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "config/overrides.hpp"
@@ -184,6 +185,37 @@ TEST(CommandLine, SetTypoIsAnErrorWithTheClosestKey) {
   r = run_loom({"validate", stacked(), "--set", "stages.train.epoch=3"});
   EXPECT_NE(r.err.find("stages.train.epoch: unknown key 'epoch' (did you mean 'epochs'?)"),
             std::string::npos)
+      << r.err;
+  // A value an override gave is located at the override, not at a line of the file, and an
+  // error about a value of the file still names its line.
+  r = run_loom({"validate", stacked(), "--set", "stages.train.epoch=3"});
+  EXPECT_NE(r.err.find("error: --set 'stages.train.epoch=3': stages.train.epoch:"),
+            std::string::npos)
+      << r.err;
+  r = run_loom({"validate", stacked(), "--set", "stages.train.epochs=2", "--set",
+                "stages.train.optimizer={type: sgd, lr: -1}"});
+  EXPECT_NE(r.err.find("error: --set 'stages.train.optimizer={type: sgd, lr: -1}': "
+                       "stages.train.optimizer.lr: must be >= 0, got -1"),
+            std::string::npos)
+      << r.err;
+  r = run_loom(
+      {"validate", stacked(), "--set", "models.encoder.layers[1]={type: dense, units: 0}"});
+  EXPECT_NE(r.err.find("error: --set 'models.encoder.layers[1]={type: dense, units: 0}': "
+                       "models.encoder.layers[1].units: must be >= 1, got 0"),
+            std::string::npos)
+      << r.err;
+  std::string bad = temp_dir("set-located") + "/bad.yaml";
+  {
+    std::ifstream in(stacked());
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string t = text.str();
+    size_t at = t.find("epochs: 20");
+    ASSERT_NE(at, std::string::npos);
+    std::ofstream(bad) << t.replace(at, 10, "epochs: -3");
+  }
+  r = run_loom({"validate", bad, "--set", "stages.train.batch_size=8"});
+  EXPECT_NE(r.err.find(bad + ":32:13: stages.train.epochs: must be >= 1"), std::string::npos)
       << r.err;
   // A correct override still works, including a parameter the file leaves to its default.
   r = run_loom({"validate", stacked(), "--set", "stages.train.epochs=3", "--set",

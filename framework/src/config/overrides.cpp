@@ -1,6 +1,8 @@
 #include "config/overrides.hpp"
 
+#include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "config/yaml_util.hpp"
 #include "loom/error.hpp"
@@ -63,9 +65,19 @@ const char* what_it_is(const YAML::Node& n) {
   return "a single value";
 }
 
+// Where each pipeline's overrides were parsed: lines [first, last] of the file's path, the
+// override's text. One list per path, replaced at each load, so it stays as small as the
+// command line.
+struct Placed {
+  int first, last;
+  std::string text;
+};
+std::mutex g_placed_mutex;
+std::map<std::string, std::vector<Placed>> g_placed;
+
 }  // namespace
 
-void apply_override(YAML::Node root, const std::string& text) {
+void apply_override(YAML::Node root, const std::string& text, int line) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0)
     throw Error("--set " + text + ": expected key.path=value (e.g. stages.train.epochs=3)");
@@ -74,7 +86,7 @@ void apply_override(YAML::Node root, const std::string& text) {
   std::vector<Step> steps = parse_key(text, key);
   YAML::Node value;
   try {
-    value = YAML::Load(value_text);
+    value = YAML::Load(std::string(size_t(std::max(line, 0)), '\n') + value_text);
   } catch (const YAML::Exception& e) {
     throw bad("the value '" + value_text + "' is not valid YAML (" + e.msg + ")");
   }
@@ -140,8 +152,31 @@ void apply_override(YAML::Node root, const std::string& text) {
   }
 }
 
-void apply_overrides(YAML::Node root, const std::vector<std::string>& overrides) {
-  for (auto& o : overrides) apply_override(root, o);
+void apply_overrides(YAML::Node root, const std::vector<std::string>& overrides,
+                     const std::string& file, int lines) {
+  std::vector<Placed> placed;
+  int line = file.empty() ? 0 : lines + 1;
+  for (auto& o : overrides) {
+    int last = line + int(std::count(o.begin(), o.end(), '\n'));
+    if (!file.empty()) placed.push_back({line, last, o});
+    apply_override(root, o, file.empty() ? 0 : line);
+    if (!file.empty()) line = last + 2;
+  }
+  if (file.empty()) return;
+  std::lock_guard<std::mutex> lock(g_placed_mutex);
+  if (placed.empty())
+    g_placed.erase(file);
+  else
+    g_placed[file] = std::move(placed);
+}
+
+std::string override_at(const std::string& file, int line) {
+  std::lock_guard<std::mutex> lock(g_placed_mutex);
+  auto it = g_placed.find(file);
+  if (it == g_placed.end()) return "";
+  for (auto& p : it->second)
+    if (line >= p.first && line <= p.last) return p.text;
+  return "";
 }
 
 }  // namespace loom

@@ -2,6 +2,7 @@
 #include <functional>
 #include <sstream>
 
+#include "config/overrides.hpp"
 #include "config/yaml_util.hpp"
 
 namespace loom {
@@ -15,6 +16,8 @@ void Problems::raise_if_any() const {
 
 Location location_of(const YAML::Node& node, const std::string& file) {
   if (!node.IsDefined() || node.Mark().is_null()) return Location{file, 0, 0};
+  std::string set = override_at(file, node.Mark().line);
+  if (!set.empty()) return Location{"--set '" + set + "'", 0, 0};
   return Location{file, node.Mark().line + 1, node.Mark().column + 1};
 }
 
@@ -274,8 +277,9 @@ void check_params(const YAML::Node& node, const Spec& spec, const std::string& f
     const ParamSpec* p = spec.find(key);
     if (!p) {
       if (!spec.open)
-        problems.add(location_of(it->first, file), join_path(path, key),
-                     "unknown key '" + key + "'" + suggestion(key, names));
+        // A key an override added has no place in the file; its value has (the override).
+        problems.add(location_of(it->first.Mark().is_null() ? it->second : it->first, file),
+                     join_path(path, key), "unknown key '" + key + "'" + suggestion(key, names));
       continue;
     }
     std::string why = check_value(it->second, *p);

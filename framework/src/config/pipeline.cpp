@@ -1,5 +1,6 @@
 #include "config/pipeline.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,18 @@ namespace fs = std::filesystem;
 
 namespace loom {
 namespace {
+
+// How many lines the file has (overrides are parsed as if below them).
+int lines_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  int64_t n = 1;
+  char buf[1 << 14];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    n += std::count(buf, buf + in.gcount(), '\n');
+    if (n > (int64_t(1) << 30)) break;
+  }
+  return int(n);
+}
 
 void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path,
                       Problems& problems) {
@@ -49,7 +62,7 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
                 "a pipeline is a mapping with 'models', 'stages', ...");
   check_duplicates(pf.root, path, "", problems);
   problems.raise_if_any();
-  apply_overrides(pf.root, overrides);
+  apply_overrides(pf.root, overrides, path, lines_of(path));
 
   Spec top;
   top.add("name", Type::String).doc("pipeline name (default: the file name)");
