@@ -67,7 +67,8 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .choices({"auto", "leading", "trailing", "linspace", "karras", "logsnr"})
       .doc(
           "ddim / dpm_solver_pp time steps: auto (karras for dpm_solver_pp, trailing for ddim: "
-          "the best of each measured on the chapter's UNet), trailing (T, T-T/S, ...: from pure noise), leading "
+          "the best of each measured on the chapter's UNet), trailing (T, T-T/S, ...: from pure "
+          "noise), leading "
           "(1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not yet noise alone), "
           "linspace (T to 1 evenly: from pure noise, the last step at t = 1), karras (noise "
           "levels sigma = noise/signal from min(sigma(T), 80) to sigma(1), evenly in "
@@ -253,7 +254,7 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
     for (int64_t t : shown) frame_names->push_back("t=" + std::to_string(t));
     frame_names->push_back("t=0");
   }
-  int64_t first = 0, rows = 0;
+  int64_t first = 0, rows = 0, made = 0;
   Denoiser recording = [&](const Tensor& xt, int64_t t, Tensor& pred) {
     auto it = std::find(shown.begin(), shown.end(), t);
     if (it != shown.end())
@@ -273,7 +274,9 @@ Tensor generate_images(Model& m, const DiffusionSetup& d, int64_t n, uint64_t se
     for (int64_t i = 0; i < rows; ++i)
       std::copy(x.data() + i * per, x.data() + (i + 1) * per,
                 out.data() + ((first + i) * keep + keep - 1) * per);
-    if (progress) progress->done(first + rows);
+    // On several ranks this rank's share, scaled to the whole job: every rank makes about as many.
+    made += rows;
+    if (progress) progress->done(std::min(n, made * (ranks ? ranks->world() : 1)));
   }
   if (ranks) ranks->gather_rows(out.data(), n, batch_size, keep * per);
   return out;
