@@ -155,6 +155,28 @@ TEST(PluginLoading, ExceptionInALayerIsLocated) {
   EXPECT_EQ(r.err.find("terminate"), std::string::npos) << r.err;
 }
 
+// A plugin library is part of what a finished stage was made with: --resume reuses the stage
+// while the library's bytes are the same and trains it again once the library was rebuilt.
+TEST(PluginLoading, ARebuiltPluginRunsItsStagesAgain) {
+  std::string dir = temp_dir("plug-rebuilt");
+  std::string lib = dir + "/libtest_scale_layer.so";
+  fs::copy_file(plugin("test_scale_layer"), lib);
+  std::string p = scale_pipeline(dir, "plugins: [" + lib + "]\n");
+  std::vector<std::string> args{"run", p, "--out", dir + "/run", "--resume"};
+  CliResult r = run_loom(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_loom(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stage train: reused (finished "), std::string::npos) << r.out;
+  std::ofstream(lib, std::ios::app) << "rebuilt";  // other bytes, the same library to the loader
+  r = run_loom(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stage train: runs (plugin library 'libtest_scale_layer.so' changed; "
+                       "continuing from its checkpoint"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST(PluginLoading, PipelinePluginsKeyAndSearchPath) {
   std::string dir = temp_dir("plug");
   // Named by the pipeline.

@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 
 #include "output/safetensors.hpp"
+#include "plugin/plugins.hpp"
 #include "stage/run_folder.hpp"
 #include "stage/runtime.hpp"
 
@@ -159,6 +162,29 @@ std::vector<std::string> Runtime::datasets_read(const StageDecl& s) const {
   return out;
 }
 
+namespace {
+
+// The plugin libraries that registered types from outside Loom's own plugin folder, by file
+// name, each with the fingerprint of its bytes.
+std::map<std::string, std::string> third_party_plugins(const Registry& registry) {
+  std::set<std::string> libraries;
+  const std::string builtin = builtin_plugin_dir();
+  for (const TypeInfo* t : registry.all())
+    if (!t->library.empty() &&
+        (builtin.empty() || fs::path(t->library).parent_path() != fs::path(builtin)))
+      libraries.insert(t->library);
+  std::map<std::string, std::string> out;
+  for (auto& lib : libraries) {
+    std::ifstream in(lib, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    out[fs::path(lib).filename().string()] = fingerprint(bytes.str());
+  }
+  return out;
+}
+
+}  // namespace
+
 StageInputs Runtime::stage_inputs(const StageDecl& s) const {
   StageInputs in;
   YAML::Node entry = YAML::Clone(file_.root["stages"][s.name]);
@@ -194,6 +220,7 @@ StageInputs Runtime::stage_inputs(const StageDecl& s) const {
   }
   in.seed = std::to_string(file_.seed);
   in.version = loom_version();
+  in.plugins = third_party_plugins(registry());
   in.options = opt_.subset > 0 ? std::to_string(opt_.subset) : "";
   if (file_.precision != "fp32") in.options += (in.options.empty() ? "" : ", ") + file_.precision;
   if (opt_.epochs > 0) epochs = std::to_string(opt_.epochs);

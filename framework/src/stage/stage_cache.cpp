@@ -19,9 +19,11 @@ namespace {
 const char* kFile = "stages.json";
 
 nlohmann::json to_json(const StageInputs& in) {
-  return {{"entry", in.entry},     {"models", in.models}, {"datasets", in.datasets},
-          {"after", in.after},     {"seed", in.seed},     {"version", in.version},
-          {"options", in.options}, {"length", in.length}};
+  nlohmann::json j{{"entry", in.entry},     {"models", in.models}, {"datasets", in.datasets},
+                   {"after", in.after},     {"seed", in.seed},     {"version", in.version},
+                   {"options", in.options}, {"length", in.length}};
+  if (!in.plugins.empty()) j["plugins"] = in.plugins;
+  return j;
 }
 
 StageInputs from_json(const nlohmann::json& j) {
@@ -34,6 +36,7 @@ StageInputs from_json(const nlohmann::json& j) {
   in.version = j.at("version").get<std::string>();
   in.options = j.at("options").get<std::string>();
   in.length = j.at("length").get<std::string>();
+  if (j.contains("plugins")) in.plugins = j.at("plugins").get<std::map<std::string, std::string>>();
   return in;
 }
 
@@ -64,6 +67,7 @@ std::string StageInputs::key() const {
   for (auto& [k, v] : models) o << "model " << k << " " << v << "\n";
   for (auto& [k, v] : datasets) o << "dataset " << k << " " << v << "\n";
   for (auto& [k, v] : after) o << "after " << k << " " << v << "\n";
+  for (auto& [k, v] : plugins) o << "plugin " << k << " " << v << "\n";
   return fingerprint(o.str());
 }
 
@@ -132,6 +136,8 @@ StageChange what_changed(const StageInputs& now, const StageInputs& before) {
     return {"model '" + m + "' changed", false};
   if (now.version != before.version)
     return {"Loom version changed (" + before.version + " -> " + now.version + ")", false};
+  if (std::string p = first_difference(now.plugins, before.plugins); !p.empty())
+    return {"plugin library '" + p + "' changed", false};
   return {};
 }
 

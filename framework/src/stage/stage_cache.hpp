@@ -16,7 +16,11 @@ struct StageInputs {
   std::map<std::string, std::string> models;    // the models it names, and those they include
   std::map<std::string, std::string> datasets;  // the dataset entries it reads, and their files
   std::map<std::string, std::string> after;     // the stages it comes after: their keys
-  std::string seed, version, options;           // the pipeline's seed, Loom's version, --subset and precision
+  std::string seed, version,
+      options;  // the pipeline's seed, Loom's version, --subset and precision
+  // Plugin libraries from outside Loom's own plugin folder: file name -> content fingerprint
+  // (a rebuilt plugin is new code, as a new Loom version is).
+  std::map<std::string, std::string> plugins;
   // How long it trains (epochs, --max-steps): a change continues the stage from its checkpoint.
   std::string length;
   // The fingerprint of everything but `length`.
