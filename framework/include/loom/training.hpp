@@ -56,7 +56,9 @@ class LOOM_API GradientReducer {
   // run backward; reduce_gradients() then finishes it. A parameter gets its gradient from one
   // backward pass per step: a recipe that runs backward twice over the same parameters before
   // stepping them clears RunContext::ranks for all but the last pass (the MPI reducer refuses a
-  // gradient handed over twice).
+  // gradient handed over twice). Every rank must hand its parameters over in the same order
+  // (the MPI reducer packs them into buckets in that order, and checks a digest of it each
+  // step): an order from the model's structure, never from addresses or hash tables.
   virtual void gradient_ready(Param& p) { (void)p; }
   // Replaces each loss term by its mean over the ranks (what every rank then logs).
   virtual void reduce_terms(LossTerms& terms) { (void)terms; }
