@@ -154,13 +154,16 @@ void apply_override(YAML::Node root, const std::string& text, int line) {
 
 void apply_overrides(YAML::Node root, const std::vector<std::string>& overrides,
                      const std::string& file, int lines) {
+  // A file of over a million lines (no pipeline has that many) is not worth as many newlines
+  // in front of each value: its overrides stay unlocated.
+  const bool locate = !file.empty() && lines >= 0 && lines < (1 << 20);
   std::vector<Placed> placed;
-  int line = file.empty() ? 0 : lines + 1;
+  int line = locate ? lines + 1 : 0;
   for (auto& o : overrides) {
     int last = line + int(std::count(o.begin(), o.end(), '\n'));
-    if (!file.empty()) placed.push_back({line, last, o});
-    apply_override(root, o, file.empty() ? 0 : line);
-    if (!file.empty()) line = last + 2;
+    if (locate) placed.push_back({line, last, o});
+    apply_override(root, o, locate ? line : 0);
+    if (locate) line = last + 2;
   }
   if (file.empty()) return;
   std::lock_guard<std::mutex> lock(g_placed_mutex);
