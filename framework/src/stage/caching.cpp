@@ -168,10 +168,11 @@ namespace {
 // name, each with the fingerprint of its bytes.
 std::map<std::string, std::string> third_party_plugins(const Registry& registry) {
   std::set<std::string> libraries;
-  const std::string builtin = builtin_plugin_dir();
+  std::error_code ec;
+  const fs::path builtin = fs::weakly_canonical(builtin_plugin_dir(), ec);
   for (const TypeInfo* t : registry.all())
     if (!t->library.empty() &&
-        (builtin.empty() || fs::path(t->library).parent_path() != fs::path(builtin)))
+        fs::weakly_canonical(fs::path(t->library), ec).parent_path() != builtin)
       libraries.insert(t->library);
   std::map<std::string, std::string> out;
   for (auto& lib : libraries) {
