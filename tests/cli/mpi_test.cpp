@@ -168,6 +168,26 @@ TEST(Mpi, AFailingRankStopsEveryRank) {
   }
 }
 
+// Ranks whose gradients would be packed in different orders (here a plugin layer that declares
+// its parameters in a rank-dependent order) stop at the first step with an error, instead of
+// adding one parameter's gradient to another's.
+TEST(Mpi, RanksThatPackGradientsDifferentlyStop) {
+  std::string dir = temp_dir("mpi-misorder");
+  CliResult r = run_mpi(2, {"run", faulty_pipeline(dir, "misorder", 1), "--out", dir + "/run",
+                            "--subset", "640", "--threads", "1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 124) << "timed out: the ranks hung";
+  EXPECT_NE(r.err.find("stage 'train', epoch 1, step 1: the ranks sent their gradients in "
+                       "different orders in one step"),
+            std::string::npos)
+      << r.err;
+  // The same pipeline on one process (no ranks to disagree) trains.
+  CliResult one = run_loom({"run", faulty_pipeline(dir, "misorder", 1), "--out", dir + "/one",
+                            "--subset", "640", "--epochs", "1", "--threads", "1"});
+  EXPECT_EQ(one.exit_code, 0) << one.err;
+  fs::remove_all(dir);
+}
+
 // A run begun on two ranks (batch 16 each) continues on one process (batch 32) as one process
 // would have trained it throughout.
 TEST(Mpi, ResumeContinuesWithAnotherNumberOfRanks) {
