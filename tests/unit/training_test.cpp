@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "config/yaml_util.hpp"
+#include "data/loader.hpp"
 #include "loom/create.hpp"
 #include "loom/loss.hpp"
 #include "loom/optimizer.hpp"
@@ -235,3 +236,30 @@ TEST(Training, EarlyStoppingAndBestCheckpoint) {
 }
 
 }  // namespace
+
+// The augmentation a runtime attaches to a dataset lives as long as that dataset: a later
+// dataset, even one the allocator places at the freed one's address (which it usually does for
+// an allocation of the same size right after the free), has none.
+TEST(DataLoader, AugmentationBelongsToItsDatasetOnly) {
+  auto make = [] {
+    // Allocated apart from its control block, so that its memory is freed with the last owner.
+    std::shared_ptr<loom::Dataset> d(new loom::Dataset);
+    d->sample_shape = {2};
+    d->count = 1;
+    d->x = {0.f, 1.f};
+    return d;
+  };
+  auto t = std::make_shared<loom::Transform>();
+  std::shared_ptr<loom::Dataset> first = make();
+  loom::set_transform(first, t);
+  loom::DataSplit split;
+  split.data = first;
+  EXPECT_EQ(loom::transform_of(split), t);
+  const loom::Dataset* where = first.get();
+  split.data.reset();
+  first.reset();
+  std::shared_ptr<loom::Dataset> second = make();
+  split.data = second;
+  EXPECT_EQ(loom::transform_of(split), nullptr)
+      << (second.get() == where ? "at the freed dataset's address" : "elsewhere");
+}

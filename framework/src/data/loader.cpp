@@ -17,9 +17,17 @@
 namespace loom {
 
 namespace {
+// By address, with the dataset itself watched: an entry whose dataset is gone is dropped, so a
+// new dataset that happens to be allocated at a freed one's address never inherits its
+// augmentation, and a process that builds many pipelines (tests, the fuzzers) keeps no
+// transforms of datasets long gone.
+struct Attached {
+  std::weak_ptr<const Dataset> data;
+  std::shared_ptr<const Transform> transform;
+};
 std::mutex transforms_mutex;
-std::map<const Dataset*, std::shared_ptr<const Transform>>& transforms() {
-  static std::map<const Dataset*, std::shared_ptr<const Transform>> m;
+std::map<const Dataset*, Attached>& transforms() {
+  static std::map<const Dataset*, Attached> m;
   return m;
 }
 }  // namespace
@@ -27,12 +35,19 @@ std::map<const Dataset*, std::shared_ptr<const Transform>>& transforms() {
 std::shared_ptr<const Transform> transform_of(const DataSplit& split) {
   std::lock_guard<std::mutex> lock(transforms_mutex);
   auto it = transforms().find(split.data.get());
-  return it == transforms().end() ? nullptr : it->second;
+  if (it == transforms().end()) return nullptr;
+  if (it->second.data.lock() != split.data) {
+    transforms().erase(it);
+    return nullptr;
+  }
+  return it->second.transform;
 }
 
-void set_transform(const Dataset* data, std::shared_ptr<const Transform> t) {
+void set_transform(const std::shared_ptr<const Dataset>& data, std::shared_ptr<const Transform> t) {
   std::lock_guard<std::mutex> lock(transforms_mutex);
-  transforms()[data] = std::move(t);
+  for (auto it = transforms().begin(); it != transforms().end();)
+    it = it->second.data.expired() ? transforms().erase(it) : std::next(it);
+  transforms()[data.get()] = Attached{data, std::move(t)};
 }
 
 struct BatchLoader::Shared {

@@ -51,9 +51,11 @@ class LOOM_API BatchLoader {
   std::thread thread_;
 };
 
-// The transform chain attached to a split's dataset by the runtime (null when none).
+// The transform chain attached to a split's dataset by the runtime (null when none). Held for
+// as long as the dataset lives: a later dataset at the same address has none.
 LOOM_API std::shared_ptr<const Transform> transform_of(const DataSplit& split);
-LOOM_API void set_transform(const Dataset* data, std::shared_ptr<const Transform> t);
+LOOM_API void set_transform(const std::shared_ptr<const Dataset>& data,
+                            std::shared_ptr<const Transform> t);
 
 // Fills `b` with the samples order[first, first + n) (no threads; used by the loader and
 // by inference code).

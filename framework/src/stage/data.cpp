@@ -38,7 +38,7 @@ std::shared_ptr<const Dataset> Runtime::load_dataset(DatasetDecl& d) {
     data->class_names = known_class_names(data->origin);
   if (d.transform) {
     d.transform->num_classes = data->num_classes;
-    set_transform(data.get(), d.transform);
+    set_transform(data, d.transform);
   }
   d.loaded = data;
   return data;
