@@ -68,12 +68,11 @@ void declare_diffusion(Spec& s, const std::string& default_sampler, const std::s
       .doc(
           "ddim / dpm_solver_pp time steps: auto (karras for dpm_solver_pp, trailing for ddim: "
           "the best of each measured on the chapter's UNet), trailing (T, T-T/S, ...: from pure "
-          "noise), leading "
-          "(1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not yet noise alone), "
-          "linspace (T to 1 evenly: from pure noise, the last step at t = 1), karras (noise "
-          "levels sigma = noise/signal from min(sigma(T), 80) to sigma(1), evenly in "
-          "sigma^(1/7): every step where the image forms) or logsnr (from leading's first step "
-          "to 1, evenly in log(signal/noise))");
+          "noise), leading (1, 1+T/S, ...: starts from noise at T-T/S+1, where the image is not "
+          "yet noise alone), linspace (T to 1 evenly: from pure noise, the last step at t = 1), "
+          "karras (noise levels sigma = noise/signal from min(sigma(T), 80) to sigma(1), evenly "
+          "in sigma^(1/7): every step where the image forms) or logsnr (from leading's first "
+          "step to 1, evenly in log(signal/noise))");
   s.add("clip", Type::Bool)
       .def("true")
       .doc("ddim / dpm_solver_pp: clip each predicted clean image to the data's range");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -14,18 +15,6 @@ namespace fs = std::filesystem;
 
 namespace loom {
 namespace {
-
-// How many lines the file has (overrides are parsed as if below them).
-int lines_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  int64_t n = 1;
-  char buf[1 << 14];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    n += std::count(buf, buf + in.gcount(), '\n');
-    if (n > (int64_t(1) << 30)) break;
-  }
-  return int(n);
-}
 
 void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path,
                       Problems& problems) {
@@ -55,14 +44,24 @@ PipelineFile load_pipeline(const std::string& path, const std::vector<std::strin
   pf.path = path;
   if (!fs::exists(path)) throw Error(path + ": pipeline file not found");
   if (fs::is_directory(path)) throw Error(path + ": is a folder, not a pipeline file");
-  pf.root = load_yaml_file(path);
+  // Read once: parsed here, and its line count places the overrides' values below its last line.
+  std::string text;
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (!in) throw Error(path + ": cannot read the file");
+    text = bytes.str();
+  }
+  pf.root = load_yaml_text(text, path);
   Problems problems;
   if (!pf.root.IsMap())
     throw Error(location_of(pf.root, path), "",
                 "a pipeline is a mapping with 'models', 'stages', ...");
   check_duplicates(pf.root, path, "", problems);
   problems.raise_if_any();
-  apply_overrides(pf.root, overrides, path, lines_of(path));
+  int64_t lines = 1 + std::count(text.begin(), text.end(), '\n');
+  apply_overrides(pf.root, overrides, path, int(std::min<int64_t>(lines, INT32_MAX)));
 
   Spec top;
   top.add("name", Type::String).doc("pipeline name (default: the file name)");

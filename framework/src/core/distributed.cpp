@@ -7,12 +7,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
-#include <functional>
 #include <set>
-#include <string>
 #include <vector>
 
 #include "loom/error.hpp"
+#include "loom/rng.hpp"
 
 namespace loom::distributed {
 namespace {
@@ -139,7 +138,7 @@ class MpiReducer : public GradientReducer {
     for (Param* p : waiting_) {
       std::copy(p->grad.data(), p->grad.data() + p->grad.size(), b.data.data() + at);
       at += size_t(p->grad.size());
-      packing_ = mix(mix(packing_, std::hash<std::string>()(p->name)), uint64_t(p->grad.size()));
+      packing_ = mix(mix(packing_, hash_string(p->name)), uint64_t(p->grad.size()));
     }
     packing_ = mix(packing_, buckets_.size());
     b.params = std::move(waiting_);

@@ -38,10 +38,18 @@ Model::Model(std::string name, std::vector<ModelNode> nodes, std::vector<int> in
   for (size_t i = 0; i < n; ++i) frozen_[i] = nodes_[i].frozen;
   layouts_on_ = blocked_default;
   consumers_.resize(n);
+  complete_at_.resize(n);
+  // Each parameter at its first use: the order of params(), and the node whose backward pass
+  // completes its gradient (a parameter used by several nodes, tied weights, is complete after
+  // the lowest of them). On several ranks the gradients are handed over in this order, so it
+  // must come from the model's structure, never from where parameters sit in memory.
   std::set<Param*> seen;
   for (size_t i = 0; i < n; ++i) {
     for (auto& p : nodes_[i].params)
-      if (seen.insert(p.get()).second) params_.push_back(p);
+      if (seen.insert(p.get()).second) {
+        params_.push_back(p);
+        complete_at_[i].push_back(p.get());
+      }
     for (int j : nodes_[i].inputs) consumers_[j].push_back(int(i));
   }
 }
@@ -290,18 +298,6 @@ void Model::backward(const RunContext& ctx, bool input_grads) {
       for (int j : nodes_[i].inputs) t |= trainable_below_[j];
     }
     trainable_below_[i] = t;
-  }
-  if (ctx.ranks && complete_at_.size() != n) {
-    // A parameter used by several nodes (tied weights) is complete after the lowest of them.
-    // Listed in the nodes' own order: every rank packs its buckets in this order, so it must not
-    // depend on where the parameters happen to sit in memory (an order by address differed
-    // between ranks now and then, and the all-reduce then added one parameter's gradient to
-    // another's).
-    std::set<Param*> seen;
-    complete_at_.assign(n, {});
-    for (size_t i = 0; i < n; ++i)
-      for (auto& p : nodes_[i].params)
-        if (seen.insert(p.get()).second) complete_at_[i].push_back(p.get());
   }
   // Plain seeds of blocked nodes, converted into the gradient (through the node's scratch buffer,
   // free until its consumers' backward passes).

@@ -186,7 +186,8 @@ std::map<std::string, std::string> third_party_plugins(const Registry& registry)
 
 }  // namespace
 
-StageInputs Runtime::stage_inputs(const StageDecl& s) const {
+StageInputs Runtime::stage_inputs(const StageDecl& s,
+                                  const std::map<std::string, std::string>& plugins) const {
   StageInputs in;
   YAML::Node entry = YAML::Clone(file_.root["stages"][s.name]);
   std::string epochs = entry["epochs"] ? entry["epochs"].Scalar() : "";
@@ -221,7 +222,7 @@ StageInputs Runtime::stage_inputs(const StageDecl& s) const {
   }
   in.seed = std::to_string(file_.seed);
   in.version = loom_version();
-  in.plugins = third_party_plugins(registry());
+  in.plugins = plugins;
   in.options = opt_.subset > 0 ? std::to_string(opt_.subset) : "";
   if (file_.precision != "fp32") in.options += (in.options.empty() ? "" : ", ") + file_.precision;
   if (opt_.epochs > 0) epochs = std::to_string(opt_.epochs);
@@ -232,7 +233,8 @@ StageInputs Runtime::stage_inputs(const StageDecl& s) const {
 
 void Runtime::decide_fates() {
   std::vector<StageDecl*> order = stages_in_order();
-  for (StageDecl* s : order) inputs_[s->name] = stage_inputs(*s);
+  const std::map<std::string, std::string> plugins = third_party_plugins(registry());
+  for (StageDecl* s : order) inputs_[s->name] = stage_inputs(*s, plugins);
   for (StageDecl* s : order) fates_[s->name] = Fate::Run;
   if (!opt_.resume) return;
   records_ = read_stage_records(out_dir_);

@@ -161,7 +161,9 @@ class LOOM_API Runtime {
   // Stages in an order where each comes after those it waits for.
   std::vector<StageDecl*> stages_in_order();
   // The fingerprints of a stage's inputs; the stages it comes after must be in `inputs_`.
-  StageInputs stage_inputs(const StageDecl& s) const;
+  // `plugins`: the third-party plugin libraries' fingerprints (the same for every stage).
+  StageInputs stage_inputs(const StageDecl& s,
+                           const std::map<std::string, std::string>& plugins) const;
   // Computes inputs_ and, on --resume, fates_ from the run folder's stages.json; logs each
   // stage's fate and why.
   void decide_fates();
